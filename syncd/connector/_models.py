@@ -1,0 +1,118 @@
+"""Data passed between connectors and the engine.
+
+Remote records carry the app's own field shape (``fields`` is the nested JSON-like dict the app
+returns, e.g. ``{"properties": {"email": ...}}``); the mapping translates paths in it to canonical
+fields. Everything here is immutable and JSON-serialisable so it can be stored and replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ._errors import ConnectorError
+
+#: A cursor is a small JSON object owned by the connector; the engine stores it verbatim.
+Cursor = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRecord:
+    """One record as an app holds it.
+
+    ``version`` is whatever the app offers to detect change (etag, version counter, updated_at
+    string); ``updated_at`` is the app's own last-modified time when it has one (timezone aware).
+    ``deleted`` marks a tombstone: positive evidence that the record was deleted.
+    """
+
+    id: str
+    fields: Mapping[str, Any]
+    version: str | None = None
+    updated_at: datetime | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of changes from ``read_changes``.
+
+    ``cursor`` resumes *after* this page (save it only once the page's effects are committed).
+    ``complete`` is true on the last page of a full listing (``cursor=None`` read) that finished
+    without error: only a complete listing may be used to infer deletes.
+    """
+
+    records: list[RemoteRecord]
+    cursor: Cursor | None
+    complete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WriteItem:
+    """One record to create or update.
+
+    ``fields`` has the app's nested shape and holds only the leaves to write (for an update, only
+    changed fields). ``key`` is the idempotency key of the intent (stable across retries);
+    ``expected_version`` asks for a conditional write when the connector supports it.
+    """
+
+    key: str
+    fields: Mapping[str, Any]
+    id: str | None = None
+    expected_version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The outcome of one ``WriteItem`` (or one delete id): the record as written, or an error."""
+
+    key: str
+    record: RemoteRecord | None = None
+    error: ConnectorError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookHint:
+    """What a verified webhook told us: re-read this record (or use ``record`` if it is complete).
+
+    ``event_id`` de-duplicates deliveries; ``record`` is set only when the payload carries the whole
+    record with a trustworthy version, otherwise the engine re-reads ``record_id``.
+    """
+
+    event_id: str
+    object: str
+    record_id: str
+    deleted: bool = False
+    record: RemoteRecord | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector can do; the engine and the daemon adapt to it."""
+
+    incremental: bool = True
+    full_listing: bool = True
+    webhooks: bool = False
+    create: bool = True
+    update: bool = True
+    delete: bool = True
+    conditional_writes: bool = False
+    tombstones: bool = False
+    batch_size: int = 1
+    requests_per_second: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectType:
+    """An object type the connector serves (``contacts``, ``members``...)."""
+
+    name: str
+    primary_key: str = "id"
+    fields: tuple[str, ...] = field(default_factory=tuple)
+    natural_keys: tuple[str, ...] = field(default_factory=tuple)

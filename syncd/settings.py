@@ -1,0 +1,196 @@
+"""Settings: ``config.toml`` plus ``SYNCD_*`` environment variables (nested with ``__``).
+
+Secrets (tokens, API keys, webhook secrets, the admin token) are ``SecretStr`` and are accepted
+only from the environment or from files named by ``*_file`` keys, never from the TOML file, so a
+config file can be committed and shared. Validation errors are reported as
+``file: key.path: what was expected`` and make the CLI exit with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+#: Keys whose values are secrets: refused in the TOML file (use the environment or a ``*_file`` key).
+SECRET_KEY_PARTS = ("token", "secret", "password", "api_key", "apikey", "client_secret")
+
+
+class ConfigFileError(Exception):
+    """The config file is missing, not TOML, or invalid. ``problems`` are ``file: key: message`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class AppSettings(BaseModel):
+    """One app: which connector, and its settings (validated by the connector's own model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connector: str = Field(
+        description="Connector name, as registered under the syncd.connectors entry points."
+    )
+    settings: dict[str, Any] = Field(default_factory=dict, description="The connector's settings.")
+    poll_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between incremental polls (daemon)."
+    )
+    enabled: bool = Field(
+        default=True, description="Set false to leave the app out without deleting its section."
+    )
+
+
+class DaemonSettings(BaseModel):
+    """Settings of ``syncd run``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Address the webhook and admin server listens on.")
+    port: int = Field(
+        default=8750, ge=0, le=65535, description="Port of the webhook and admin server (0 = any free port)."
+    )
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the admin API (env only)."
+    )
+    full_reconcile_interval: float = Field(
+        default=86400.0, gt=0, description="Seconds between full reconciliations."
+    )
+    poll_jitter: float = Field(
+        default=0.1, ge=0, le=1, description="Random share of the poll interval added as jitter."
+    )
+    webhook_max_bytes: int = Field(default=1_000_000, gt=0, description="Largest webhook body accepted.")
+    drain_timeout: float = Field(default=8.0, gt=0, description="Seconds SIGTERM waits for in-flight writes.")
+    lease_ttl: float = Field(
+        default=30.0, gt=0, description="Seconds before another instance may take over the lease."
+    )
+    changelog_retention_days: int = Field(
+        default=90, gt=0, description="Change-log entries older than this are pruned."
+    )
+
+
+class Settings(BaseSettings):
+    """Everything syncd reads from ``config.toml`` and the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNCD_", env_nested_delimiter="__", extra="forbid")
+
+    state: Path = Field(default=Path("state/syncd.db"), description="Path of the SQLite state store.")
+    mappings: list[Path] = Field(
+        default_factory=lambda: [Path("mappings")], description="Mapping files or folders."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="auto: console on a TTY."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level logged."
+    )
+    apps: dict[str, AppSettings] = Field(
+        default_factory=dict, description="The apps syncd connects, by name."
+    )
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings, description="Settings of `syncd run`.")
+    batch_size: int = Field(
+        default=500, gt=0, description="Most writes sent to one app in one dispatch round."
+    )
+
+    @field_validator("apps")
+    @classmethod
+    def _app_names(cls, apps: dict[str, AppSettings]) -> dict[str, AppSettings]:
+        for name in apps:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"app name {name!r} must be letters, digits, '-' or '_'")
+        return apps
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init kwargs merged below).
+        return (env_settings, init_settings, file_secret_settings)
+
+
+def _find_secrets(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    found = []
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found += _find_secrets(value, path + ".")
+        elif any(part in key.lower() for part in SECRET_KEY_PARTS) and not key.lower().endswith("_file"):
+            found.append(path)
+    return found
+
+
+def _read_secret_files(data: dict[str, Any], base: Path) -> None:
+    """Replace ``foo_file = "path"`` keys by ``foo = <file contents>`` (secrets from files)."""
+    for key in list(data):
+        value = data[key]
+        if isinstance(value, dict):
+            _read_secret_files(value, base)
+        elif (
+            key.endswith("_file")
+            and isinstance(value, str)
+            and any(p in key.lower() for p in SECRET_KEY_PARTS)
+        ):
+            data[key.removesuffix("_file")] = (base / value).read_text().strip()
+            del data[key]
+
+
+def _format_error(source: str, error: ValidationError) -> list[str]:
+    problems = []
+    for err in error.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        problems.append(f"{source}: {loc}: {msg}")
+    return problems
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> Settings:
+    """Load ``path`` (default ``config.toml`` if it exists) merged with ``SYNCD_*`` env variables.
+
+    Relative paths in the file (state, mappings, secret files) are resolved against the file's folder.
+    """
+    file = Path(path) if path is not None else Path("config.toml")
+    data: dict[str, Any] = {}
+    source = str(file)
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigFileError([f"{source}: {exc}"]) from exc
+        secrets = _find_secrets(data)
+        if secrets:
+            raise ConfigFileError(
+                [
+                    f"{source}: {p}: secrets are not read from the config file; set SYNCD_{p.upper().replace('.', '__')} "
+                    f"or use {p.split('.')[-1]}_file = PATH"
+                    for p in secrets
+                ]
+            )
+        try:
+            _read_secret_files(data, file.parent)
+        except OSError as exc:
+            raise ConfigFileError([f"{source}: cannot read secret file: {exc}"]) from exc
+        base = file.parent
+        if "state" in data and isinstance(data["state"], str):
+            data["state"] = str(base / data["state"])
+        if "mappings" in data and isinstance(data["mappings"], list):
+            data["mappings"] = [str(base / m) if isinstance(m, str) else m for m in data["mappings"]]
+    elif required or path is not None:
+        raise ConfigFileError([f"{source}: config file not found"])
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigFileError(_format_error(source, exc)) from exc
