@@ -1,0 +1,22 @@
+"""The sync engine's pure core: merge (reconcile) and plan. No I/O imports here."""
+
+from .model import Candidate, Change, Conflict, Entity, Link, PlannedWrite
+from .plan import baseline_after_write, plan_entity
+from .reconcile import decide, merge_record, new_entity_values, pending_for, roundtrip, same
+
+__all__ = [
+    "Candidate",
+    "Change",
+    "Conflict",
+    "Entity",
+    "Link",
+    "PlannedWrite",
+    "baseline_after_write",
+    "decide",
+    "merge_record",
+    "new_entity_values",
+    "pending_for",
+    "plan_entity",
+    "roundtrip",
+    "same",
+]

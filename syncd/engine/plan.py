@@ -1,0 +1,140 @@
+"""Planning: which writes bring every app in line with an entity's canonical values.
+
+Pure: no I/O. For each app of the mapping, the canonical values are projected through the
+app's outbound transforms and compared with the link's baseline (in canonical form, after a
+round trip through the app's inbound transforms, so lossy-but-stable mappings do not diff
+forever). Only changed fields are written. An app without a link gets a create (the dispatcher
+first looks the natural key up, so an existing record is linked rather than duplicated).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from .model import Entity, Link, PlannedWrite
+from .reconcile import MappingView, roundtrip, same
+
+
+def plan_entity(
+    mapping: MappingView,
+    entity: Entity,
+    links: Mapping[str, Link],
+    *,
+    parked: Collection[str] = (),
+    can_create: Collection[str] | None = None,
+    busy_apps: Collection[str] = (),
+) -> list[PlannedWrite]:
+    """Writes for one entity. ``parked`` fields (open review conflicts) are never written;
+    ``busy_apps`` already have a write in flight for this entity and are planned later."""
+    if entity.state == "deleted":
+        return [
+            PlannedWrite(entity.id, app, "delete", link.remote_id, {}, {}, link.version)
+            for app, link in sorted(links.items())
+            if app not in busy_apps
+        ]
+    if entity.state != "active":
+        return []
+    writes: list[PlannedWrite] = []
+    for app in mapping.apps:
+        if app in busy_apps:
+            continue
+        link = links.get(app)
+        if link is None:
+            write = _plan_create(mapping, entity, app, parked, can_create)
+        else:
+            write = _plan_update(mapping, entity, link, parked)
+        if write is not None:
+            writes.append(write)
+    return writes
+
+
+def _plan_create(
+    mapping: MappingView,
+    entity: Entity,
+    app: str,
+    parked: Collection[str],
+    can_create: Collection[str] | None,
+) -> PlannedWrite | None:
+    if app in entity.excluded or (can_create is not None and app not in can_create):
+        return None
+    if not mapping.in_scope(app, entity.values):
+        return None
+    names = [
+        f
+        for f in mapping.writable(app)
+        if entity.values.get(f) not in (None, "", [])
+        and f not in parked
+        and not _refused_consent(mapping, f, entity, None)
+    ]
+    if not names:
+        return None
+    values = {f: entity.values[f] for f in names}
+    payload = mapping.to_remote(app, entity.values, names)
+    return PlannedWrite(entity.id, app, "create", None, values, payload)
+
+
+def _refused_consent(mapping: MappingView, name: str, entity: Entity, link: Link | None) -> bool:
+    """Never re-subscribe anyone through an API: where an app holds an unsubscribe, syncd only
+    ever withdraws consent there, it never grants it back (re-consent is the person's act)."""
+    if not mapping.is_consent(name) or entity.values.get(name) is not True:
+        return False
+    return link is not None and link.baseline.get(name) is False
+
+
+def _plan_update(
+    mapping: MappingView, entity: Entity, link: Link, parked: Collection[str]
+) -> PlannedWrite | None:
+    readable = set(mapping.readable(link.app))
+    rt = roundtrip(mapping, link.app, entity.values)
+    changed: dict[str, Any] = {}
+    for name in mapping.writable(link.app):
+        if name in parked:
+            continue
+        want = rt.get(name) if name in readable else entity.values.get(name)
+        have = link.baseline.get(name)
+        if same(want, have):
+            continue
+        if name not in link.baseline and want in (None, "", []):
+            continue
+        coerced = link.coerced.get(name)
+        if coerced is not None and same(coerced[0], want) and same(coerced[1], have):
+            continue  # the app keeps its own form of this value; writing again would loop
+        if _refused_consent(mapping, name, entity, link):
+            continue
+        changed[name] = entity.values.get(name)
+    if not changed:
+        return None
+    payload = mapping.to_remote(link.app, entity.values, list(changed))
+    return PlannedWrite(entity.id, link.app, "update", link.remote_id, changed, payload, link.version)
+
+
+def baseline_after_write(
+    mapping: MappingView,
+    link: Link,
+    values: Mapping[str, Any],
+    names: Collection[str],
+    returned: Mapping[str, Any] | None,
+) -> None:
+    """Record in the baseline what the app holds after we wrote fields ``names`` of ``values``.
+
+    ``returned`` is the app record as the write returned it; where the app kept a different form
+    of a value than we sent (server-side normalisation the mapping does not undo), remember the
+    pair so the plan does not write it again and again.
+    """
+    readable = set(mapping.readable(link.app))
+    observed = mapping.to_canonical(link.app, returned) if returned is not None else {}
+    sent = roundtrip(mapping, link.app, values) if readable else {}
+    for name in names:
+        if name in readable and name in observed:
+            kept = observed[name]
+            link.baseline[name] = kept
+            want = sent.get(name, values.get(name))
+            if same(kept, want):
+                link.coerced.pop(name, None)
+            else:
+                link.coerced[name] = [want, kept]
+        elif name in readable and name in sent:
+            link.baseline[name] = sent[name]
+        else:
+            link.baseline[name] = values.get(name)

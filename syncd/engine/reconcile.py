@@ -1,0 +1,250 @@
+"""Field-level three-way merge of one observed remote record into its entity.
+
+Pure: no I/O. For every field the app reports, the observed value is compared with the link's
+baseline (what the app held when we last agreed). Equal means "no change from this app" — the
+single rule that suppresses echoes of our own writes and no-op touches. A change is taken when
+the canonical value has not moved since that baseline; when it has moved too (another app
+changed it meanwhile) the two values conflict and the mapping's policy decides, deterministically
+from (baseline, values, timestamps, mapping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .model import Candidate, Change, Conflict, Entity, Link
+
+
+class Policy(Protocol):
+    @property
+    def policy(self) -> str: ...
+    @property
+    def owner(self) -> str | None: ...
+    @property
+    def priority(self) -> tuple[str, ...]: ...
+
+
+class MappingView(Protocol):
+    """What the engine needs from a compiled mapping (``syncd.mapping.Mapping`` provides it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def apps(self) -> tuple[str, ...]: ...
+    @property
+    def initial_conflict(self) -> str: ...
+    @property
+    def delete_policy(self) -> str: ...
+
+    def readable(self, app: str) -> tuple[str, ...]: ...
+    def writable(self, app: str) -> tuple[str, ...]: ...
+    def kind(self, field: str) -> str: ...
+    def is_consent(self, field: str) -> bool: ...
+    def conflict_policy(self, field: str) -> Policy: ...
+    def to_canonical(self, app: str, raw: Mapping[str, Any]) -> dict[str, Any]: ...
+    def to_remote(
+        self, app: str, canonical: Mapping[str, Any], fields: Collection[str] | None = None
+    ) -> dict[str, Any]: ...
+    def key_of(self, canonical: Mapping[str, Any]) -> str | None: ...
+    def in_scope(self, app: str, canonical: Mapping[str, Any]) -> bool: ...
+
+
+def same(a: Any, b: Any) -> bool:
+    """Value equality as the engine sees it: "" and None are both empty; sets compare sorted."""
+    if a in ("", None) and b in ("", None):
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(str, a)) == sorted(map(str, b))
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    return type(a) is type(b) and bool(a == b)
+
+
+def _order(policy: Policy, apps: Sequence[str]) -> list[str]:
+    return list(policy.priority) + [a for a in apps if a not in policy.priority]
+
+
+def decide(
+    policy: Policy, candidates: Sequence[Candidate], apps: Sequence[str]
+) -> tuple[Candidate | None, str]:
+    """The winning candidate under ``policy`` (None for ``review``) and why. Deterministic."""
+    order = _order(policy, apps)
+    rank = {app: i for i, app in enumerate(order)}
+
+    def by_priority() -> Candidate:
+        return min(candidates, key=lambda c: (rank.get(c.app, len(rank)), c.app))
+
+    if policy.policy == "review":
+        return None, "left for review"
+    if policy.policy == "owner":
+        for cand in candidates:
+            if cand.app == policy.owner:
+                return cand, f"{cand.app} owns the field"
+        return by_priority(), f"owner {policy.owner} not involved; app priority"
+    if policy.policy == "newest":
+        newest = max(candidates, key=lambda c: (c.at or "", -rank.get(c.app, len(rank))))
+        tie = sum(1 for c in candidates if (c.at or "") == (newest.at or "")) > 1
+        return newest, "newest by remote timestamp" + (" (tie broken by app priority)" if tie else "")
+    return by_priority(), "app priority"
+
+
+@dataclass
+class Outcome:
+    """What ingesting one record decided."""
+
+    changes: list[Change] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    #: The entity's canonical values changed: other apps need planning.
+    changed: bool = False
+    #: Review conflicts whose candidate for this app must be refreshed: field -> value.
+    parked_updates: dict[str, Any] = field(default_factory=dict)
+
+
+def _set_merge(current: Any, base: Any, new: Any) -> list[str]:
+    cur, old, now = (set(map(str, v or [])) for v in (current, base, new))
+    return sorted((cur | (now - old)) - (old - now))
+
+
+def merge_record(
+    mapping: MappingView,
+    entity: Entity,
+    link: Link,
+    observed: Mapping[str, Any],
+    observed_at: str | None,
+    *,
+    parked: Collection[str] = (),
+    run: int | None = None,
+) -> Outcome:
+    """Merge ``observed`` (canonical values read from ``link.app``) into ``entity``; update the baseline.
+
+    ``parked`` are fields with an open review conflict: they are not merged, only recorded.
+    """
+    app = link.app
+    out = Outcome()
+    for name in mapping.readable(app):
+        if name not in observed:
+            continue  # absent in the payload is not a change; an explicit None is
+        new = observed[name]
+        known = name in link.baseline
+        base = link.baseline.get(name)
+        link.baseline[name] = new
+        if known and same(new, base):
+            continue
+        link.coerced.pop(name, None)
+        cur = entity.values.get(name)
+        if name in parked:
+            out.parked_updates[name] = new
+            continue
+        if same(new, cur):
+            continue  # identical edit elsewhere, or our own write: nothing to decide
+        prov = entity.provenance.get(name, {})
+        if mapping.kind(name) == "set":
+            merged = _set_merge(cur, base if known else cur, new)
+            if not same(merged, cur):
+                _take(out, entity, name, merged, app, observed_at, run, "set merge of " + app)
+            continue
+        if mapping.is_consent(name) and new is False:
+            _take(
+                out,
+                entity,
+                name,
+                new,
+                app,
+                observed_at,
+                run,
+                f"unsubscribed in {app}: an unsubscribe always wins",
+            )
+            continue
+        if not known and cur is None:
+            _take(out, entity, name, new, app, observed_at, run, f"first value, from {app}")
+            continue
+        if not known and new is None:
+            continue  # the app lacks a value the entity has: the plan fills it in
+        if known and same(cur, base):
+            _take(out, entity, name, new, app, observed_at, run, f"changed in {app}")
+            continue
+        # The canonical value moved too (or this is a first match): a real conflict.
+        other = Candidate(str(prov.get("app") or "syncd"), cur, prov.get("at"))
+        candidates = [other, Candidate(app, new, observed_at)]
+        policy = mapping.conflict_policy(name)
+        if not known and mapping.initial_conflict == "review":
+            winner, why = None, "values differ at first match: left for review"
+        else:
+            winner, why = decide(policy, candidates, mapping.apps)
+        if winner is None:
+            out.conflicts.append(Conflict(entity.id, name, candidates, policy.policy, "open"))
+            out.changes.append(
+                Change(entity.id, name, cur, new, app, "conflict: " + why, {"candidates": _cands(candidates)})
+            )
+            continue
+        out.conflicts.append(Conflict(entity.id, name, candidates, policy.policy, "auto", winner.app))
+        detail = {"candidates": _cands(candidates), "winner": winner.app}
+        for loser in candidates:
+            if loser is not winner:
+                out.changes.append(
+                    Change(
+                        entity.id, name, winner.value, loser.value, loser.app, f"conflict lost: {why}", detail
+                    )
+                )
+        if winner.app == app:
+            _take(out, entity, name, new, app, observed_at, run, f"conflict won by {app}: {why}", detail)
+    return out
+
+
+def _cands(candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+    return [{"app": c.app, "value": c.value, "at": c.at} for c in candidates]
+
+
+def _take(
+    out: Outcome,
+    entity: Entity,
+    name: str,
+    value: Any,
+    app: str,
+    at: str | None,
+    run: int | None,
+    reason: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    out.changes.append(Change(entity.id, name, entity.values.get(name), value, app, reason, detail))
+    entity.values[name] = value
+    entity.provenance[name] = {"app": app, "at": at, "run": run}
+    out.changed = True
+
+
+def new_entity_values(
+    mapping: MappingView,
+    entity: Entity,
+    app: str,
+    observed: Mapping[str, Any],
+    at: str | None,
+    run: int | None,
+) -> list[Change]:
+    """Fill a brand-new entity from its first record; one change-log entry per field."""
+    changes = []
+    for name in mapping.readable(app):
+        if name in observed and observed[name] is not None:
+            entity.values[name] = observed[name]
+            entity.provenance[name] = {"app": app, "at": at, "run": run}
+            changes.append(Change(entity.id, name, None, observed[name], app, f"new record in {app}"))
+    return changes
+
+
+def pending_for(mapping: MappingView, entity: Entity, link: Link) -> bool:
+    """True if the entity holds values the app has not received yet (its record is behind)."""
+    rt = roundtrip(mapping, link.app, entity.values)
+    readable = set(mapping.readable(link.app))
+    for name in mapping.writable(link.app):
+        want = rt.get(name) if name in readable else entity.values.get(name)
+        if not same(want, link.baseline.get(name)):
+            return True
+    return False
+
+
+def roundtrip(mapping: MappingView, app: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical values the app would hold after we wrote ``values`` to it."""
+    return mapping.to_canonical(app, mapping.to_remote(app, values))

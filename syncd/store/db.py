@@ -1,0 +1,608 @@
+"""The SQLite state store: entities, links and baselines, change log, conflicts, outbox, cursors.
+
+One ``Store`` owns one connection and is used from one thread at a time; ``AsyncStore`` runs
+every call on a single worker thread so the event loop never blocks on SQLite and there is
+exactly one writer. Reads and writes are batched per page (``IN (...)`` lookups, executemany).
+Every method that changes several tables runs inside the caller's ``transaction()`` so the
+effects of a decision are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlite_utils import Database
+
+from syncd.engine.model import Change, Conflict, Entity, Link
+
+from .migrations import migrations
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_CHUNK = 500
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass
+class Intent:
+    """A durable write intent (outbox row)."""
+
+    id: int
+    key: str
+    sync: str
+    app: str
+    object: str
+    op: str
+    entity_id: int
+    remote_id: str | None
+    values: dict[str, Any]
+    payload: dict[str, Any]
+    expected_version: str | None
+    status: str
+    attempts: int
+    last_error: str | None = None
+    error_kind: str | None = None
+    created_at: str = ""
+
+
+class Store:
+    """Synchronous store API over one SQLite file (call it from one thread)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        self.db = Database(self.conn)
+        migrations.apply(self.db)
+        self._depth = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit; nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self.conn.execute("COMMIT")
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    # -- runs and cursors ----------------------------------------------------------------------
+
+    def begin_run(self, kind: str) -> int:
+        cur = self.conn.execute("INSERT INTO runs (kind, started_at) VALUES (?, ?)", (kind, now_iso()))
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, stats: dict[str, Any]) -> None:
+        self.conn.execute(
+            "UPDATE runs SET finished_at = ?, stats = ? WHERE id = ?", (now_iso(), _dumps(stats), run_id)
+        )
+
+    def get_cursor(self, sync: str, app: str) -> dict[str, Any] | None:
+        rows = self._q("SELECT cursor FROM cursors WHERE sync = ? AND app = ?", (sync, app))
+        return _loads(rows[0]["cursor"]) if rows else None
+
+    def set_cursor(self, sync: str, app: str, cursor: dict[str, Any] | None) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors (sync, app, cursor, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (sync, app) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            (sync, app, _dumps(cursor) if cursor is not None else None, now_iso()),
+        )
+
+    def cursors(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._q("SELECT * FROM cursors ORDER BY sync, app")]
+
+    # -- entities ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _entity(row: sqlite3.Row) -> Entity:
+        return Entity(
+            id=row["id"],
+            sync=row["sync"],
+            key=row["key"],
+            values=json.loads(row["values"]),
+            provenance=json.loads(row["provenance"]),
+            state=row["state"],
+            excluded=json.loads(row["excluded"]),
+        )
+
+    def entities(self, ids: Iterable[int]) -> dict[int, Entity]:
+        out: dict[int, Entity] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            marks = ",".join("?" * len(chunk))
+            for row in self._q(f"SELECT * FROM entities WHERE id IN ({marks})", chunk):
+                out[row["id"]] = self._entity(row)
+        return out
+
+    def entities_by_key(self, sync: str, keys: Iterable[str]) -> dict[str, Entity]:
+        out: dict[str, Entity] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM entities WHERE sync = ? AND key IN ({marks})"
+            for row in self._q(sql, [sync, *chunk]):
+                out[row["key"]] = self._entity(row)
+        return out
+
+    def new_entity(self, sync: str, key: str | None) -> Entity:
+        stamp = now_iso()
+        cur = self.conn.execute(
+            'INSERT INTO entities (sync, key, "values", provenance, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)',
+            (sync, key, "{}", "{}", stamp, stamp),
+        )
+        return Entity(id=int(cur.lastrowid or 0), sync=sync, key=key)
+
+    def save_entities(self, entities: Iterable[Entity], *, dirty: bool | None = None) -> None:
+        stamp = now_iso()
+        rows = [
+            (e.key, _dumps(e.values), _dumps(e.provenance), e.state, _dumps(e.excluded), stamp, e.id)
+            for e in entities
+        ]
+        self.conn.executemany(
+            'UPDATE entities SET key = ?, "values" = ?, provenance = ?, state = ?, excluded = ?, updated_at = ? '
+            "WHERE id = ?",
+            rows,
+        )
+        if dirty is not None:
+            self.mark_dirty([r[-1] for r in rows], dirty)
+
+    def mark_dirty(self, ids: Iterable[int], dirty: bool = True) -> None:
+        self.conn.executemany("UPDATE entities SET dirty = ? WHERE id = ?", [(int(dirty), i) for i in ids])
+
+    def dirty_ids(self, sync: str, limit: int, after: int = 0) -> list[int]:
+        rows = self._q(
+            "SELECT id FROM entities WHERE sync = ? AND dirty = 1 AND id > ? ORDER BY id LIMIT ?",
+            (sync, after, limit),
+        )
+        return [r["id"] for r in rows]
+
+    def find_entity(self, sync: str | None, key: str) -> Entity | None:
+        if key.isdigit():
+            rows = self._q("SELECT * FROM entities WHERE id = ?", (int(key),))
+            if rows:
+                return self._entity(rows[0])
+        sql = (
+            "SELECT * FROM entities WHERE key = ?"
+            + (" AND sync = ?" if sync else "")
+            + " ORDER BY id LIMIT 1"
+        )
+        rows = self._q(sql, (key, sync) if sync else (key,))
+        return self._entity(rows[0]) if rows else None
+
+    def count_entities(self, sync: str) -> dict[str, int]:
+        return {
+            r["state"]: r["n"]
+            for r in self._q("SELECT state, count(*) n FROM entities WHERE sync = ? GROUP BY state", (sync,))
+        }
+
+    # -- links ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _link(row: sqlite3.Row) -> Link:
+        return Link(
+            id=row["id"],
+            entity_id=row["entity_id"],
+            app=row["app"],
+            remote_id=row["remote_id"],
+            baseline=json.loads(row["baseline"]),
+            version=row["version"],
+            remote_updated_at=row["remote_updated_at"],
+            coerced=json.loads(row["coerced"]),
+        )
+
+    def links_by_remote(self, sync: str, app: str, remote_ids: Iterable[str]) -> dict[str, Link]:
+        out: dict[str, Link] = {}
+        for chunk in _chunks(sorted(set(remote_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM links WHERE sync = ? AND app = ? AND remote_id IN ({marks})"
+            for row in self._q(sql, [sync, app, *chunk]):
+                out[row["remote_id"]] = self._link(row)
+        return out
+
+    def links_of(self, entity_ids: Iterable[int]) -> dict[int, dict[str, Link]]:
+        out: dict[int, dict[str, Link]] = {}
+        for chunk in _chunks(sorted(set(entity_ids))):
+            marks = ",".join("?" * len(chunk))
+            for row in self._q(f"SELECT * FROM links WHERE entity_id IN ({marks})", chunk):
+                out.setdefault(row["entity_id"], {})[row["app"]] = self._link(row)
+        return out
+
+    def save_links(self, sync: str, links: Iterable[Link], run_id: int | None = None) -> None:
+        """Insert or update links (by ``(sync, app, remote_id)``); sets ``link.id`` on new ones."""
+        for link in links:
+            params = (
+                _dumps(link.baseline),
+                link.version,
+                link.remote_updated_at,
+                _dumps(link.coerced),
+                run_id,
+            )
+            if link.id is None:
+                cur = self.conn.execute(
+                    "INSERT INTO links (baseline, version, remote_updated_at, coerced, seen_run, sync, app, "
+                    "remote_id, entity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*params, sync, link.app, link.remote_id, link.entity_id),
+                )
+                link.id = int(cur.lastrowid or 0)
+            else:
+                self.conn.execute(
+                    "UPDATE links SET baseline = ?, version = ?, remote_updated_at = ?, coerced = ?, "
+                    "seen_run = coalesce(?, seen_run), remote_id = ?, entity_id = ? WHERE id = ?",
+                    (*params, link.remote_id, link.entity_id, link.id),
+                )
+
+    def drop_links(self, ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM links WHERE id = ?", [(i,) for i in ids])
+
+    def mark_seen(self, sync: str, app: str, remote_ids: Sequence[str], run_id: int) -> None:
+        self.conn.executemany(
+            "UPDATE links SET seen_run = ? WHERE sync = ? AND app = ? AND remote_id = ?",
+            [(run_id, sync, app, rid) for rid in remote_ids],
+        )
+
+    def count_links(self, sync: str, app: str) -> int:
+        return int(self._q("SELECT count(*) n FROM links WHERE sync = ? AND app = ?", (sync, app))[0]["n"])
+
+    def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]:
+        rows = self._q(
+            "SELECT * FROM links WHERE sync = ? AND app = ? AND (seen_run IS NULL OR seen_run < ?) ORDER BY id LIMIT ?",
+            (sync, app, run_id, limit),
+        )
+        return [self._link(r) for r in rows]
+
+    def count_unseen(self, sync: str, app: str, run_id: int) -> int:
+        sql = "SELECT count(*) n FROM links WHERE sync = ? AND app = ? AND (seen_run IS NULL OR seen_run < ?)"
+        return int(self._q(sql, (sync, app, run_id))[0]["n"])
+
+    # -- change log ----------------------------------------------------------------------------
+
+    def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
+        stamp = now_iso()
+        rows = [
+            (
+                stamp,
+                run_id,
+                sync,
+                c.entity_id,
+                c.field,
+                _dumps(c.old),
+                _dumps(c.new),
+                c.app,
+                c.reason,
+                _dumps(c.detail) if c.detail is not None else None,
+            )
+            for c in changes
+        ]
+        self.conn.executemany(
+            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        return len(rows)
+
+    def changelog(
+        self,
+        *,
+        entity_id: int | None = None,
+        sync: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if entity_id is not None:
+            where.append("entity_id = ?")
+            params.append(entity_id)
+        if sync is not None:
+            where.append("sync = ?")
+            params.append(sync)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        sql = (
+            "SELECT * FROM changelog"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY id DESC LIMIT ?"
+        )
+        out = []
+        for row in self._q(sql, [*params, limit]):
+            item = dict(row)
+            for k in ("old", "new", "detail"):
+                item[k] = _loads(item[k])
+            out.append(item)
+        return out
+
+    def prune_changelog(self, older_than: str) -> int:
+        return self.conn.execute("DELETE FROM changelog WHERE at < ?", (older_than,)).rowcount
+
+    # -- conflicts -----------------------------------------------------------------------------
+
+    def add_conflicts(self, sync: str, conflicts: Iterable[Conflict]) -> None:
+        stamp = now_iso()
+        for c in conflicts:
+            cands = _dumps([{"app": x.app, "value": x.value, "at": x.at} for x in c.candidates])
+            if c.status == "open":
+                self.conn.execute(
+                    "INSERT INTO conflicts (sync, entity_id, field, kind, candidates, policy, status, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT (entity_id, field) WHERE status = 'open' "
+                    "DO UPDATE SET candidates = excluded.candidates",
+                    (sync, c.entity_id, c.field, c.kind, cands, c.policy, stamp),
+                )
+            else:
+                self.conn.execute(
+                    "INSERT INTO conflicts (sync, entity_id, field, kind, candidates, policy, status, winner, "
+                    "created_at, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sync, c.entity_id, c.field, c.kind, cands, c.policy, c.status, c.winner, stamp, stamp),
+                )
+
+    def parked_fields(self, entity_ids: Iterable[int]) -> dict[int, set[str]]:
+        out: dict[int, set[str]] = {}
+        for chunk in _chunks(sorted(set(entity_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT entity_id, field FROM conflicts WHERE status = 'open' AND entity_id IN ({marks})"
+            for row in self._q(sql, chunk):
+                out.setdefault(row["entity_id"], set()).add(row["field"])
+        return out
+
+    def update_parked(self, entity_id: int, field: str, app: str, value: Any, at: str | None) -> None:
+        rows = self._q(
+            "SELECT id, candidates FROM conflicts WHERE entity_id = ? AND field = ? AND status = 'open'",
+            (entity_id, field),
+        )
+        for row in rows:
+            cands = [c for c in json.loads(row["candidates"]) if c["app"] != app]
+            cands.append({"app": app, "value": value, "at": at})
+            self.conn.execute("UPDATE conflicts SET candidates = ? WHERE id = ?", (_dumps(cands), row["id"]))
+
+    def conflicts(
+        self, *, status: str | None = "open", sync: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if status:
+            where.append("c.status = ?")
+            params.append(status)
+        if sync:
+            where.append("c.sync = ?")
+            params.append(sync)
+        sql = (
+            "SELECT c.*, e.key AS entity_key FROM conflicts c JOIN entities e ON e.id = c.entity_id"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY c.id LIMIT ?"
+        )
+        out = []
+        for row in self._q(sql, [*params, limit]):
+            item = dict(row)
+            item["candidates"] = json.loads(item["candidates"])
+            item["resolution"] = _loads(item["resolution"])
+            out.append(item)
+        return out
+
+    def conflict(self, conflict_id: int) -> dict[str, Any] | None:
+        rows = self._q("SELECT * FROM conflicts WHERE id = ?", (conflict_id,))
+        if not rows:
+            return None
+        item = dict(rows[0])
+        item["candidates"] = json.loads(item["candidates"])
+        return item
+
+    def close_conflict(self, conflict_id: int, winner: str | None, resolution: Any) -> None:
+        self.conn.execute(
+            "UPDATE conflicts SET status = 'resolved', winner = ?, resolution = ?, resolved_at = ? WHERE id = ?",
+            (winner, _dumps(resolution), now_iso(), conflict_id),
+        )
+
+    def count_conflicts(self, status: str = "open") -> int:
+        return int(self._q("SELECT count(*) n FROM conflicts WHERE status = ?", (status,))[0]["n"])
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _intent(row: sqlite3.Row) -> Intent:
+        return Intent(
+            id=row["id"],
+            key=row["key"],
+            sync=row["sync"],
+            app=row["app"],
+            object=row["object"],
+            op=row["op"],
+            entity_id=row["entity_id"],
+            remote_id=row["remote_id"],
+            values=json.loads(row["values"]),
+            payload=json.loads(row["payload"]),
+            expected_version=row["expected_version"],
+            status=row["status"],
+            attempts=row["attempts"],
+            last_error=row["last_error"],
+            error_kind=row["error_kind"],
+            created_at=row["created_at"],
+        )
+
+    def enqueue(
+        self,
+        intents: Iterable[
+            tuple[str, str, str, str, str, int, str | None, dict[str, Any], dict[str, Any], str | None]
+        ],
+    ) -> int:
+        """Insert intents ``(key, sync, app, object, op, entity_id, remote_id, values, payload, expected_version)``.
+
+        A pending intent for the same entity, app and op is superseded (the new one carries the
+        current plan); an intent whose key already exists is left as it is (idempotent).
+        """
+        stamp = now_iso()
+        n = 0
+        for key, sync, app, obj, op, entity_id, remote_id, values, payload, expected in intents:
+            self.conn.execute(
+                "UPDATE outbox SET status = 'superseded', updated_at = ? "
+                "WHERE entity_id = ? AND app = ? AND op = ? AND status = 'pending' AND key != ?",
+                (stamp, entity_id, app, op, key),
+            )
+            cur = self.conn.execute(
+                'INSERT INTO outbox (key, sync, app, object, op, entity_id, remote_id, "values", payload, '
+                "expected_version, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (
+                    key,
+                    sync,
+                    app,
+                    obj,
+                    op,
+                    entity_id,
+                    remote_id,
+                    _dumps(values),
+                    _dumps(payload),
+                    expected,
+                    stamp,
+                    stamp,
+                ),
+            )
+            n += cur.rowcount
+        return n
+
+    def busy_apps(self, entity_ids: Iterable[int]) -> dict[int, set[str]]:
+        """Apps with an intent in flight per entity (planned again only after it settles)."""
+        out: dict[int, set[str]] = {}
+        for chunk in _chunks(sorted(set(entity_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT entity_id, app FROM outbox WHERE status = 'inflight' AND entity_id IN ({marks})"
+            for row in self._q(sql, chunk):
+                out.setdefault(row["entity_id"], set()).add(row["app"])
+        return out
+
+    def claim(self, app: str, op: str | None, limit: int, *, now: str | None = None) -> list[Intent]:
+        """Mark up to ``limit`` due intents of ``app`` in flight and return them (oldest first).
+
+        Intents left in flight by a crashed run are claimed again (their effects are checked
+        before anything is sent twice).
+        """
+        stamp = now or now_iso()
+        sql = (
+            "SELECT * FROM outbox WHERE status IN ('pending', 'inflight') AND app = ? "
+            + ("AND op = ? " if op else "")
+            + "AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?"
+        )
+        params: list[Any] = [app, *([op] if op else []), stamp, limit]
+        rows = self._q(sql, params)
+        intents = [self._intent(r) for r in rows]
+        self.conn.executemany(
+            "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+            [(stamp, i.id) for i in intents],
+        )
+        for i in intents:
+            i.attempts += 1
+        return intents
+
+    def pending_apps(self) -> list[str]:
+        rows = self._q("SELECT DISTINCT app FROM outbox WHERE status IN ('pending', 'inflight')")
+        return [r["app"] for r in rows]
+
+    def settle(self, intent_id: int, status: str, error: str | None = None, kind: str | None = None) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET status = ?, last_error = ?, error_kind = ?, updated_at = ? WHERE id = ?",
+            (status, error, kind, now_iso(), intent_id),
+        )
+
+    def retry_later(self, intent_id: int, error: str, not_before: str) -> None:
+        self.conn.execute(
+            "UPDATE outbox SET status = 'pending', last_error = ?, error_kind = 'transient', not_before = ?, "
+            "updated_at = ? WHERE id = ?",
+            (error, not_before, now_iso(), intent_id),
+        )
+
+    def outbox_depth(self) -> int:
+        sql = "SELECT count(*) n FROM outbox WHERE status IN ('pending', 'inflight')"
+        return int(self._q(sql)[0]["n"])
+
+    def next_due(self) -> str | None:
+        rows = self._q(
+            "SELECT min(not_before) t FROM outbox WHERE status = 'pending' AND not_before IS NOT NULL"
+        )
+        return rows[0]["t"] if rows else None
+
+    def dead_letters(self, limit: int = 1000) -> list[Intent]:
+        return [
+            self._intent(r)
+            for r in self._q("SELECT * FROM outbox WHERE status = 'dead' ORDER BY id LIMIT ?", (limit,))
+        ]
+
+    def intent(self, intent_id: int) -> Intent | None:
+        rows = self._q("SELECT * FROM outbox WHERE id = ?", (intent_id,))
+        return self._intent(rows[0]) if rows else None
+
+    def entity_has_open_intent(self, entity_id: int, app: str) -> bool:
+        sql = "SELECT 1 FROM outbox WHERE entity_id = ? AND app = ? AND status IN ('pending', 'inflight') LIMIT 1"
+        return bool(self._q(sql, (entity_id, app)))
+
+
+class AsyncStore:
+    """Runs ``Store`` calls on one dedicated thread: one writer, never on the event loop."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
+        self._path = path
+        self.store: Store | None = None
+
+    async def open(self) -> AsyncStore:
+        self.store = await self._submit(Store, self._path)
+        return self
+
+    async def _submit(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args))
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(store, *args)`` on the store thread."""
+        store = self.store
+        assert store is not None, "AsyncStore.open() first"
+        return await self._submit(fn, store, *args)
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self._submit(self.store.close)
+            self.store = None
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,77 @@
+"""Versioned schema migrations of the state store (each step and its bookkeeping in one transaction)."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+migrations = Migrations("syncd")
+
+
+@migrations()
+def m001_core(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+            stats TEXT
+        );
+        CREATE TABLE entities (
+            id INTEGER PRIMARY KEY, sync TEXT NOT NULL, key TEXT, "values" TEXT NOT NULL,
+            provenance TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'active', excluded TEXT NOT NULL DEFAULT '[]',
+            dirty INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX entities_key ON entities (sync, key) WHERE key IS NOT NULL;
+        CREATE INDEX entities_dirty ON entities (sync, dirty) WHERE dirty = 1;
+        CREATE TABLE links (
+            id INTEGER PRIMARY KEY, sync TEXT NOT NULL, app TEXT NOT NULL, remote_id TEXT NOT NULL,
+            entity_id INTEGER NOT NULL REFERENCES entities(id), baseline TEXT NOT NULL, version TEXT,
+            remote_updated_at TEXT, coerced TEXT NOT NULL DEFAULT '{}', seen_run INTEGER,
+            UNIQUE (sync, app, remote_id), UNIQUE (entity_id, app)
+        );
+        CREATE INDEX links_seen ON links (sync, app, seen_run);
+        CREATE TABLE changelog (
+            id INTEGER PRIMARY KEY, at TEXT NOT NULL, run_id INTEGER, sync TEXT NOT NULL, entity_id INTEGER,
+            field TEXT NOT NULL, old TEXT, new TEXT, app TEXT, reason TEXT NOT NULL, detail TEXT
+        );
+        CREATE INDEX changelog_entity ON changelog (entity_id, id);
+        CREATE INDEX changelog_at ON changelog (at);
+        CREATE TABLE conflicts (
+            id INTEGER PRIMARY KEY, sync TEXT NOT NULL, entity_id INTEGER NOT NULL, field TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'field', candidates TEXT NOT NULL, policy TEXT NOT NULL,
+            status TEXT NOT NULL, winner TEXT, resolution TEXT, created_at TEXT NOT NULL, resolved_at TEXT
+        );
+        CREATE UNIQUE INDEX conflicts_open ON conflicts (entity_id, field) WHERE status = 'open';
+        CREATE INDEX conflicts_status ON conflicts (sync, status);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, sync TEXT NOT NULL, app TEXT NOT NULL,
+            object TEXT NOT NULL, op TEXT NOT NULL, entity_id INTEGER NOT NULL, remote_id TEXT,
+            "values" TEXT NOT NULL, payload TEXT NOT NULL, expected_version TEXT,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, error_kind TEXT,
+            not_before TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+        );
+        CREATE INDEX outbox_work ON outbox (status, app, id) WHERE status IN ('pending', 'inflight');
+        CREATE INDEX outbox_entity ON outbox (entity_id, app, status);
+        CREATE TABLE cursors (
+            sync TEXT NOT NULL, app TEXT NOT NULL, cursor TEXT, updated_at TEXT NOT NULL,
+            PRIMARY KEY (sync, app)
+        );
+        """
+    )
+
+
+@migrations()
+def m002_daemon(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY, app TEXT NOT NULL, event_id TEXT NOT NULL, object TEXT NOT NULL,
+            record_id TEXT NOT NULL, deleted INTEGER NOT NULL DEFAULT 0, received_at TEXT NOT NULL,
+            processed_at TEXT, UNIQUE (app, event_id)
+        );
+        CREATE INDEX inbox_pending ON inbox (processed_at) WHERE processed_at IS NULL;
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL, acquired_at TEXT NOT NULL
+        );
+        """
+    )
