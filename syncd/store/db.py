@@ -125,6 +125,10 @@ class Store:
             "UPDATE runs SET finished_at = ?, stats = ? WHERE id = ?", (now_iso(), _dumps(stats), run_id)
         )
 
+    def latest_run(self) -> int:
+        """The newest run id: links made now count as seen by every listing already under way."""
+        return int(self._q("SELECT coalesce(max(id), 0) n FROM runs")[0]["n"])
+
     def get_cursor(self, sync: str, app: str) -> dict[str, Any] | None:
         rows = self._q("SELECT cursor FROM cursors WHERE sync = ? AND app = ?", (sync, app))
         return _loads(rows[0]["cursor"]) if rows else None
@@ -273,7 +277,7 @@ class Store:
             else:
                 self.conn.execute(
                     "UPDATE links SET baseline = ?, version = ?, remote_updated_at = ?, coerced = ?, "
-                    "seen_run = coalesce(?, seen_run), remote_id = ?, entity_id = ? WHERE id = ?",
+                    "seen_run = max(coalesce(seen_run, 0), coalesce(?, 0)), remote_id = ?, entity_id = ? WHERE id = ?",
                     (*params, link.remote_id, link.entity_id, link.id),
                 )
 
@@ -282,7 +286,7 @@ class Store:
 
     def mark_seen(self, sync: str, app: str, remote_ids: Sequence[str], run_id: int) -> None:
         self.conn.executemany(
-            "UPDATE links SET seen_run = ? WHERE sync = ? AND app = ? AND remote_id = ?",
+            "UPDATE links SET seen_run = max(coalesce(seen_run, 0), ?) WHERE sync = ? AND app = ? AND remote_id = ?",
             [(run_id, sync, app, rid) for rid in remote_ids],
         )
 

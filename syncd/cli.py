@@ -1,0 +1,447 @@
+"""The ``syncd`` command line: a thin layer over ``syncd.app`` and the store.
+
+Exit codes: 0 success; 1 the command ran but something failed (write errors, unknown id);
+2 bad configuration or mapping files (each problem printed as ``file: key.path: message``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from syncd import __version__
+from syncd.log import configure
+from syncd.settings import ConfigFileError, Settings, load_settings
+from syncd.store import Store
+
+T = TypeVar("T")
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False))
+
+
+def _settings(ctx: click.Context) -> Settings:
+    obj = ctx.ensure_object(dict)
+    if "settings" not in obj:
+        config = obj.get("config")
+        try:
+            obj["settings"] = load_settings(config)
+        except ConfigFileError as exc:
+            for problem in exc.problems:
+                click.echo(problem, err=True)
+            ctx.exit(2)
+        configure(obj["settings"].log_format, obj["settings"].log_level)
+    settings: Settings = obj["settings"]
+    return settings
+
+
+def _source(ctx: click.Context) -> str:
+    return str(ctx.ensure_object(dict).get("config") or "config.toml")
+
+
+def _run(ctx: click.Context, coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        ctx.exit(2)
+        raise  # unreachable: ctx.exit raises
+
+
+def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config PATH`` on every command (also accepted before the command name)."""
+
+    @click.option(
+        "--config",
+        "config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        expose_value=True,
+        help="Config file (default: ./config.toml).",
+    )
+    @wraps(fn)
+    def inner(*args: Any, config: Path | None, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        if config is not None:
+            ctx.ensure_object(dict)["config"] = config
+        return fn(*args, **kwargs)
+
+    return inner
+
+
+@click.group()
+@click.version_option(__version__, prog_name="syncd")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Config file.")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """syncd keeps customer records in two-way sync across business apps."""
+    ctx.ensure_object(dict)["config"] = config
+
+
+@main.command()
+@config_option
+@click.pass_context
+def validate(ctx: click.Context) -> None:
+    """Check the config file, every mapping file and every app's connector settings."""
+    from syncd.app import validate as check
+
+    settings = _settings(ctx)
+    try:
+        mappings = check(settings, _source(ctx))
+    except ConfigFileError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        ctx.exit(2)
+    for m in mappings:
+        click.echo(f"ok: {m.source}: sync {m.name!r} between {', '.join(m.apps)} ({len(m.fields)} fields)")
+
+
+def _print_stats(stats: dict[str, Any]) -> None:
+    click.echo(
+        "linked {linked}, created {created}, updated {updated}, deleted {deleted}, conflicts {conflicts} "
+        "(open for review: {review}), errors {errors}, writes {writes}".format(**stats)
+    )
+    for app, s in stats["apps"].items():
+        click.echo(
+            f"  {app}: read {s['read']}, linked {s['linked']}, created {s['created']}, updated {s['updated']}, "
+            f"deleted {s['deleted']}, errors {s['errors']}"
+        )
+    for message in stats["delete_guard"]:
+        click.echo(f"ALERT: {message}", err=True)
+    for app in stats["paused"]:
+        click.echo(f"ALERT: {app} paused: its credentials were rejected", err=True)
+
+
+@main.command()
+@config_option
+@click.option(
+    "--once", is_flag=True, required=True, help="Run one full cycle and exit (the daemon is `syncd run`)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
+@click.option(
+    "--full", is_flag=True, help="Re-read every record (full listing) instead of changes since the last run."
+)
+@click.option("--allow-mass-delete", is_flag=True, help="Propagate deletes even past the mass-delete guard.")
+@click.pass_context
+def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool) -> None:
+    """Read every app, reconcile, write every change, wait for the outbox to drain, exit."""
+    from syncd.app import open_runner
+
+    settings = _settings(ctx)
+
+    async def go() -> dict[str, Any]:
+        async with open_runner(settings, source=_source(ctx), allow_mass_delete=allow_mass_delete) as runner:
+            stats = await runner.run_cycle(full=full)
+            return stats.as_dict()
+
+    stats = _run(ctx, go())
+    if as_json:
+        _emit_json(stats)
+    else:
+        _print_stats(stats)
+    if stats["errors"]:
+        ctx.exit(1)
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the planned writes as JSON.")
+@click.option("--full", is_flag=True, help="Plan as for `sync --once --full`.")
+@click.pass_context
+def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
+    """Show what `sync --once` would write, per app and record, writing nothing."""
+    from syncd.app import open_runner
+
+    settings = _settings(ctx)
+
+    async def go() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        async with open_runner(settings, source=_source(ctx), dry_run=True) as runner:
+            stats = await runner.run_cycle(full=full)
+            return runner.planned, stats.as_dict()
+
+    planned, stats = _run(ctx, go())
+    planned.sort(key=lambda w: (w["app"], w["op"], w["entity_id"]))
+    if as_json:
+        _emit_json({"writes": planned, "counts": stats})
+        return
+    if not planned:
+        click.echo("nothing to write")
+    for w in planned:
+        target = w["remote_id"] or "(new)"
+        click.echo(
+            f"{w['app']}: {w['op']} {target} entity {w['entity_id']}: {json.dumps(w['fields'], default=str)}"
+        )
+    click.echo(f"{len(planned)} writes")
+
+
+@main.group()
+def conflicts() -> None:
+    """List and resolve conflicts left for review."""
+
+
+def _store(settings: Settings) -> Store:
+    return Store(settings.state)
+
+
+@conflicts.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--all", "show_all", is_flag=True, help="Include conflicts decided by policy and resolved ones."
+)
+@click.pass_context
+def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+    """Open conflicts (fields parked for a person), oldest first."""
+    store = _store(_settings(ctx))
+    rows = store.conflicts(status=None if show_all else "open")
+    store.close()
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo("no open conflicts")
+    for c in rows:
+        sides = "; ".join(f"{s['app']}={json.dumps(s['value'], default=str)}" for s in c["candidates"])
+        click.echo(f"#{c['id']} [{c['status']}] {c['entity_key'] or c['entity_id']} {c['field']}: {sides}")
+
+
+@conflicts.command("resolve")
+@config_option
+@click.argument("conflict_id", type=int)
+@click.option("--take", "take", default=None, help="Take the value this app holds.")
+@click.option("--value", "value", default=None, help="Set this value (JSON, or plain text).")
+@click.pass_context
+def conflicts_resolve(ctx: click.Context, conflict_id: int, take: str | None, value: str | None) -> None:
+    """Settle a conflict; the next sync writes the chosen value everywhere."""
+    from syncd.app import open_runner
+
+    if (take is None) == (value is None):
+        raise click.UsageError("give exactly one of --take APP or --value VALUE")
+    parsed: Any = value
+    if value is not None:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+    settings = _settings(ctx)
+
+    async def go() -> dict[str, Any]:
+        async with open_runner(settings, source=_source(ctx)) as runner:
+            return await runner.resolve_conflict(conflict_id, take=take, value=parsed)
+
+    try:
+        conflict = _run(ctx, go())
+    except (LookupError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    click.echo(f"resolved #{conflict_id} ({conflict['field']}); run `syncd sync --once` to write it")
+
+
+@main.command()
+@config_option
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=20, show_default=True, help="How many change-log entries to show.")
+@click.pass_context
+def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
+    """One entity by natural key (e.g. an email) or id: values with provenance, links, recent changes."""
+    settings = _settings(ctx)
+    store = _store(settings)
+    try:
+        view = entity_view(store, key, limit)
+    finally:
+        store.close()
+    if view is None:
+        click.echo(f"no entity with key {key!r}", err=True)
+        ctx.exit(1)
+    assert view is not None
+    if as_json:
+        _emit_json(view)
+        return
+    click.echo(f"entity {view['id']} ({view['sync']}) key {view['key']!r} [{view['state']}]")
+    for name, value in sorted(view["values"].items()):
+        prov = view["provenance"].get(name, {})
+        click.echo(
+            f"  {name} = {json.dumps(value, default=str, ensure_ascii=False)}  (from {prov.get('app')} at {prov.get('at')})"
+        )
+    for link in view["links"]:
+        click.echo(f"  linked: {link['app']} {link['remote_id']} version {link['version']}")
+    for c in view["conflicts"]:
+        click.echo(f"  conflict #{c['id']} on {c['field']}: {c['candidates']}")
+    for ch in view["changes"]:
+        click.echo(
+            f"  {ch['at']} {ch['app'] or '-'} {ch['field']}: {ch['old']!r} -> {ch['new']!r} ({ch['reason']})"
+        )
+
+
+def entity_view(store: Store, key: str, limit: int = 20) -> dict[str, Any] | None:
+    """The single customer view of one entity (shared by the CLI and the admin API)."""
+    entity = store.find_entity(None, key.strip().lower()) or store.find_entity(None, key)
+    if entity is None:
+        return None
+    links = store.links_of([entity.id]).get(entity.id, {})
+    return {
+        "id": entity.id,
+        "sync": entity.sync,
+        "key": entity.key,
+        "state": entity.state,
+        "values": entity.values,
+        "provenance": entity.provenance,
+        "excluded": entity.excluded,
+        "links": [
+            {"app": app, "remote_id": link.remote_id, "version": link.version, "baseline": link.baseline}
+            for app, link in sorted(links.items())
+        ],
+        "conflicts": [c for c in store.conflicts(status="open") if c["entity_id"] == entity.id],
+        "changes": store.changelog(entity_id=entity.id, limit=limit),
+    }
+
+
+@main.group()
+def connectors() -> None:
+    """Installed connector plugins."""
+
+
+@connectors.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def connectors_list(as_json: bool) -> None:
+    """Each installed connector with its version and capabilities."""
+    from syncd import connector as registry
+
+    rows: list[dict[str, Any]] = []
+    for name in registry.available():
+        try:
+            cls = registry.load(name)
+        except Exception as exc:  # a broken plugin must not hide the others
+            rows.append({"name": name, "error": str(exc)})
+            continue
+        caps = cls.capabilities
+        rows.append(
+            {
+                "name": name,
+                "version": cls.version,
+                "api_version": cls.api_version,
+                "capabilities": {k: getattr(caps, k) for k in caps.__dataclass_fields__},
+                "objects": [o.name for o in cls.objects],
+            }
+        )
+    if as_json:
+        _emit_json(rows)
+        return
+    for row in rows:
+        if "error" in row:
+            click.echo(f"{row['name']}: BROKEN: {row['error']}")
+            continue
+        flags = [k for k, v in row["capabilities"].items() if v is True]
+        click.echo(
+            f"{row['name']} {row['version']} (api v{row['api_version']}): {', '.join(flags)}; "
+            f"batch {row['capabilities']['batch_size']}"
+        )
+
+
+@connectors.command("new")
+@click.argument("name")
+@click.option(
+    "--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
+)
+def connectors_new(name: str, dest: Path) -> None:
+    """Scaffold a connector plugin package (entry point, config, connector, fake server, conformance test)."""
+    from syncd.testing.scaffold import scaffold
+
+    path = scaffold(name, dest)
+    click.echo(f"created {path}")
+    click.echo(f"next: pip install -e {path} && pytest {path}")
+
+
+@main.group()
+def deadletters() -> None:
+    """Writes an app rejected: inspect, replay after a fix, or drop."""
+
+
+@deadletters.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def deadletters_list(ctx: click.Context, as_json: bool) -> None:
+    store = _store(_settings(ctx))
+    rows = [vars(i) for i in store.dead_letters()]
+    store.close()
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo("no dead letters")
+    for r in rows:
+        click.echo(f"#{r['id']} {r['app']} {r['op']} entity {r['entity_id']}: {r['last_error']}")
+
+
+@deadletters.command("show")
+@config_option
+@click.argument("intent_id", type=int)
+@click.pass_context
+def deadletters_show(ctx: click.Context, intent_id: int) -> None:
+    store = _store(_settings(ctx))
+    intent = store.intent(intent_id)
+    store.close()
+    if intent is None or intent.status != "dead":
+        click.echo(f"no dead letter #{intent_id}", err=True)
+        ctx.exit(1)
+    _emit_json(vars(intent))
+
+
+@deadletters.command("replay")
+@config_option
+@click.argument("intent_ids", type=int, nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+@click.pass_context
+def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_all: bool) -> None:
+    """Re-plan the records behind dead letters (after fixing the mapping or the data)."""
+    store = _store(_settings(ctx))
+    try:
+        ids = [i.id for i in store.dead_letters()] if replay_all else list(intent_ids)
+        n = replay(store, ids)
+    finally:
+        store.close()
+    click.echo(f"replaying {n} dead letters: they are planned again by the next sync")
+
+
+def replay(store: Store, ids: list[int]) -> int:
+    """Mark dead letters replayed and their entities dirty, so the next plan writes fresh values."""
+    n = 0
+    with store.transaction():
+        for intent_id in ids:
+            intent = store.intent(intent_id)
+            if intent is None or intent.status != "dead":
+                continue
+            store.settle(intent.id, "replayed", intent.last_error, intent.error_kind)
+            store.mark_dirty([intent.entity_id])
+            n += 1
+    return n
+
+
+@deadletters.command("drop")
+@config_option
+@click.argument("intent_ids", type=int, nargs=-1, required=True)
+@click.pass_context
+def deadletters_drop(ctx: click.Context, intent_ids: tuple[int, ...]) -> None:
+    store = _store(_settings(ctx))
+    with store.transaction():
+        for intent_id in intent_ids:
+            intent = store.intent(intent_id)
+            if intent is not None and intent.status == "dead":
+                store.settle(intent_id, "dropped", intent.last_error, intent.error_kind)
+    store.close()
+    click.echo(f"dropped {len(intent_ids)} dead letters")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
