@@ -357,7 +357,10 @@ def connectors_new(name: str, dest: Path) -> None:
     """Scaffold a connector plugin package (entry point, config, connector, fake server, conformance test)."""
     from syncd.testing.scaffold import scaffold
 
-    path = scaffold(name, dest)
+    try:
+        path = scaffold(name, dest)
+    except (ValueError, FileExistsError) as exc:
+        raise click.UsageError(str(exc)) from exc
     click.echo(f"created {path}")
     click.echo(f"next: pip install -e {path} && pytest {path}")
 

@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
 from typing import Any, Literal
 
 import structlog
 
-_SECRET_KEYS = ("authorization", "token", "secret", "password", "api_key", "apikey")
-_REDACTED = "***"
-_known_secrets: set[str] = set()
+from syncd.connector.redact import redact_secrets, register_secret
 
-
-def register_secret(value: str | None) -> None:
-    """Make ``value`` be masked wherever it appears in a log event."""
-    if value and len(value) >= 4:
-        _known_secrets.add(value)
-
-
-def redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: mask secret-looking keys and any registered secret value."""
-    for key, value in list(event_dict.items()):
-        if any(part in key.lower() for part in _SECRET_KEYS):
-            event_dict[key] = _REDACTED
-        elif isinstance(value, str) and _known_secrets:
-            for secret in _known_secrets:
-                if secret in value:
-                    value = value.replace(secret, _REDACTED)
-            event_dict[key] = value
-    return event_dict
+__all__ = ["configure", "get_logger", "register_secret"]
 
 
 def configure(
@@ -47,8 +27,8 @@ def configure(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
             structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),

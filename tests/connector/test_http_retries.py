@@ -1,0 +1,377 @@
+"""HttpClient error paths against respx-mocked responses: what is retried, how long it waits, what is raised.
+
+Sleeps go to a recorder (``client(sleep=...)``), so the tests never wait and assert the exact
+back-off the client chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+import respx
+from structlog.testing import capture_logs
+
+from syncd.connector import (
+    AuthError,
+    ConfigError,
+    ConnectorError,
+    NotFound,
+    PermanentError,
+    PreconditionFailed,
+    RateLimited,
+    TransientError,
+)
+from syncd.connector.http import HttpClient, RateLimiter, RetryPolicy, parse_retry_after
+from tests.connector.fake_clock import FakeClock
+
+BASE = "https://api.acme.test/v1"
+NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+TOKEN = "sk_live_0123456789abcdef"
+
+
+class Sleeps(list[float]):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def api() -> respx.MockRouter:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+def make_client(sleeps: Sleeps, **kw: object) -> HttpClient:
+    options: dict[str, object] = {
+        "app": "acme",
+        "base_url": BASE,
+        "headers": {"Authorization": f"Bearer {TOKEN}"},
+        "retry": RetryPolicy(attempts=4, base_delay=0.5, max_delay=30.0, jitter=0.0),
+        "sleep": sleeps,
+        "clock": lambda: NOW,
+    }
+    options.update(kw)
+    return HttpClient(**options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def client(sleeps: Sleeps) -> AsyncIterator[HttpClient]:
+    async with make_client(sleeps) as c:
+        yield c
+
+
+# -- Retry-After ---------------------------------------------------------------------------------
+
+
+def test_retry_after_parses_delta_seconds_and_http_dates() -> None:
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after("-3") == 0.0
+    assert parse_retry_after(format_datetime(NOW + timedelta(seconds=42), usegmt=True), now=NOW) == 42.0
+    assert parse_retry_after("Sun, 01 Mar 2026 12:00:10 GMT", now=NOW) == 10.0
+    assert parse_retry_after("Sun, 01 Mar 2026 11:00:00 GMT", now=NOW) == 0.0, "a past date means now"
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", "soon", "nan", "inf", "Mon, 99 Foo 2026"])
+def test_missing_or_garbled_retry_after_is_none(value: str | None) -> None:
+    assert parse_retry_after(value, now=NOW) is None
+
+
+async def test_429_with_retry_after_seconds_waits_that_long_then_succeeds(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    route = api.get("/contacts").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(200, json={"ok": 1})]
+    )
+    response = await client.get("/contacts")
+    assert response.json() == {"ok": 1}
+    assert route.call_count == 2
+    assert sleeps == [3.0]
+
+
+async def test_429_with_http_date_retry_after_waits_until_that_date(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    when = format_datetime(NOW + timedelta(seconds=7), usegmt=True)
+    api.get("/contacts").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": when}), httpx.Response(200, json={})]
+    )
+    await client.get("/contacts")
+    assert sleeps == [7.0]
+
+
+async def test_429_without_retry_after_backs_off_exponentially(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    api.get("/contacts").mock(side_effect=[httpx.Response(429), httpx.Response(429), httpx.Response(200)])
+    await client.get("/contacts")
+    assert sleeps == [0.5, 1.0]
+
+
+async def test_429_on_every_attempt_raises_rate_limited_carrying_retry_after(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    route = api.get("/contacts").mock(return_value=httpx.Response(429, headers={"Retry-After": "2"}))
+    with pytest.raises(RateLimited) as caught:
+        await client.get("/contacts")
+    assert caught.value.retry_after == 2.0
+    assert caught.value.status == 429
+    assert route.call_count == 4
+    assert sleeps == [2.0, 2.0, 2.0]
+
+
+async def test_retry_after_longer_than_max_delay_is_raised_at_once_not_waited_out(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    route = api.get("/contacts").mock(return_value=httpx.Response(429, headers={"Retry-After": "3600"}))
+    with pytest.raises(RateLimited) as caught:
+        await client.get("/contacts")
+    assert caught.value.retry_after == 3600.0
+    assert route.call_count == 1
+    assert sleeps == []
+
+
+async def test_429_tightens_the_rate_limiter(api: respx.MockRouter, sleeps: Sleeps, clock: FakeClock) -> None:
+    limiter = RateLimiter(10, burst=10, clock=clock, sleep=clock.sleep)
+    api.get("/contacts").mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(200)]
+    )
+    async with make_client(sleeps, rate_limiter=limiter) as client:
+        await client.get("/contacts")
+    assert limiter.current_rate < 10
+    assert clock.sleeps == pytest.approx([0.2]), "the retry after the 429 waited for the tightened limiter"
+
+
+# -- 5xx, timeouts, transport errors ---------------------------------------------------------------
+
+
+async def test_5xx_then_success_is_retried_with_backoff(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    route = api.post("/contacts").mock(
+        side_effect=[httpx.Response(503), httpx.Response(502), httpx.Response(201, json={"id": "7"})]
+    )
+    response = await client.post("/contacts", json={"email": "a@b.c"})
+    assert response.status_code == 201
+    assert route.call_count == 3
+    assert sleeps == [0.5, 1.0]
+
+
+async def test_persistent_5xx_raises_transient_error_with_the_app_message(
+    api: respx.MockRouter, client: HttpClient
+) -> None:
+    route = api.get("/contacts").mock(return_value=httpx.Response(500, json={"message": "db on fire"}))
+    with pytest.raises(TransientError) as caught:
+        await client.get("/contacts")
+    assert not isinstance(caught.value, RateLimited)
+    assert caught.value.status == 500
+    assert "db on fire" in str(caught.value)
+    assert "acme" in str(caught.value)
+    assert route.call_count == 4
+
+
+async def test_408_is_retried(api: respx.MockRouter, client: HttpClient) -> None:
+    route = api.get("/x").mock(side_effect=[httpx.Response(408), httpx.Response(200)])
+    await client.get("/x")
+    assert route.call_count == 2
+
+
+async def test_timeouts_are_retried_then_the_call_succeeds(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    route = api.get("/contacts").mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectTimeout("slow"), httpx.Response(200, json=[])]
+    )
+    assert (await client.get("/contacts")).json() == []
+    assert route.call_count == 3
+    assert sleeps == [0.5, 1.0]
+
+
+async def test_timeout_on_every_attempt_raises_transient_error(
+    api: respx.MockRouter, client: HttpClient
+) -> None:
+    route = api.get("/contacts").mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(TransientError, match="timed out"):
+        await client.get("/contacts")
+    assert route.call_count == 4
+
+
+async def test_connection_refused_is_transient(api: respx.MockRouter, client: HttpClient) -> None:
+    api.get("/contacts").mock(side_effect=[httpx.ConnectError("refused"), httpx.Response(200)])
+    assert (await client.get("/contacts")).status_code == 200
+
+
+async def test_a_base_url_with_an_unknown_scheme_is_a_config_error(sleeps: Sleeps) -> None:
+    async with make_client(sleeps, base_url="ftp://files.acme.test") as client:
+        with pytest.raises(ConfigError):
+            await client.get("/contacts")
+    assert sleeps == []
+
+
+# -- non-retryable statuses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (401, AuthError),
+        (403, AuthError),
+        (404, NotFound),
+        (412, PreconditionFailed),
+        (400, PermanentError),
+        (409, PermanentError),
+        (422, PermanentError),
+    ],
+)
+async def test_client_errors_raise_their_typed_error_without_retry(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps, status: int, error: type[ConnectorError]
+) -> None:
+    route = api.get("/contacts/1").mock(return_value=httpx.Response(status, json={"message": "nope"}))
+    with pytest.raises(error) as caught:
+        await client.get("/contacts/1")
+    assert type(caught.value) is error, f"{status} must map to exactly {error.__name__}"
+    assert caught.value.status == status
+    assert caught.value.detail == {"message": "nope"}
+    assert route.call_count == 1
+    assert sleeps == []
+
+
+async def test_2xx_and_304_responses_are_returned_as_they_are(
+    api: respx.MockRouter, client: HttpClient
+) -> None:
+    api.get("/a").mock(return_value=httpx.Response(204))
+    api.get("/b").mock(return_value=httpx.Response(304))
+    assert (await client.get("/a")).status_code == 204
+    assert (await client.get("/b")).status_code == 304
+
+
+async def test_an_unexpected_redirect_is_not_followed_but_raised(
+    api: respx.MockRouter, client: HttpClient
+) -> None:
+    api.get("/moved").mock(return_value=httpx.Response(302, headers={"Location": "https://evil.test/"}))
+    with pytest.raises(PermanentError):
+        await client.get("/moved")
+
+
+# -- classify ---------------------------------------------------------------------------------------
+
+
+async def test_classify_override_turns_a_bodiless_403_into_a_retried_rate_limit(
+    api: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    def mailchimp_style(response: httpx.Response) -> ConnectorError | None:
+        if response.status_code == 403 and not response.content:
+            return RateLimited("throttled", retry_after=1.5, status=403)
+        return None
+
+    route = api.get("/lists").mock(side_effect=[httpx.Response(403), httpx.Response(200)])
+    async with make_client(sleeps, classify=mailchimp_style) as client:
+        assert (await client.get("/lists")).status_code == 200
+    assert route.call_count == 2
+    assert sleeps == [1.5]
+
+
+async def test_classify_returning_none_falls_back_to_the_default_mapping(
+    api: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    seen: list[int] = []
+
+    def no_opinion(response: httpx.Response) -> ConnectorError | None:
+        seen.append(response.status_code)
+        return None
+
+    api.get("/lists").mock(return_value=httpx.Response(403, json={"detail": "forbidden"}))
+    async with make_client(sleeps, classify=no_opinion) as client:
+        with pytest.raises(AuthError, match="forbidden"):
+            await client.get("/lists")
+    assert seen == [403], "classify runs once per non-2xx response"
+
+
+async def test_classify_can_make_a_4xx_permanent_error_out_of_a_5xx(
+    api: respx.MockRouter, sleeps: Sleeps
+) -> None:
+    def strict(response: httpx.Response) -> ConnectorError | None:
+        return (
+            PermanentError("validation", status=response.status_code) if response.status_code == 500 else None
+        )
+
+    route = api.post("/lists").mock(return_value=httpx.Response(500))
+    async with make_client(sleeps, classify=strict) as client:
+        with pytest.raises(PermanentError):
+            await client.post("/lists", json={})
+    assert route.call_count == 1
+
+
+# -- logging and secrets ---------------------------------------------------------------------------
+
+
+async def test_each_retry_is_logged_with_its_attempt_and_delay(
+    api: respx.MockRouter, client: HttpClient
+) -> None:
+    api.get("/contacts").mock(side_effect=[httpx.Response(500), httpx.Response(503), httpx.Response(200)])
+    with capture_logs() as logs:
+        await client.get("/contacts")
+    retries = [e for e in logs if e["event"] == "http.retry"]
+    assert [(e["attempt"], e["delay"], e["status"]) for e in retries] == [(1, 0.5, 500), (2, 1.0, 503)]
+    assert all(e["app"] == "acme" and e["path"] == "/contacts" for e in retries)
+
+
+async def test_giving_up_is_logged(api: respx.MockRouter, client: HttpClient) -> None:
+    api.get("/contacts").mock(return_value=httpx.Response(502))
+    with capture_logs() as logs, pytest.raises(TransientError):
+        await client.get("/contacts")
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["http.retry"] * 3 + ["http.gave_up"]
+
+
+async def test_the_token_never_reaches_an_error_message_or_a_log(
+    api: respx.MockRouter, client: HttpClient
+) -> None:
+    echoing = {"message": f"invalid token {TOKEN}", "headers": {"authorization": f"Bearer {TOKEN}"}}
+    api.get("/contacts").mock(
+        side_effect=[httpx.Response(500, json=echoing), httpx.Response(401, json=echoing)]
+    )
+    with capture_logs() as logs, pytest.raises(AuthError) as caught:
+        await client.get("/contacts")
+    assert logs, "the failed attempt should have been logged"
+    assert TOKEN not in repr(logs)
+    assert TOKEN not in str(caught.value)
+    assert TOKEN not in repr(caught.value.detail)
+    assert "invalid token ***" in str(caught.value)
+    assert api.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}", "the token is still sent"
+
+
+# -- concurrency -------------------------------------------------------------------------------------
+
+
+async def test_max_concurrency_caps_requests_in_flight(sleeps: Sleeps) -> None:
+    gate = asyncio.Event()
+    in_flight = 0
+    peak = 0
+
+    async def slow_app(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await gate.wait()
+        in_flight -= 1
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(slow_app)
+    async with make_client(sleeps, transport=transport, max_concurrency=2) as client:
+        tasks = [asyncio.create_task(client.get(f"/r/{n}")) for n in range(6)]
+        for _ in range(100):  # let every task run up to where it blocks (gate or semaphore)
+            await asyncio.sleep(0)
+        assert in_flight == 2
+        gate.set()
+        responses = await asyncio.gather(*tasks)
+    assert [r.status_code for r in responses] == [200] * 6
+    assert peak == 2
