@@ -1,0 +1,334 @@
+"""The ``sql`` connector: one table of your own product's database, synced as one object type.
+
+All database work runs in a worker thread on the connector's single connection, serialised by a
+lock, in short transactions: the event loop never waits on SQLite, and the app writing to the same
+database is never held up for longer than one page or one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from syncd.connector import (
+    Capabilities,
+    ConfigError,
+    Connector,
+    ConnectorConfig,
+    ConnectorError,
+    Cursor,
+    ObjectType,
+    Page,
+    RemoteRecord,
+    WriteItem,
+    WriteResult,
+)
+
+from ._cursor import Resume, changes_cursor, listing_cursor, parse_cursor, relist_cursor
+from ._dialect import DbConnection, fold_key
+from ._dialect import dialect_for as _dialect_for
+from ._queries import Row, TableQueries
+from ._schema import TableSpec, latest_value, load_table
+from ._settings import SqlSettings
+from ._timestamps import Stamp, capped
+from ._writes import BatchWriter, WriteKind
+
+T = TypeVar("T")
+
+#: Object name accepted besides the table's own name.
+ROWS_ALIAS = "rows"
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """One page read in the worker thread: its records (built there too), last raw row, and more?"""
+
+    records: list[RemoteRecord]
+    last: Row | None
+    more: bool
+
+    @classmethod
+    def of(cls, spec: TableSpec, found: list[Row], size: int) -> _Chunk:
+        """``found`` holds up to ``size + 1`` rows; the extra one only tells that another page follows."""
+        page = found[:size]
+        return cls([spec.record(row) for row in page], page[-1] if page else None, len(found) > size)
+
+
+class SqlConnector(Connector):
+    """A table in a SQLite database (PostgreSQL to follow) as one object type named after it.
+
+    Records: ``id`` is the primary key as text, ``fields`` every column by name. ``version`` is
+    the ``updated_at`` value when that column is configured (and set on the row), else a sha256
+    of the row, so conditional writes work either way.
+
+    Reads: ``read_changes(obj, None)`` lists live rows by key, page by page. With ``updated_at``,
+    later reads return rows stamped at or after the cursor minus ``overlap_seconds`` (repeats,
+    never skips) and soft-deleted rows as tombstones. Without ``updated_at`` there is nothing to
+    resume from: every read lists the whole table again (still page by page).
+
+    Tombstones (``capabilities.tombstones``) only appear with a ``deleted_at`` column; without
+    one, deletes are inferred by the engine from complete listings only.
+    """
+
+    name = "sql"
+    version = "0.1.0"
+    config_model = SqlSettings
+    capabilities = Capabilities(
+        incremental=True,
+        full_listing=True,
+        webhooks=False,
+        conditional_writes=True,
+        tombstones=True,
+        batch_size=500,
+    )
+    #: The one object type, by its alias; an instance lists it under the configured table's name.
+    objects = (ObjectType(name=ROWS_ALIAS),)
+
+    def __init__(self, config: ConnectorConfig, *, app: str | None = None) -> None:
+        if not isinstance(config, SqlSettings):
+            raise ConfigError(f"sql: settings must be SqlSettings, got {type(config).__name__}")
+        super().__init__(config, app=app)
+        self.settings = config
+        self._dialect = _dialect_for(config.url, busy_timeout=config.busy_timeout_seconds)
+        self._lock = threading.Lock()
+        self._conn: DbConnection | None = None
+        self._spec: TableSpec | None = None
+        self._publish_object(ObjectType(name=config.table, primary_key=config.primary_key))
+
+    # -- metadata ------------------------------------------------------------------------------
+
+    def object_type(self, name: str) -> ObjectType:
+        if name in (self.settings.table, ROWS_ALIAS):
+            return self.objects[0]
+        return super().object_type(name)
+
+    def _publish_object(self, obj: ObjectType) -> None:
+        # ``objects`` is a ClassVar in the interface, but this connector's one object is named by its
+        # settings; an instance attribute shadows the class default for this connector only.
+        vars(self)["objects"] = (obj,)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        """Open the database and verify the table and every configured column (ConfigError)."""
+        await self._run(partial(self._table, refresh=True))
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
+        self.object_type(obj)
+        started = datetime.now(UTC)
+        if cursor is None:
+            async for page in self._listing(started, after=None, incremental=False):
+                yield page
+            return
+        spec = await self._run(self._table)
+        resume = parse_cursor(cursor) if spec.updated_at is not None else None
+        if resume is None:
+            async for page in self._listing(started, after=None, incremental=True):
+                yield page
+            return
+        if resume.listing_after is not None:
+            async for page in self._listing(
+                started, after=resume.listing_after, incremental=True, watermark=resume.watermark
+            ):
+                yield page
+            resume = Resume(resume.watermark)
+        async for page in self._changes(started, resume):
+            yield page
+
+    async def _listing(
+        self, started: datetime, *, after: Any, incremental: bool, watermark: Stamp | None = None
+    ) -> AsyncIterator[Page]:
+        """Every row by key after ``after``; tombstones only in ``incremental`` mode.
+
+        With ``updated_at``, cursors resume at the next key and then read changes since the
+        watermark: ``watermark`` when continuing a listing, else the newest timestamp at the start.
+        """
+        spec = await self._run(self._table)
+        # A listing that starts at the first key and reaches the last one is complete, whether
+        # it was asked for (cursor None) or is how this table is re-read (no updated_at column).
+        from_start = after is None
+        if spec.updated_at is not None and after is None:
+            watermark = await self._run(partial(self._watermark, started))
+        while True:
+            chunk = await self._run(partial(self._listing_chunk, after, incremental))
+            if chunk.last is not None:
+                after = chunk.last[spec.primary_key.name]
+            cursor: Cursor
+            if spec.updated_at is None:
+                cursor = relist_cursor()
+            elif chunk.more:
+                cursor = listing_cursor(watermark, after)
+            else:
+                cursor = changes_cursor(watermark, None)
+            yield Page(chunk.records, cursor, complete=not chunk.more and from_start)
+            if not chunk.more:
+                return
+
+    async def _changes(self, started: datetime, resume: Resume) -> AsyncIterator[Page]:
+        """Rows stamped after the resume point, oldest first, each page resumable."""
+        spec = await self._run(self._table)
+        assert spec.updated_at is not None
+        stamp, key_name = spec.updated_at.name, spec.primary_key.name
+        low, low_key = resume.lower_bound(timedelta(seconds=self.settings.overlap_seconds))
+        cursor = changes_cursor(resume.watermark, resume.key)
+        while True:
+            chunk = await self._run(partial(self._changes_chunk, low, low_key))
+            if chunk.last is not None:
+                low, low_key = chunk.last[stamp], chunk.last[key_name]
+                # A stamp in the future (a skewed clock) must not carry the cursor past rows that
+                # are stamped correctly later on: cap it at the read's start and re-read from there.
+                watermark = capped(low, started)
+                cursor = changes_cursor(watermark, low_key if watermark == low else None)
+            yield Page(chunk.records, cursor)
+            if not chunk.more:
+                return
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        """The rows with these ids (soft-deleted ones as tombstones), in the order asked."""
+        self.object_type(obj)
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        return await self._run(partial(self._get_rows, wanted))
+
+    async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
+        """Live rows whose column ``path`` matches a value, trimmed and case-insensitive (Unicode-aware)."""
+        self.object_type(obj)
+        folded = list(dict.fromkeys(key for key in map(fold_key, values) if key))
+        return await self._run(partial(self._find_rows, path, folded))
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return await self._write(obj, "create", items)
+
+    async def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return await self._write(obj, "update", items)
+
+    async def delete(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Soft delete (set ``deleted_at``) when configured, else ``DELETE``; missing rows: NotFound."""
+        return await self._write(obj, "delete", items)
+
+    async def _write(self, obj: str, kind: WriteKind, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Items in transactions of at most ``batch_size``; one result per item, in order."""
+        self.object_type(obj)
+        results: list[WriteResult] = []
+        size = self.settings.batch_size
+        for start in range(0, len(items), size):
+            batch = list(items[start : start + size])
+            results.extend(await self._run(partial(self._write_batch, kind, batch)))
+        return results
+
+    # -- worker-thread side ----------------------------------------------------------------------
+
+    async def _run(self, work: Callable[[DbConnection], T]) -> T:
+        return await asyncio.to_thread(self._locked, work)
+
+    def _locked(self, work: Callable[[DbConnection], T]) -> T:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = self._dialect.connect(create=self.settings.create_table)
+                return work(self._conn)
+            except ConnectorError:
+                raise
+            except Exception as exc:
+                error = self._dialect.classify(exc)
+                if error is None:
+                    raise
+                if isinstance(error, ConfigError):
+                    self._forget_schema()
+                raise error from exc
+
+    def _forget_schema(self) -> None:
+        """Introspect again next time (the table may have been migrated or the file replaced)."""
+        self._spec = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _table(self, conn: DbConnection, *, refresh: bool = False) -> TableSpec:
+        if self._spec is None or refresh:
+            self._spec = load_table(self._dialect, conn, self.settings)
+            self._publish_object(
+                ObjectType(
+                    name=self.settings.table,
+                    primary_key=self._spec.primary_key.name,
+                    fields=self._spec.names,
+                )
+            )
+        return self._spec
+
+    def _watermark(self, started: datetime, conn: DbConnection) -> Stamp | None:
+        spec = self._table(conn)
+        assert spec.updated_at is not None
+        latest = latest_value(self._dialect, conn, spec.name, spec.updated_at)
+        if not isinstance(latest, str | int | float) or isinstance(latest, bool):
+            return None
+        return capped(latest, started)
+
+    def _listing_chunk(self, after: Any, with_deleted: bool, conn: DbConnection) -> _Chunk:
+        spec, size = self._table(conn), self.settings.page_size
+        found = TableQueries(self._dialect, spec).listing_page(
+            conn, after, size + 1, with_deleted=with_deleted
+        )
+        return _Chunk.of(spec, found, size)
+
+    def _changes_chunk(self, low: Stamp | None, low_key: Any, conn: DbConnection) -> _Chunk:
+        spec, size = self._table(conn), self.settings.page_size
+        found = TableQueries(self._dialect, spec).changes_page(conn, low, low_key, size + 1)
+        return _Chunk.of(spec, found, size)
+
+    def _get_rows(self, ids: list[str], conn: DbConnection) -> list[RemoteRecord]:
+        spec = self._table(conn)
+        keys = {record_id: spec.key_value(record_id) for record_id in ids}
+        wanted = [key for key in keys.values() if key is not None]
+        found = {
+            str(row[spec.primary_key.name]): row
+            for row in TableQueries(self._dialect, spec).by_keys(conn, wanted)
+        }
+        records: list[RemoteRecord] = []
+        for key in keys.values():
+            row = found.pop(str(key), None) if key is not None else None
+            if row is not None:
+                records.append(spec.record(row))
+        return records
+
+    def _find_rows(self, path: str, folded: list[str], conn: DbConnection) -> list[RemoteRecord]:
+        spec = self._table(conn)
+        column = spec.column(path)
+        if column is None:
+            raise ConfigError(f"sql: cannot find by {path!r}: {spec.unknown_column(path)}")
+        if not folded:
+            return []
+        return [spec.record(row) for row in TableQueries(self._dialect, spec).by_folded(conn, column, folded)]
+
+    def _write_batch(self, kind: WriteKind, items: list[WriteItem], conn: DbConnection) -> list[WriteResult]:
+        spec = self._table(conn)
+        named = {name for item in items for name in item.fields}
+        if kind != "delete" and not named.issubset(spec.names):
+            # The app may have migrated its table since we looked; a managed table grows instead.
+            spec = self._table(conn, refresh=True)
+            if self.settings.create_table:
+                for name in sorted(filter(None, named.difference(spec.names))):
+                    self._dialect.add_column(conn, spec.name, name)
+                spec = self._table(conn, refresh=True)
+        return BatchWriter(self._dialect, spec, datetime.now(UTC)).run(conn, kind, items)

@@ -1,0 +1,45 @@
+"""Column values in both directions, and the content hash used as a version without ``updated_at``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from syncd.connector import PermanentError
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def record_value(value: object) -> Any:
+    """A stored value as a JSON-safe record field (BLOBs become base64 text)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    return value
+
+
+def db_value(column: str, value: object) -> object:
+    """A record field as a value to bind; PermanentError for values a column cannot hold."""
+    if value is None or isinstance(value, str | float | bytes):
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        if value not in _INT64:
+            raise PermanentError(f"column {column!r}: integer {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise PermanentError(
+        f"column {column!r}: cannot store a {type(value).__name__} value; SQL columns hold scalars "
+        "(map lists and objects to text in the mapping)"
+    )
+
+
+def content_version(fields: Mapping[str, Any]) -> str:
+    """A stable version for a row: sha256 of its canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

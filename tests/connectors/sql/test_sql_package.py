@@ -1,0 +1,32 @@
+"""The package surface: what syncd and third parties may rely on."""
+
+from __future__ import annotations
+
+import syncd_sql
+from syncd.connector import CONNECTOR_API_VERSION, available
+from syncd_sql import SqlConnector, SqlSettings
+
+
+def test_public_names_are_exactly_the_sorted_all() -> None:
+    public = sorted(name for name in vars(syncd_sql) if not name.startswith("_"))
+    assert syncd_sql.__all__ == sorted(syncd_sql.__all__)
+    assert public == syncd_sql.__all__
+
+
+def test_connector_is_registered_as_sql_and_speaks_the_current_interface() -> None:
+    assert "sql" in available()
+    assert SqlConnector.name == "sql"
+    assert SqlConnector.api_version == CONNECTOR_API_VERSION
+    assert SqlConnector.config_model is SqlSettings
+
+
+def test_capabilities_advertise_incremental_reads_conditional_writes_and_tombstones() -> None:
+    caps = SqlConnector.capabilities
+    assert (caps.incremental, caps.full_listing, caps.conditional_writes, caps.tombstones) == (True,) * 4
+    assert (caps.create, caps.update, caps.delete) == (True,) * 3
+    assert not caps.webhooks
+    assert caps.batch_size == 500
+
+
+def test_class_declares_its_one_object_by_the_rows_alias() -> None:
+    assert [obj.name for obj in SqlConnector.objects] == ["rows"]
