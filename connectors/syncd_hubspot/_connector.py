@@ -1,0 +1,268 @@
+"""``HubSpotConnector``: HubSpot CRM v3 contacts (and companies) for syncd.
+
+Reads: full listings by ``GET`` paging; incremental reads by search on the last-modified
+property with an overlap window (see ``_reading``). HubSpot search never returns archived
+records, so deletions are learned from webhooks or complete listings (no tombstones).
+Writes: batch endpoints in chunks of 100 with per-item results (see ``_writing``).
+Lookups by email use ``batch/read`` with ``idProperty=email``, which, unlike search, sees a
+contact the moment it exists.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import httpx
+
+from syncd.connector import (
+    Capabilities,
+    ConfigError,
+    Connector,
+    ConnectorConfig,
+    Cursor,
+    ObjectType,
+    Page,
+    RemoteRecord,
+    WebhookHint,
+    WriteItem,
+    WriteResult,
+)
+from syncd.connector.http import HttpClient, RateLimiter, RetryPolicy, Sleep
+
+from . import _reading, _webhooks
+from ._client import BATCH_LIMIT, SEARCH_PAGE_LIMIT, HubSpotApi, classify
+from ._config import CRM_OBJECTS, CrmObject, HubSpotConfig
+from ._records import to_record
+from ._writing import Writer, chunks
+
+__version__ = "1.0.0"
+
+
+class HubSpotConnector(Connector):
+    """HubSpot CRM v3 (``contacts``, ``companies``) over a private-app or OAuth access token."""
+
+    name: ClassVar[str] = "hubspot"
+    version: ClassVar[str] = __version__
+    config_model: ClassVar[type[ConnectorConfig]] = HubSpotConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        incremental=True,
+        full_listing=True,
+        webhooks=True,
+        create=True,
+        update=True,
+        delete=True,
+        conditional_writes=False,
+        tombstones=False,
+        batch_size=BATCH_LIMIT,
+        requests_per_second=10.0,
+    )
+    objects: ClassVar[tuple[ObjectType, ...]] = tuple(o.object_type for o in CRM_OBJECTS.values())
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        *,
+        app: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        """``transport``, ``retry``, ``sleep`` and ``now`` are seams for tests (see ``HttpClient``)."""
+        if not isinstance(config, HubSpotConfig):
+            raise ConfigError(f"hubspot needs a HubSpotConfig, not {type(config).__name__}")
+        super().__init__(config, app=app)
+        self.settings = config
+        self._transport = transport
+        self._retry = retry
+        self._sleep = sleep
+        self._now = now
+        self._api: HubSpotApi | None = None
+        self._ensured: set[str] = set()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def api(self) -> HubSpotApi:
+        """The HTTP API, created on first use (inside the event loop that will use it)."""
+        if self._api is None:
+            extra: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
+            http = HttpClient(
+                app=self.app,
+                base_url=self.settings.base_url,
+                headers={"Authorization": f"Bearer {self.settings.token.get_secret_value()}"},
+                rate_limiter=RateLimiter(self.settings.requests_per_second),
+                retry=self._retry,
+                timeout=self.settings.timeout_seconds,
+                classify=classify,
+                transport=self._transport,
+                **extra,
+            )
+            search_limiter = RateLimiter(self.settings.search_requests_per_second, burst=1)
+            self._api = HubSpotApi(http, search_limiter)
+        return self._api
+
+    def object_type(self, name: str) -> ObjectType:
+        obj = super().object_type(name)
+        if name not in self.settings.objects:
+            raise ConfigError(
+                f"{self.app}: object type {name!r} is not enabled (objects = {self.settings.objects})"
+            )
+        return obj
+
+    def _crm(self, obj: str) -> CrmObject:
+        self.object_type(obj)
+        return CRM_OBJECTS[obj]
+
+    def _properties(self, obj: str) -> list[str]:
+        return self.settings.read_properties(obj)
+
+    async def _ensure_entity_property(self, crm: CrmObject) -> None:
+        name = self.settings.entity_id_property
+        if name is None or crm.name in self._ensured:
+            return
+        await self.api.ensure_property(
+            crm.name,
+            {
+                "name": name,
+                "label": "syncd entity id",
+                "description": "Identifier of this record's entity in syncd (maintained by syncd; do not edit).",
+                "type": "string",
+                "fieldType": "text",
+                "groupName": crm.property_group,
+                "formField": False,
+                "hasUniqueValue": False,
+            },
+        )
+        self._ensured.add(crm.name)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        for obj in self.settings.objects:
+            crm = self._crm(obj)
+            await self.api.probe(crm.name)
+            await self._ensure_entity_property(crm)
+
+    async def aclose(self) -> None:
+        if self._api is not None:
+            await self._api.aclose()
+            self._api = None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
+        crm = self._crm(obj)
+        properties = self._properties(obj)
+        if cursor is None or "after" in cursor:
+            pages = _reading.full_listing(self.api, crm, properties, self.settings.page_size, cursor)
+        else:
+            overlap_ms = round(self.settings.search_overlap_seconds * 1000)
+            pages = _reading.incremental(
+                self.api, crm, properties, min(self.settings.page_size, SEARCH_PAGE_LIMIT), cursor, overlap_ms
+            )
+        async for page in pages:
+            yield page
+
+    async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        crm = self._crm(obj)
+        properties = self._properties(obj)
+        wanted = [i for i in dict.fromkeys(str(i) for i in ids) if i.isdigit()]
+        found: list[RemoteRecord] = []
+        for chunk in chunks(wanted):
+            found.extend(
+                to_record(o, properties) for o in await self.api.batch_read(crm.name, chunk, properties)
+            )
+        return found
+
+    async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
+        crm = self._crm(obj)
+        prefix, _, prop = path.partition(".")
+        if prefix != "properties" or not prop or "." in prop:
+            raise ConfigError(f"{self.app}: find needs a path like 'properties.email', not {path!r}")
+        wanted = sorted({v.strip().lower() for v in values} - {""})
+        if not wanted:
+            return []
+        properties = list(dict.fromkeys([*self._properties(obj), prop]))
+        found: dict[str, RemoteRecord] = {}
+        for chunk in chunks(wanted):
+            if prop == crm.unique_key:
+                results = await self.api.batch_read(crm.name, chunk, properties, id_property=prop)
+            else:
+                results = await self._search_in(crm, prop, chunk, properties)
+            for obj_json in results:
+                value = (obj_json.get("properties") or {}).get(prop)
+                if isinstance(value, str) and value.strip().lower() in wanted:
+                    record = to_record(obj_json, self._properties(obj))
+                    found[record.id] = record
+        return list(found.values())
+
+    async def _search_in(
+        self, crm: CrmObject, prop: str, values: Sequence[str], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Search for records whose ``prop`` is one of ``values`` (all pages)."""
+        results: list[dict[str, Any]] = []
+        after = "0"
+        while True:
+            body = await self.api.search(
+                crm.name,
+                {
+                    "filterGroups": [
+                        {"filters": [{"propertyName": prop, "operator": "IN", "values": list(values)}]}
+                    ],
+                    "sorts": [],
+                    "properties": list(properties),
+                    "limit": SEARCH_PAGE_LIMIT,
+                    "after": after,
+                },
+            )
+            results.extend(body.get("results") or [])
+            next_after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not next_after:
+                return results
+            after = str(next_after)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _writer(self) -> Writer:
+        return Writer(self.api, self.app, self._properties)
+
+    async def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        crm = self._crm(obj)
+        if not items:
+            return []
+        await self._ensure_entity_property(crm)
+        return await self._writer().create(crm, items)
+
+    async def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        crm = self._crm(obj)
+        if not items:
+            return []
+        await self._ensure_entity_property(crm)
+        return await self._writer().update(crm, items)
+
+    async def delete(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        crm = self._crm(obj)
+        if not items:
+            return []
+        gdpr = self.settings.archive_mode == "gdpr" and crm.gdpr
+        return await self._writer().delete(crm, items, gdpr=gdpr)
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        urls = [url] + ([self.settings.webhook_url] if self.settings.webhook_url else [])
+        _webhooks.verify(
+            method,
+            urls,
+            headers,
+            body,
+            self.settings.secrets(),
+            tolerance=self.settings.webhook_tolerance_seconds,
+            now=self._now(),
+        )
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
+        return _webhooks.parse(body, self.settings.objects)

@@ -1,0 +1,152 @@
+"""HubSpot webhooks: v3 signature verification and parsing of event batches into hints.
+
+HubSpot signs ``method + URI + raw body + timestamp`` with the app's client secret
+(HMAC-SHA256, base64) and sends the millisecond timestamp in ``X-HubSpot-Request-Timestamp``.
+The URI is the full URL HubSpot called, with a fixed list of percent-escapes decoded. Behind a
+proxy the URL syncd sees differs from the one HubSpot called, so the configured public
+``webhook_url`` is accepted as the signed URI too.
+
+A delivery is a JSON array of up to 100 events. Each event becomes a hint to re-read the record;
+deletions (``deletion``, ``privacyDeletion``) are marked deleted. Event ids are not unique on
+their own, so the hint's ``event_id`` combines the event's identifying fields (but not
+``attemptNumber``, so a redelivery de-duplicates).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from syncd.connector import WebhookHint, WebhookVerificationError
+from syncd.connector.webhooks import check_timestamp, hmac_sha256_b64, matches_any
+
+SIGNATURE_HEADER = "x-hubspot-signature-v3"
+TIMESTAMP_HEADER = "x-hubspot-request-timestamp"
+
+_DECODED = {
+    "%3A": ":",
+    "%2F": "/",
+    "%3F": "?",
+    "%40": "@",
+    "%21": "!",
+    "%24": "$",
+    "%27": "'",
+    "%28": "(",
+    "%29": ")",
+    "%2A": "*",
+    "%2C": ",",
+    "%3B": ";",
+}
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+#: Webhook object prefixes and the connector's object names.
+OBJECT_OF_PREFIX = {"contact": "contacts", "company": "companies"}
+_DELETING = {"deletion", "privacyDeletion"}
+#: Event kinds that say nothing about the record's own fields.
+_IGNORED = {"associationChange"}
+
+
+def signed_uri(url: str) -> str:
+    """``url`` with the percent-escapes HubSpot decodes before signing."""
+    return _ESCAPE.sub(lambda m: _DECODED.get(m.group(0).upper(), m.group(0)), url)
+
+
+def verify(
+    method: str,
+    urls: Iterable[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[str],
+    *,
+    tolerance: float,
+    now: float | None = None,
+) -> None:
+    """Raise WebhookVerificationError unless one secret signed this request for one of ``urls``."""
+    if not secrets:
+        raise WebhookVerificationError("hubspot: no client_secret configured to verify webhooks", status=401)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    signature = lowered.get(SIGNATURE_HEADER)
+    stamp = lowered.get(TIMESTAMP_HEADER)
+    if not signature or not stamp:
+        raise WebhookVerificationError(
+            "hubspot: missing X-HubSpot-Signature-v3 or X-HubSpot-Request-Timestamp header", status=401
+        )
+    if not stamp.strip().isdigit():
+        raise WebhookVerificationError(f"hubspot: malformed webhook timestamp {stamp[:40]!r}", status=401)
+    check_timestamp(int(stamp) / 1000, tolerance=tolerance, now=now)
+    verb = method.upper().encode()
+    expected = [
+        hmac_sha256_b64(secret, verb + uri.encode() + body + stamp.encode())
+        for secret in secrets
+        for uri in dict.fromkeys(signed_uri(u) for u in urls if u)
+    ]
+    if not matches_any(expected, [signature.strip()]):
+        raise WebhookVerificationError("hubspot: webhook signature does not match", status=401)
+
+
+def parse(body: bytes, served: Iterable[str]) -> list[WebhookHint]:
+    """Hints for the events about served object types; ValueError (with the reason) if malformed."""
+    try:
+        events = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"hubspot webhook body is not JSON: {exc}") from exc
+    if not isinstance(events, list):
+        raise ValueError(f"hubspot webhook body must be a JSON array of events, not {type(events).__name__}")
+    wanted = set(served)
+    hints: list[WebhookHint] = []
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise ValueError(f"hubspot webhook event {index} is not an object")
+        kind = event.get("subscriptionType") or event.get("eventType")
+        if not isinstance(kind, str) or "." not in kind:
+            raise ValueError(f"hubspot webhook event {index} has no subscriptionType/eventType")
+        prefix, _, action = kind.partition(".")
+        obj = OBJECT_OF_PREFIX.get(prefix)
+        if obj is None or obj not in wanted or action in _IGNORED:
+            continue
+        hints.extend(_hints(event, index, obj, action))
+    return hints
+
+
+def _hints(event: Mapping[str, Any], index: int, obj: str, action: str) -> list[WebhookHint]:
+    object_id = _id(event.get("objectId"), index, "objectId")
+    occurred = event.get("occurredAt")
+    if occurred is not None and not (isinstance(occurred, int | float) or str(occurred).isdigit()):
+        raise ValueError(f"hubspot webhook event {index}: occurredAt must be epoch milliseconds")
+    when = datetime.fromtimestamp(int(occurred) / 1000, UTC) if occurred is not None else None
+    base = ":".join(
+        str(event.get(k, ""))
+        for k in ("portalId", "subscriptionType", "eventType", "subscriptionId", "eventId")
+    )
+    identity = f"{base}:{object_id}:{occurred}:{event.get('propertyName', '')}"
+    if event.get("eventId") is None:
+        raise ValueError(f"hubspot webhook event {index} has no eventId")
+    ids = [object_id]
+    if action == "merge":
+        # The surviving record and every merged one: syncd re-reads them all.
+        for key in ("primaryObjectId", "newObjectId"):
+            if event.get(key) is not None:
+                ids.append(_id(event[key], index, key))
+        merged = event.get("mergedObjectIds") or []
+        if not isinstance(merged, list):
+            raise ValueError(f"hubspot webhook event {index}: mergedObjectIds must be a list")
+        ids.extend(_id(m, index, "mergedObjectIds") for m in merged)
+    return [
+        WebhookHint(
+            event_id=f"hubspot:{identity}" + (f":{rid}" if rid != object_id else ""),
+            object=obj,
+            record_id=rid,
+            deleted=action in _DELETING,
+            occurred_at=when,
+        )
+        for rid in dict.fromkeys(ids)
+    ]
+
+
+def _id(value: Any, index: int, field: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise ValueError(f"hubspot webhook event {index}: {field} must be a numeric id, not {value!r}")
+    return str(value).strip()
