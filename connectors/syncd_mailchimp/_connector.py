@@ -1,0 +1,269 @@
+"""The Mailchimp connector: the members of one audience, synced by the subscriber hash.
+
+Reading: a full listing walks every member by ``last_changed`` (see ``_listing``); an
+incremental read asks for members changed since the cursor's watermark minus an overlap, then
+for members archived since a second watermark, which come back as tombstones. Writing: see
+``_writes``; the consent rule lives in ``_consent``. Webhooks: see ``_webhooks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from syncd.connector import (
+    Capabilities,
+    ConfigError,
+    Connector,
+    ConnectorConfig,
+    Cursor,
+    NotFound,
+    ObjectType,
+    Page,
+    PermanentError,
+    RemoteRecord,
+    WebhookHint,
+    WriteItem,
+    WriteResult,
+)
+from syncd.connector.http import HttpClient, RetryPolicy
+from syncd.connector.redact import register_secret
+
+from ._config import MailchimpConfig
+from ._errors import classify
+from ._listing import MemberWalk
+from ._members import FIELDS, format_time, parse_time, subscriber_hash, to_record
+from ._webhooks import parse_event, verify_secret
+from ._writes import MemberWriter
+
+T = TypeVar("T")
+
+OBJECT = "members"
+_MIN_OVERLAP = timedelta(seconds=1)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+class MailchimpConnector(Connector):
+    """Members of one Mailchimp audience (``list_id``); ids are subscriber hashes."""
+
+    name: ClassVar[str] = "mailchimp"
+    version: ClassVar[str] = "0.1.0"
+    config_model: ClassVar[type[ConnectorConfig]] = MailchimpConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        incremental=True,
+        full_listing=True,
+        webhooks=True,
+        create=True,
+        update=True,
+        delete=True,
+        conditional_writes=False,
+        tombstones=True,
+        batch_size=50,
+        requests_per_second=None,
+    )
+    objects: ClassVar[tuple[ObjectType, ...]] = (
+        ObjectType(OBJECT, primary_key="id", fields=FIELDS, natural_keys=("email_address",)),
+    )
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        *,
+        app: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not isinstance(config, MailchimpConfig):
+            raise ConfigError(f"mailchimp: expected MailchimpConfig settings, got {type(config).__name__}")
+        super().__init__(config, app=app)
+        self.settings = config
+        self._http = HttpClient(
+            app=self.app,
+            base_url=config.api_root(),
+            auth=("syncd", config.api_key.get_secret_value()),
+            retry=retry,
+            timeout=config.timeout_seconds,
+            classify=classify,
+            transport=transport,
+            max_concurrency=config.max_connections,
+        )
+        self._list_path = f"/lists/{quote(config.list_id, safe='')}"
+        self._writer = MemberWriter(self._http, config)
+        self._overlap = max(timedelta(seconds=config.overlap_seconds), _MIN_OVERLAP)
+        # The webhook secret travels in a URL, which is easily logged: mask it wherever it shows up.
+        for secret in self._webhook_secrets():
+            register_secret(secret)
+
+    async def check(self) -> None:
+        await self._http.get("/ping")
+        try:
+            await self._http.get(self._list_path)
+        except NotFound:
+            raise ConfigError(f"mailchimp: audience {self.settings.list_id!r} does not exist") from None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _fetch_members(self, params: dict[str, str | int]) -> Mapping[str, Any]:
+        response = await self._http.get(self._list_path + "/members", params=params)
+        body: Mapping[str, Any] = response.json()
+        return body
+
+    def _walk(self, since: datetime | None, status: str | None) -> MemberWalk:
+        start = since - self._overlap if since is not None else None
+        return MemberWalk(self._fetch_members, since=start, status=status, page_size=self.settings.page_size)
+
+    def _cursor(self, since: datetime | None, archived_since: datetime | None) -> Cursor:
+        return {
+            "list_id": self.settings.list_id,
+            "since": format_time(since) if since is not None else None,
+            "archived_since": format_time(archived_since) if archived_since is not None else None,
+        }
+
+    def _load_cursor(self, cursor: Cursor) -> tuple[datetime | None, datetime | None]:
+        if cursor.get("list_id") != self.settings.list_id:
+            raise ConfigError(
+                f"mailchimp: the cursor belongs to audience {cursor.get('list_id')!r}, "
+                f"not {self.settings.list_id!r}; run a full listing"
+            )
+        try:
+            marks = [cursor.get(k) for k in ("since", "archived_since")]
+            since, archived = (parse_time(m) if isinstance(m, str) else None for m in marks)
+        except ValueError as exc:
+            raise ConfigError(f"mailchimp: unreadable cursor {cursor!r} ({exc})") from None
+        return since, archived
+
+    async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
+        self.object_type(obj)
+        if cursor is None:
+            async for page in self._full_listing():
+                yield page
+            return
+        since, archived_since = self._load_cursor(cursor)
+        changed = self._walk(since, None)
+        async for members in changed.pages():
+            records = [to_record(m) for m in members]
+            yield Page(records, self._cursor(_later(since, changed.high), archived_since))
+        since = _later(since, changed.high)
+        archived = self._walk(archived_since, "archived")
+        async for members in archived.pages():
+            records = [to_record(m) for m in members]
+            yield Page(records, self._cursor(since, _later(archived_since, archived.high)))
+
+    async def _full_listing(self) -> AsyncIterator[Page]:
+        # Archivals after this point are picked up by the next incremental read as tombstones.
+        latest = await self._fetch_members(
+            {"status": "archived", "sort_field": "last_changed", "sort_dir": "DESC", "count": 1}
+        )
+        newest = latest.get("members") or []
+        archived_since = parse_time(str(newest[0]["last_changed"])) if newest else None
+        walk = self._walk(None, None)
+        held: Page | None = None
+        async for members in walk.pages():
+            if held is not None:
+                yield held
+            held = Page([to_record(m) for m in members], self._cursor(walk.high, archived_since))
+        assert held is not None, "a walk yields at least one page"
+        yield Page(held.records, held.cursor, complete=walk.consistent)
+
+    async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        self.object_type(obj)
+        unique = list(dict.fromkeys(ids))
+        found = await self._gather(self._get_one(i) for i in unique)
+        return [r for r in found if r is not None]
+
+    async def _get_one(self, member_id: str) -> RemoteRecord | None:
+        try:
+            return to_record(await self._writer.read(member_id))
+        except NotFound:
+            return None
+
+    async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
+        self.object_type(obj)
+        if path != "email_address":
+            raise ConfigError(f"mailchimp: members can be found by email_address only, not {path!r}")
+        ids = list(dict.fromkeys(subscriber_hash(v) for v in values if v.strip()))
+        records = await self.get(obj, ids)
+        # An archived member is no longer in the audience; creating it again re-adds it.
+        return [r for r in records if not r.deleted]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        self.object_type(obj)
+        return await self._write_all(items, lambda item: self._writer.create(item.fields))
+
+    async def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        self.object_type(obj)
+
+        async def one(item: WriteItem) -> RemoteRecord:
+            if not item.id:
+                raise PermanentError("mailchimp: an update needs the member id")
+            return await self._writer.update(item.id, item.fields, expected_version=item.expected_version)
+
+        return await self._write_all(items, one)
+
+    async def delete(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        self.object_type(obj)
+
+        async def one(item: WriteItem) -> RemoteRecord:
+            if not item.id:
+                raise PermanentError("mailchimp: a delete needs the member id")
+            return await self._writer.delete(item.id)
+
+        return await self._write_all(items, one)
+
+    async def _write_all(
+        self, items: Sequence[WriteItem], write: Callable[[WriteItem], Awaitable[RemoteRecord]]
+    ) -> list[WriteResult]:
+        """One result per item; a failure of the whole request (auth, transport) is raised instead."""
+        outcomes = await asyncio.gather(*(write(item) for item in items), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, PermanentError):
+                raise outcome
+        results: list[WriteResult] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, PermanentError):
+                results.append(WriteResult(key=item.key, error=outcome))
+            else:
+                assert isinstance(outcome, RemoteRecord)
+                results.append(WriteResult(key=item.key, record=outcome))
+        return results
+
+    @staticmethod
+    async def _gather(calls: Iterable[Awaitable[T]]) -> list[T]:
+        """Run ``calls`` concurrently (the client bounds the connections); re-raise a failure after all end."""
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        results: list[T] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results.append(outcome)
+        return results
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def _webhook_secrets(self) -> list[str]:
+        current = [self.settings.webhook_secret] if self.settings.webhook_secret is not None else []
+        return [s.get_secret_value() for s in [*current, *self.settings.previous_webhook_secrets]]
+
+    def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        verify_secret(url, self._webhook_secrets())
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
+        return parse_event(headers, body, list_id=self.settings.list_id)
+
+
+__all__ = ["MailchimpConnector"]

@@ -1,0 +1,280 @@
+"""Writing members: create with adoption, partial updates, tag diffs, archive vs permanent delete."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from syncd.connector import AuthError, NotFound, PermanentError, PreconditionFailed, WriteItem
+from syncd.connector.http import RetryPolicy
+from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock, subscriber_hash
+from syncd_mailchimp import MailchimpConnector
+
+from .conftest import API_KEY, ConnectorFactory
+
+
+def _item(key: str, id: str | None = None, **fields: Any) -> WriteItem:
+    return WriteItem(key=key, fields=fields, id=id)
+
+
+def _calls(fake: MailchimpFake, method: str, fragment: str = "") -> int:
+    return sum(1 for m, path in fake.requests if m == method and fragment in path)
+
+
+async def test_create_without_a_status_adds_a_pending_member_and_sends_one_confirmation(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    (result,) = await connector.create(
+        "members", [_item("k1", email_address="Ada@Lovelace.io", merge_fields={"FNAME": "Ada"}, tags=["vip"])]
+    )
+    assert result.ok
+    assert result.record is not None
+    assert result.record.id == subscriber_hash("ada@lovelace.io")
+    assert result.record.fields["status"] == "pending"
+    assert result.record.fields["tags"] == ["vip"]
+    assert result.record.version == result.record.fields["last_changed"]
+    assert fake.confirmations == ["Ada@Lovelace.io"]
+
+
+async def test_retried_create_adopts_the_member_and_sends_no_second_confirmation(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    item = _item("k1", email_address="ada@lovelace.io", merge_fields={"FNAME": "Ada"})
+    (first,) = await connector.create("members", [item])
+    (again,) = await connector.create("members", [item])
+    assert again.ok
+    assert again.record is not None
+    assert first.record is not None
+    assert again.record.id == first.record.id
+    assert len(fake.audience().members) == 1
+    assert fake.confirmations == ["ada@lovelace.io"]
+    assert _calls(fake, "PATCH") == 0, "adopting a member that already holds the values writes nothing"
+
+
+async def test_create_of_an_existing_member_adopts_it_and_writes_the_given_fields(
+    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+) -> None:
+    existing = fake.seed("ada@lovelace.io", merge_fields={"FNAME": "Old", "LNAME": "Byron"}, tags=["old"])
+    clock.advance(5)
+    (result,) = await connector.create(
+        "members",
+        [_item("k1", email_address="ADA@lovelace.io", merge_fields={"FNAME": "Ada"}, tags=["new"])],
+    )
+    assert result.ok
+    assert result.record is not None
+    assert result.record.id == existing
+    assert result.record.fields["merge_fields"]["FNAME"] == "Ada"
+    assert result.record.fields["merge_fields"]["LNAME"] == "Byron"
+    assert result.record.fields["tags"] == ["new"]
+    stored = fake.member(existing)
+    assert stored is not None
+    assert stored["email_address"] == "ada@lovelace.io", "adoption keeps the existing address's spelling"
+    assert [t["name"] for t in stored["tags"]] == ["new"]
+    assert stored["last_changed"] == result.record.version
+
+
+async def test_create_of_a_permanently_deleted_address_fails_with_forgotten_email(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    fake.seed("ada@lovelace.io")
+    fake.remove("ada@lovelace.io", permanent=True)
+    (result,) = await connector.create("members", [_item("k1", email_address="ada@lovelace.io")])
+    assert isinstance(result.error, PermanentError)
+    assert "Forgotten Email Not Subscribed" in str(result.error)
+
+
+async def test_an_invalid_merge_field_fails_only_its_own_item(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    results = await connector.create(
+        "members",
+        [
+            _item("good", email_address="good@lovelace.io"),
+            _item("bad", email_address="bad@lovelace.io", merge_fields={"NO_SUCH": "x"}),
+            _item("fake", email_address="someone@example.com"),
+            _item("also-good", email_address="fine@lovelace.io"),
+        ],
+    )
+    assert [r.key for r in results] == ["good", "bad", "fake", "also-good"]
+    assert [r.ok for r in results] == [True, False, False, True]
+    assert isinstance(results[1].error, PermanentError)
+    assert "NO_SUCH" in str(results[1].error)
+    assert "looks fake" in str(results[2].error)
+    assert set(fake.audience().members) == {
+        subscriber_hash("good@lovelace.io"),
+        subscriber_hash("fine@lovelace.io"),
+    }
+
+
+async def test_update_writes_only_the_given_fields_and_skips_values_already_held(
+    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+) -> None:
+    member_id = fake.seed("ada@lovelace.io", merge_fields={"FNAME": "Ada", "LNAME": "Byron"})
+    clock.advance(5)
+    (result,) = await connector.update(
+        "members", [_item("k1", member_id, merge_fields={"LNAME": "Lovelace"})]
+    )
+    assert result.record is not None
+    assert result.record.fields["merge_fields"] == {
+        "FNAME": "Ada",
+        "LNAME": "Lovelace",
+        "ADDRESS": "",
+        "PHONE": "",
+        "BIRTHDAY": "",
+    }
+    assert result.record.version == "2026-01-01T09:00:05+00:00"
+    clock.advance(5)
+    (noop,) = await connector.update("members", [_item("k2", member_id, merge_fields={"LNAME": "Lovelace"})])
+    assert noop.record is not None
+    assert noop.record.version == result.record.version, "an update that changes nothing must not write"
+    assert _calls(fake, "PATCH") == 1
+
+
+async def test_clearing_a_merge_field_with_null_sends_an_empty_string(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    member_id = fake.seed("ada@lovelace.io", merge_fields={"FNAME": "Ada", "LNAME": "Byron"})
+    (result,) = await connector.update("members", [_item("k1", member_id, merge_fields={"LNAME": None})])
+    assert result.record is not None
+    assert result.record.fields["merge_fields"]["LNAME"] == ""
+
+
+async def test_tags_are_written_as_an_add_and_remove_diff(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    member_id = fake.seed("ada@lovelace.io", tags=["keep", "drop"])
+    (result,) = await connector.update("members", [_item("k1", member_id, tags=["keep", "add"])])
+    assert result.record is not None
+    assert result.record.fields["tags"] == ["add", "keep"]
+    stored = fake.member(member_id)
+    assert stored is not None
+    assert sorted(t["name"] for t in stored["tags"]) == ["add", "keep"]
+    assert _calls(fake, "POST", "/tags") == 1
+    assert _calls(fake, "PATCH") == 0, "a tag-only change does not PATCH the member"
+    await connector.update("members", [_item("k2", member_id, tags=["add", "keep"])])
+    assert _calls(fake, "POST", "/tags") == 1, "unchanged tags are not written again"
+
+
+async def test_changing_the_email_moves_the_member_to_the_hash_of_the_new_address(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    old_id = fake.seed("ada@lovelace.io", tags=["a"])
+    (result,) = await connector.update(
+        "members", [_item("k1", old_id, email_address="ada@byron.io", tags=["a", "b"])]
+    )
+    assert result.record is not None
+    assert result.record.id == subscriber_hash("ada@byron.io")
+    assert fake.member(old_id) is None
+    moved = fake.member("ada@byron.io")
+    assert moved is not None
+    assert [t["name"] for t in moved["tags"]] == ["a", "b"]
+
+
+async def test_update_of_a_missing_or_archived_member_reports_not_found(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    archived = fake.seed("gone@lovelace.io")
+    fake.remove(archived)
+    results = await connector.update(
+        "members",
+        [
+            _item("missing", subscriber_hash("nobody@lovelace.io"), merge_fields={"FNAME": "X"}),
+            _item("archived", archived, merge_fields={"FNAME": "X"}),
+        ],
+    )
+    assert [type(r.error) for r in results] == [NotFound, NotFound]
+    assert _calls(fake, "PATCH") == 0
+
+
+async def test_update_based_on_a_stale_version_is_refused(
+    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+) -> None:
+    member_id = fake.seed("ada@lovelace.io")
+    (read,) = await connector.get("members", [member_id])
+    clock.advance(5)
+    fake.edit(member_id, merge_fields={"FNAME": "Human"})
+    item = WriteItem(
+        key="k1", fields={"merge_fields": {"FNAME": "Sync"}}, id=member_id, expected_version=read.version
+    )
+    (result,) = await connector.update("members", [item])
+    assert isinstance(result.error, PreconditionFailed)
+    stored = fake.member(member_id)
+    assert stored is not None
+    assert stored["merge_fields"]["FNAME"] == "Human"
+
+
+async def test_delete_archives_by_default_and_the_member_reads_back_as_a_tombstone(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    member_id = fake.seed("ada@lovelace.io")
+    (result,) = await connector.delete("members", [_item("k1", member_id)])
+    assert result.ok
+    assert result.record is not None
+    assert result.record.deleted
+    stored = fake.member(member_id)
+    assert stored is not None
+    assert stored["status"] == "archived"
+    (again,) = await connector.create(
+        "members", [_item("k2", email_address="ada@lovelace.io", status="subscribed")]
+    )
+    assert again.ok, "an archived member can be added back"
+
+
+async def test_permanent_delete_mode_erases_the_member_for_good(
+    fake: MailchimpFake, make_connector: ConnectorFactory
+) -> None:
+    connector = make_connector(delete_mode="permanent")
+    member_id = fake.seed("ada@lovelace.io")
+    (result,) = await connector.delete("members", [_item("k1", member_id)])
+    assert result.ok
+    assert fake.member(member_id) is None
+    assert member_id in fake.audience().forgotten
+    assert await connector.get("members", [member_id]) == []
+
+
+async def test_deleting_a_member_that_is_already_gone_succeeds(connector: MailchimpConnector) -> None:
+    (result,) = await connector.delete("members", [_item("k1", subscriber_hash("nobody@lovelace.io"))])
+    assert result.ok
+
+
+async def test_a_write_over_the_concurrency_limit_is_retried_until_it_succeeds(
+    fake: MailchimpFake, make_connector: ConnectorFactory
+) -> None:
+    connector = make_connector(retry=RetryPolicy(attempts=20, base_delay=0.02, max_delay=0.1, jitter=0.0))
+    member_id = fake.seed("ada@lovelace.io")
+    fake.pause()
+    async with httpx.AsyncClient(base_url=fake.url + "/3.0", auth=("other-integration", API_KEY)) as other:
+        held = [asyncio.create_task(other.get("/ping")) for _ in range(10)]
+        await fake.wait_until(lambda: fake.in_flight == 10)
+        write = asyncio.create_task(
+            connector.update("members", [_item("k1", member_id, merge_fields={"FNAME": "X"})])
+        )
+        await fake.wait_until(lambda: fake.throttled >= 1)
+        fake.resume()
+        (result,) = await write
+        await asyncio.gather(*held)
+    assert result.ok
+    stored = fake.member(member_id)
+    assert stored is not None
+    assert stored["merge_fields"]["FNAME"] == "X"
+
+
+@pytest.mark.parametrize("style", ["empty", "403-empty"])
+async def test_bodiless_429_or_403_throttling_is_retried(
+    fake: MailchimpFake, connector: MailchimpConnector, style: str
+) -> None:
+    fake.throttle_styles = [style]  # type: ignore[list-item]
+    fake.inject("429", times=2)
+    (result,) = await connector.create("members", [_item("k1", email_address="ada@lovelace.io")])
+    assert result.ok
+    assert fake.member("ada@lovelace.io") is not None
+
+
+async def test_a_rejected_api_key_fails_the_whole_batch(make_connector: ConnectorFactory) -> None:
+    connector = make_connector(api_key="wrong-key-us1")
+    with pytest.raises(AuthError) as raised:
+        await connector.create("members", [_item("k1", email_address="ada@lovelace.io")])
+    assert "wrong-key-us1" not in str(raised.value)
