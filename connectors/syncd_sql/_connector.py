@@ -8,6 +8,7 @@ database is never held up for longer than one page or one batch.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -63,16 +64,18 @@ class SqlConnector(Connector):
     """A table in a SQLite database (PostgreSQL to follow) as one object type named after it.
 
     Records: ``id`` is the primary key as text, ``fields`` every column by name. ``version`` is
-    the ``updated_at`` value when that column is configured (and set on the row), else a sha256
-    of the row, so conditional writes work either way.
+    ``"<updated_at>#<first 16 hex of the row's sha256>"`` when that column is configured (and set
+    on the row), else the row's sha256: an edit within the stamp's resolution still changes it,
+    so conditional writes never overwrite it.
 
     Reads: ``read_changes(obj, None)`` lists live rows by key, page by page. With ``updated_at``,
     later reads return rows stamped at or after the cursor minus ``overlap_seconds`` (repeats,
     never skips) and soft-deleted rows as tombstones. Without ``updated_at`` there is nothing to
     resume from: every read lists the whole table again (still page by page).
 
-    Tombstones (``capabilities.tombstones``) only appear with a ``deleted_at`` column; without
-    one, deletes are inferred by the engine from complete listings only.
+    Tombstones only appear with a ``deleted_at`` column; without one, deletes are inferred by the
+    engine from complete listings only. The class-level ``capabilities`` say what the connector
+    can do; an instance's say what its table supports (``tombstones`` only with ``deleted_at``).
     """
 
     name = "sql"
@@ -99,6 +102,10 @@ class SqlConnector(Connector):
         self._conn: DbConnection | None = None
         self._spec: TableSpec | None = None
         self._publish_object(ObjectType(name=config.table, primary_key=config.primary_key))
+        # Like ``objects``, a ClassVar in the interface; the instance value shadows it for this table.
+        vars(self)["capabilities"] = dataclasses.replace(
+            type(self).capabilities, tombstones=config.deleted_at is not None
+        )
 
     # -- metadata ------------------------------------------------------------------------------
 

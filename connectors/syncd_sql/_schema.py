@@ -7,7 +7,7 @@ in written fields are matched against the live schema first, so user input never
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.connector import ConfigError, RemoteRecord
@@ -15,7 +15,7 @@ from syncd.connector import ConfigError, RemoteRecord
 from ._dialect import Column, DbConnection, Dialect, rows
 from ._settings import SqlSettings
 from ._timestamps import TimestampStyle, parse_timestamp
-from ._values import content_version, record_value
+from ._values import content_version, record_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,16 +29,16 @@ class TableSpec:
     deleted_at: Column | None
     #: Whether an INSERT without a key gets one from the database.
     key_generated: bool
+    names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _by_name: Mapping[str, Column] = field(init=False, repr=False, compare=False)
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.columns)
+    def __post_init__(self) -> None:
+        # Looked up for every written field and every row read: computed once per introspection.
+        object.__setattr__(self, "names", tuple(column.name for column in self.columns))
+        object.__setattr__(self, "_by_name", {column.name: column for column in self.columns})
 
     def column(self, name: str) -> Column | None:
-        for column in self.columns:
-            if column.name == name:
-                return column
-        return None
+        return self._by_name.get(name)
 
     def unknown_column(self, name: str) -> str:
         """A message for a name that is not a column, listing the real ones."""
@@ -61,16 +61,32 @@ class TableSpec:
         return self.deleted_at is not None and row.get(self.deleted_at.name) is not None
 
     def record(self, row: Mapping[str, Any], *, deleted: bool | None = None) -> RemoteRecord:
-        """A row as a record; its version is ``updated_at`` when set, else a hash of the row."""
-        fields = {name: record_value(value) for name, value in row.items()}
+        """A row as a record, with its :meth:`version`."""
+        fields = record_fields(row)
         stamp = row.get(self.updated_at.name) if self.updated_at is not None else None
         return RemoteRecord(
             id=str(row[self.primary_key.name]),
             fields=fields,
-            version=content_version(fields) if stamp is None else str(stamp),
+            version=_version(stamp, fields),
             updated_at=parse_timestamp(stamp),
             deleted=self.is_deleted(row) if deleted is None else deleted,
         )
+
+    def version(self, row: Mapping[str, Any]) -> str:
+        """The row's version, as :meth:`record` gives it (without building the record)."""
+        stamp = row.get(self.updated_at.name) if self.updated_at is not None else None
+        return _version(stamp, record_fields(row))
+
+
+def _version(stamp: object, fields: Mapping[str, Any]) -> str:
+    """``updated_at#hash`` when the row has a stamp, else the content hash alone.
+
+    The stamp alone is not enough: at second resolution an edit in the same second as our read
+    keeps it, and a conditional write would then overwrite that edit. The hash prefix (64 bits)
+    catches any change of content; the stamp keeps versions readable.
+    """
+    digest = content_version(fields)
+    return digest if stamp is None else f"{stamp}#{digest[:16]}"
 
 
 def load_table(dialect: Dialect, conn: DbConnection, settings: SqlSettings) -> TableSpec:

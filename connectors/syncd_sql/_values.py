@@ -1,4 +1,4 @@
-"""Column values in both directions, and the content hash used as a version without ``updated_at``."""
+"""Column values in both directions, and the content hash that record versions are built from."""
 
 from __future__ import annotations
 
@@ -12,13 +12,26 @@ from typing import Any
 from syncd.connector import PermanentError
 
 _INT64 = range(-(2**63), 2**63)
+_BINARY = (bytes, bytearray, memoryview)
+_BINARY_TYPES = frozenset(_BINARY)
+#: One encoder for every row: ``json.dumps`` with options builds a new encoder on each call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def record_value(value: object) -> Any:
     """A stored value as a JSON-safe record field (BLOBs become base64 text)."""
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, _BINARY):
         return base64.b64encode(bytes(value)).decode("ascii")
     return value
+
+
+def record_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored row as record fields: a copy, with only its BLOB values converted."""
+    fields = dict(row)
+    if not _BINARY_TYPES.isdisjoint(map(type, fields.values())):
+        for name, value in fields.items():
+            fields[name] = record_value(value)
+    return fields
 
 
 def db_value(column: str, value: object) -> object:
@@ -41,5 +54,5 @@ def db_value(column: str, value: object) -> object:
 
 def content_version(fields: Mapping[str, Any]) -> str:
     """A stable version for a row: sha256 of its canonical JSON (sorted keys, no spaces)."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(fields)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -203,7 +203,7 @@ class BatchWriter:
                 f"row {self.spec.primary_key.name} = {item.id!r} of table {self.spec.name!r} {state}"
             )
         if item.expected_version is not None:
-            current = self.spec.record(row).version
+            current = self.spec.version(row)
             if current != item.expected_version:
                 raise PreconditionFailed(
                     f"row {item.id!r} of table {self.spec.name!r} changed since it was read "

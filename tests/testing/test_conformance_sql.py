@@ -65,22 +65,6 @@ STYLES = {
 }
 
 
-#: Known gaps of the sql connector, reported to its owner. Strict: each turns into a failure to
-#: remove from this table as soon as the connector is fixed.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    (style, "test_removed_record_comes_back_as_a_tombstone_after_a_cursor"): (
-        "SqlConnector declares capabilities.tombstones for every table, but without a deleted_at "
-        "column a hard-deleted row leaves nothing to report (it should not claim tombstones then)"
-    )
-    for style in ("epoch_ms_stamps_hard_delete_text_keys", "no_change_tracking")
-} | {
-    ("second_stamps_soft_delete", "test_conditional_update_with_a_stale_version_is_refused"): (
-        "the version is the updated_at text alone: an edit in the same second as our read keeps "
-        "the version, so a conditional write clobbers it (SYNC-CASES 7); mix in a content hash"
-    )
-}
-
-
 class SqlTableHarness(Harness):
     """The product writing to its own table with its own connection, bumping stamps as it should."""
 
@@ -157,10 +141,6 @@ class TestSqlConformance(ConnectorConformance):
 
     @pytest.fixture(params=sorted(STYLES))
     async def harness(self, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Harness]:
-        style = STYLES[request.param]
-        gap = KNOWN_GAPS.get((request.param, request.function.__name__))
-        if gap is not None:
-            request.applymarker(pytest.mark.xfail(strict=True, reason=gap))
-        harness = SqlTableHarness(tmp_path / "product.db", style)
+        harness = SqlTableHarness(tmp_path / "product.db", STYLES[request.param])
         yield harness
         await harness.connector.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -24,6 +25,17 @@ CREATE TABLE users (
     deleted_at TEXT
 )
 """
+
+
+#: A record version of a row with an ``updated_at`` value: the value, ``#``, 16 hex of a content hash.
+STAMPED_VERSION = re.compile(r"(?P<stamp>.+)#(?P<hash>[0-9a-f]{16})")
+
+
+def version_stamp(version: str | None) -> str:
+    """The ``updated_at`` part of a stamped version (failing the test if it has another shape)."""
+    match = STAMPED_VERSION.fullmatch(version or "")
+    assert match is not None, f"not a stamped version: {version!r}"
+    return match["stamp"]
 
 
 def stamp(second: int, minute: int = 0) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sql_helpers import AppDb, ConnectorFactory, read_pages, record_ids, stamp
+from sql_helpers import AppDb, ConnectorFactory, read_pages, record_ids, stamp, version_stamp
 
 from syncd_sql import SqlConnector
 
@@ -65,7 +65,7 @@ async def test_full_listing_omits_soft_deleted_rows_but_keeps_all_others(
     assert not any(record.deleted for page in pages for record in page.records)
 
 
-async def test_record_carries_every_column_the_key_as_text_and_updated_at_as_version(
+async def test_record_carries_every_column_the_key_as_text_and_updated_at_in_its_version(
     tracked: SqlConnector, app_db: AppDb
 ) -> None:
     app_db.execute(
@@ -83,7 +83,7 @@ async def test_record_carries_every_column_the_key_as_text_and_updated_at_as_ver
         "updated_at": "2024-01-01 10:00:05",
         "deleted_at": None,
     }
-    assert record.version == "2024-01-01 10:00:05"
+    assert version_stamp(record.version) == "2024-01-01 10:00:05"
     assert record.updated_at == datetime(2024, 1, 1, 10, 0, 5, tzinfo=UTC)
     assert not record.deleted
 
@@ -106,7 +106,7 @@ async def test_updated_at_is_parsed_to_an_aware_datetime(
     connector = connect(table="accounts", updated_at="changed")
     [record] = (await read_pages(connector, None, obj="accounts"))[0].records
     assert record.updated_at == expected
-    assert record.version == str(stored)
+    assert version_stamp(record.version) == str(stored)
 
 
 async def test_blob_values_are_read_as_base64_text(connect: ConnectorFactory, app_db: AppDb) -> None:
@@ -129,6 +129,32 @@ async def test_content_hash_version_is_stable_and_changes_with_any_column(
     assert len(first["1"] or "") == 64
     assert after["1"] == first["1"]
     assert after["2"] != first["2"]
+
+
+async def test_stamped_version_is_stable_and_changes_with_content_under_the_same_stamp(
+    tracked: SqlConnector, app_db: AppDb
+) -> None:
+    # Second-resolution stamps: a human edit in the same second as our read keeps updated_at.
+    app_db.add_users(2, updated_at=stamp(1))
+    first = {r.id: r.version for r in (await read_pages(tracked, None))[0].records}
+    again = {r.id: r.version for r in (await read_pages(tracked, None))[0].records}
+    app_db.execute("UPDATE users SET name = 'Edited' WHERE id = 2")
+    after = {r.id: r.version for r in (await read_pages(tracked, None))[0].records}
+    assert first == again
+    assert after["1"] == first["1"]
+    assert after["2"] != first["2"]
+    assert version_stamp(after["2"]) == version_stamp(first["2"]) == stamp(1)
+    assert [record.version for record in await tracked.get("users", ["1", "2"])] == [after["1"], after["2"]]
+
+
+async def test_row_without_an_updated_at_value_gets_the_content_hash_as_version(
+    tracked: SqlConnector, app_db: AppDb
+) -> None:
+    app_db.execute("INSERT INTO users (email) VALUES ('a@example.com')")
+    [record] = (await read_pages(tracked, None))[0].records
+    assert record.version is not None
+    assert len(record.version) == 64
+    assert "#" not in record.version
 
 
 async def test_quoted_identifiers_work_for_awkward_table_and_column_names(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import syncd_sql
 from syncd.connector import CONNECTOR_API_VERSION, available
 from syncd_sql import SqlConnector, SqlSettings
@@ -26,6 +29,19 @@ def test_capabilities_advertise_incremental_reads_conditional_writes_and_tombsto
     assert (caps.create, caps.update, caps.delete) == (True,) * 3
     assert not caps.webhooks
     assert caps.batch_size == 500
+
+
+def test_an_instance_claims_tombstones_only_with_a_deleted_at_column(tmp_path: Path) -> None:
+    def connector(**settings: str) -> SqlConnector:
+        return SqlConnector(SqlSettings(url=f"sqlite:///{tmp_path / 'app.db'}", table="users", **settings))
+
+    hard, soft = connector(updated_at="updated_at"), connector(deleted_at="deleted_at")
+    assert not hard.capabilities.tombstones
+    assert soft.capabilities.tombstones
+    # Everything else is what the class declares (the engine reads batch_size, create, conditional_writes).
+    assert dataclasses.replace(hard.capabilities, tombstones=True) == SqlConnector.capabilities
+    assert soft.capabilities == SqlConnector.capabilities
+    assert SqlConnector.capabilities.tombstones
 
 
 def test_class_declares_its_one_object_by_the_rows_alias() -> None:

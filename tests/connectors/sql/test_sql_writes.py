@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sql_helpers import AppDb, ConnectorFactory, read_pages, record_ids, stamp
+from sql_helpers import AppDb, ConnectorFactory, read_pages, record_ids, stamp, version_stamp
 
 from syncd.connector import NotFound, PermanentError, PreconditionFailed, WriteItem
 from syncd_sql import SqlConnector
@@ -27,9 +27,9 @@ async def test_create_returns_the_row_as_stored_with_generated_key_and_version(
     assert record is not None
     assert record.fields["email"] == "new@example.com"
     assert record.fields["deleted_at"] is None
-    assert record.version == record.fields["updated_at"]
+    assert version_stamp(record.version) == record.fields["updated_at"]
     # the empty column gets ISO-8601 with microseconds and Z
-    assert ISO_MICRO_Z.fullmatch(str(record.version))
+    assert ISO_MICRO_Z.fullmatch(record.fields["updated_at"])
     assert await tracked.get("users", [record.id]) == [record]
     assert app_db.query("SELECT id, email FROM users") == [{"id": int(record.id), "email": "new@example.com"}]
 
@@ -146,7 +146,7 @@ async def test_update_writes_only_the_given_columns_and_moves_the_version(
     assert result.record.fields["plan"] == "free"
     assert result.record.fields["email"] == "a@example.com"
     assert result.record.version != before.version
-    assert result.record.version == result.record.fields["updated_at"]
+    assert version_stamp(result.record.version) == result.record.fields["updated_at"]
     assert app_db.query("SELECT name, plan FROM users") == [{"name": "Anna", "plan": "free"}]
 
 
@@ -156,7 +156,9 @@ async def test_update_keeps_the_column_timestamp_style(tracked: SqlConnector, ap
     )
     [result] = await tracked.update("users", [item("k", "1", name="B")])
     assert result.record is not None
-    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00", str(result.record.version))
+    assert re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00", version_stamp(result.record.version)
+    )
 
 
 async def test_two_updates_in_the_same_second_give_different_versions(
@@ -170,8 +172,8 @@ async def test_two_updates_in_the_same_second_give_different_versions(
     [second] = await tracked.update("users", [item("k2", "1", name="Two")])
     assert first.record is not None
     assert second.record is not None
-    assert first.record.version == "2999-01-01 00:00:01"
-    assert second.record.version == "2999-01-01 00:00:02"
+    assert version_stamp(first.record.version) == "2999-01-01 00:00:01"
+    assert version_stamp(second.record.version) == "2999-01-01 00:00:02"
 
 
 async def test_epoch_column_is_stamped_in_epoch_seconds(connect: ConnectorFactory, app_db: AppDb) -> None:
@@ -192,16 +194,18 @@ async def test_updated_at_sent_by_the_caller_is_replaced_by_our_stamp(
     app_db.execute("INSERT INTO users (id, email, updated_at) VALUES (1, 'a@example.com', ?)", [stamp(1)])
     [result] = await tracked.update("users", [item("k", "1", name="X", updated_at="2000-01-01 00:00:00")])
     assert result.record is not None
-    assert str(result.record.version) > stamp(1)
+    assert version_stamp(result.record.version) > stamp(1)
 
 
 async def test_update_that_changes_nothing_keeps_the_version(tracked: SqlConnector, app_db: AppDb) -> None:
     app_db.execute(
         "INSERT INTO users (id, email, name, updated_at) VALUES (1, 'a@example.com', 'Ann', ?)", [stamp(1)]
     )
-    [result] = await tracked.update("users", [item("k", "1", name="Ann")])
+    [before] = await tracked.get("users", ["1"])
+    [result] = await tracked.update("users", [item("k", "1", expected=before.version, name="Ann")])
     assert result.record is not None
-    assert result.record.version == stamp(1)
+    assert result.record.version == before.version
+    assert version_stamp(result.record.version) == stamp(1)
 
 
 async def test_conditional_update_is_refused_when_the_row_changed_since_it_was_read(
@@ -215,7 +219,23 @@ async def test_conditional_update_is_refused_when_the_row_changed_since_it_was_r
     [result] = await tracked.update("users", [item("k", "1", expected=seen.version, name="Ours")])
     assert isinstance(result.error, PreconditionFailed)
     assert isinstance(result.error.detail, dict)
-    assert result.error.detail["current_version"] == stamp(2)
+    [now] = await tracked.get("users", ["1"])
+    assert result.error.detail["current_version"] == now.version
+    assert version_stamp(now.version) == stamp(2)
+    assert app_db.query("SELECT name FROM users") == [{"name": "Edited by a human"}]
+
+
+async def test_conditional_update_is_refused_after_an_edit_in_the_same_second_as_our_read(
+    tracked: SqlConnector, app_db: AppDb
+) -> None:
+    app_db.execute(
+        "INSERT INTO users (id, email, name, updated_at) VALUES (1, 'a@example.com', 'Ann', ?)", [stamp(1)]
+    )
+    [seen] = await tracked.get("users", ["1"])
+    # The product's second-resolution clock has not moved: updated_at stays the same.
+    app_db.execute("UPDATE users SET name = 'Edited by a human', updated_at = ? WHERE id = 1", [stamp(1)])
+    [result] = await tracked.update("users", [item("k", "1", expected=seen.version, name="Ours")])
+    assert isinstance(result.error, PreconditionFailed)
     assert app_db.query("SELECT name FROM users") == [{"name": "Edited by a human"}]
 
 
@@ -223,7 +243,8 @@ async def test_conditional_update_applies_when_the_version_matches(
     tracked: SqlConnector, app_db: AppDb
 ) -> None:
     app_db.execute("INSERT INTO users (id, email, updated_at) VALUES (1, 'a@example.com', ?)", [stamp(1)])
-    [result] = await tracked.update("users", [item("k", "1", expected=stamp(1), name="Ours")])
+    [seen] = await tracked.get("users", ["1"])
+    [result] = await tracked.update("users", [item("k", "1", expected=seen.version, name="Ours")])
     assert result.ok
     assert app_db.query("SELECT name FROM users") == [{"name": "Ours"}]
 
@@ -280,11 +301,13 @@ async def test_soft_delete_sets_deleted_at_and_reads_back_as_a_tombstone(
 ) -> None:
     app_db.add_users(3)
     cursor = (await read_pages(tracked, None))[-1].cursor
+    [before] = await tracked.get("users", ["2"])
     [result] = await tracked.delete("users", [item("d", "2")])
     assert result.record is not None
     assert result.record.deleted
     assert result.record.fields["deleted_at"] is not None
-    assert result.record.version != stamp(2)
+    assert result.record.version != before.version
+    assert version_stamp(result.record.version) > stamp(2)
     assert [row["id"] for row in app_db.query("SELECT id FROM users WHERE deleted_at IS NOT NULL")] == [2]
     assert record_ids(await read_pages(tracked, None)) == ["1", "3"]
     changes = [r for page in await read_pages(tracked, cursor) for r in page.records if r.id == "2"]
