@@ -171,7 +171,8 @@ class Runner:
             run = await self.store.call(Store.begin_run, f"read:{app}")
         connector = self.connectors[app]
         obj = mapping.object_of(app)
-        cursor = None if full else await self.store.call(Store.get_cursor, mapping.name, app)
+        saved = await self.store.call(Store.get_cursor, mapping.name, app)
+        cursor = None if full else saved
         complete = False
         try:
             async for page in connector.read_changes(obj, cursor):
@@ -186,7 +187,7 @@ class Runner:
             log.warning("read failed; no deletes inferred from this listing", app=app, error=str(exc))
             return False
         if complete:
-            await self.store.call(self._infer_deletes, mapping, app, run)
+            await self.store.call(self._infer_deletes, mapping, app, run, saved)
         return complete
 
     def _pause(self, app: str, exc: Exception) -> None:
@@ -410,8 +411,14 @@ class Runner:
             changes.append(Change(entity.id, "*", None, None, app, f"{reason}: ignored, re-created there"))
             dirty.add(entity.id)
 
-    def _infer_deletes(self, store: Store, mapping: SyncMapping, app: str, run: int) -> None:
-        """After a complete listing: linked records it did not contain are deleted — unless too many."""
+    def _infer_deletes(
+        self, store: Store, mapping: SyncMapping, app: str, run: int, cursor_before: dict[str, Any] | None = None
+    ) -> None:
+        """After a complete listing: linked records it did not contain are deleted — unless too many.
+
+        When the guard stops it, the cursor goes back to where it was before the listing, so the
+        change feed is read again and real deletes still arrive as tombstones (positive evidence).
+        """
         sync = mapping.name
         linked = store.count_links(sync, app)
         missing = store.count_unseen(sync, app, run)
@@ -430,6 +437,8 @@ class Runner:
                     [Change(0, "*", linked, linked - missing, app, "mass-delete guard: " + message)],
                     run,
                 )
+                if cursor_before is not None:
+                    store.set_cursor(sync, app, cursor_before)
             log.error("mass-delete guard", app=app, missing=missing, linked=linked)
             return
         while True:

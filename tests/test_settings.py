@@ -34,7 +34,9 @@ def test_secret_in_the_config_file_is_refused(tmp_path: Path) -> None:
     ]
 
 
-def test_secret_from_environment_is_merged_into_app_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secret_from_environment_is_merged_into_app_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text('[apps.crm]\nconnector = "hubspot"\n[apps.crm.settings]\nproperties = ["email"]\n')
     monkeypatch.setenv("SYNCD_APPS__CRM__SETTINGS__TOKEN", "pat-from-env")
@@ -60,7 +62,7 @@ def test_unknown_key_names_file_and_key_path(tmp_path: Path) -> None:
 
 def test_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
-    cfg.write_text('state = \nmappings = []\n')
+    cfg.write_text("state = \nmappings = []\n")
     with pytest.raises(ConfigFileError) as err:
         load_settings(cfg)
     assert err.value.problems[0].startswith(f"{cfg}: ")

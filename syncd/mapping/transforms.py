@@ -13,6 +13,7 @@ it un-normalised. String transforms apply to each item of a list, so they work o
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import unicodedata
@@ -189,6 +190,7 @@ def _e164_factory(arg: Any) -> Transform:
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise TransformArgumentError(f"e164: unknown region {arg!r}{suggest(region, regions)}")
 
+    @functools.lru_cache(maxsize=65536)
     def e164(text: str) -> str:
         stripped = text.strip()
         try:
@@ -218,7 +220,10 @@ def _e164_probes(arg: Any) -> tuple[Any, ...]:
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
 
+@functools.lru_cache(maxsize=65536)
 def _email(text: str) -> str:
+    # Cached: every record of every page goes through here, and the same addresses recur
+    # (each read, each echo, each round-trip comparison); validation dominates a sync's CPU.
     cleaned = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).strip().lower()
     try:
         checked = validate_email(cleaned, check_deliverability=False)
