@@ -75,11 +75,12 @@ def _plan_create(
 
 
 def _refused_consent(mapping: MappingView, name: str, entity: Entity, link: Link | None) -> bool:
-    """Never re-subscribe anyone through an API: where an app holds an unsubscribe, syncd only
-    ever withdraws consent there, it never grants it back (re-consent is the person's act)."""
+    """Never subscribe anyone through an API over another answer: where an app holds an unsubscribe
+    (or a state like "pending" or "cleaned"), syncd only ever withdraws consent there, it never
+    grants it (re-consent and confirmation are the person's acts)."""
     if not mapping.is_consent(name) or entity.values.get(name) is not True:
         return False
-    return link is not None and link.baseline.get(name) is False
+    return link is not None and name in link.baseline and link.baseline[name] is not True
 
 
 def _plan_update(

@@ -141,6 +141,8 @@ def merge_record(
             continue
         if same(new, cur):
             continue  # identical edit elsewhere, or our own write: nothing to decide
+        if mapping.is_consent(name) and not isinstance(new, bool):
+            continue  # "pending", "cleaned", empty: not a consent answer, so not a change of consent
         prov = entity.provenance.get(name, {})
         if mapping.kind(name) == "set":
             merged = _set_merge(cur, base if known else cur, new)
@@ -227,10 +229,11 @@ def new_entity_values(
     """Fill a brand-new entity from its first record; one change-log entry per field."""
     changes = []
     for name in mapping.readable(app):
-        if name in observed and observed[name] is not None:
-            entity.values[name] = observed[name]
+        value = observed.get(name)
+        if value is not None and (isinstance(value, bool) or not mapping.is_consent(name)):
+            entity.values[name] = value
             entity.provenance[name] = {"app": app, "at": at, "run": run}
-            changes.append(Change(entity.id, name, None, observed[name], app, f"new record in {app}"))
+            changes.append(Change(entity.id, name, None, value, app, f"new record in {app}"))
     return changes
 
 

@@ -1,0 +1,155 @@
+"""HubSpot ↔ Mailchimp through ``syncd sync --once`` (a real subprocess) against both fake apps.
+
+The fakes run in the test's event loop on loopback ports and inject 429s and 5xx errors; the
+shipped example mapping (mappings/contacts.toml) decides what syncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.testing.fakes.hubspot import HubSpotFake, PropertyDef
+from syncd.testing.fakes.mailchimp import MailchimpFake
+
+ROOT = Path(__file__).resolve().parents[2]
+LIST_ID = "a1b2c3d4e5"
+API_KEY = "0123456789abcdef0123456789abcdef-us1"
+TOKEN = "pat-na1-integration"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[tuple[HubSpotFake, MailchimpFake]]:
+    hubspot = HubSpotFake(token=TOKEN)
+    hubspot.add_property(
+        PropertyDef(
+            "newsletter_opt_in",
+            "Newsletter",
+            type="bool",
+            field_type="booleancheckbox",
+            options=("true", "false"),
+            hubspot_defined=False,
+        )
+    )
+    mailchimp = MailchimpFake(api_key=API_KEY, list_ids=(LIST_ID,))
+    await hubspot.start()
+    await mailchimp.start()
+    try:
+        yield hubspot, mailchimp
+    finally:
+        await hubspot.stop()
+        await mailchimp.stop()
+
+
+def _config(root: Path, hubspot: HubSpotFake, mailchimp: MailchimpFake) -> Path:
+    cfg = root / "config.toml"
+    cfg.write_text(
+        f"""
+state = "state.db"
+mappings = ["{ROOT / "mappings" / "contacts.toml"}"]
+log_format = "json"
+log_level = "warning"
+
+[apps.crm]
+connector = "hubspot"
+[apps.crm.settings]
+base_url = "{hubspot.url}"
+properties = ["email", "firstname", "lastname", "phone", "lifecyclestage", "newsletter_opt_in"]
+
+[apps.email]
+connector = "mailchimp"
+[apps.email.settings]
+base_url = "{mailchimp.url}"
+list_id = "{LIST_ID}"
+"""
+    )
+    return cfg
+
+
+async def _syncd(cfg: Path, *args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    env["SYNCD_APPS__CRM__SETTINGS__TOKEN"] = TOKEN
+    env["SYNCD_APPS__EMAIL__SETTINGS__API_KEY"] = API_KEY
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syncd.cli",
+        "--config",
+        str(cfg),
+        *args,
+        cwd=cfg.parent,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def _sync(cfg: Path) -> dict[str, Any]:
+    code, out, err = await _syncd(cfg, "sync", "--once", "--json")
+    assert code == 0, f"sync exited {code}\n{out}\n{err}"
+    return json.loads(out)
+
+
+def _hubspot_emails(fake: HubSpotFake) -> list[str]:
+    return [str(fake.record(rid)["properties"]["email"]).lower() for rid in fake.live_ids()]
+
+
+def _mailchimp_emails(fake: MailchimpFake) -> list[str]:
+    return [m.email.lower() for m in fake.audience(LIST_ID).members.values() if m.status != "archived"]
+
+
+async def test_hubspot_and_mailchimp_converge_without_duplicates_through_429s_and_5xx(
+    tmp_path: Path, fakes: tuple[HubSpotFake, MailchimpFake]
+) -> None:
+    hubspot, mailchimp = fakes
+    for i in range(30):
+        hubspot.seed(
+            {"email": f"Person{i}@Acme.io", "firstname": f"P{i}", "lastname": "Crm", "lifecyclestage": "lead"}
+        )
+    for i in range(20, 45):
+        mailchimp.seed(
+            f"person{i}@acme.io", merge_fields={"FNAME": f"P{i}", "LNAME": "Crm" if i < 30 else "List"}
+        )
+    for fake in (hubspot, mailchimp):
+        fake.inject("429", times=2)
+        fake.inject("500", times=2)
+    cfg = _config(tmp_path, hubspot, mailchimp)
+
+    first = await _sync(cfg)
+    assert first["linked"] == 10
+    hub, mc = _hubspot_emails(hubspot), _mailchimp_emails(mailchimp)
+    assert len(hub) == len(set(hub)) == 45
+    assert len(mc) == len(set(mc)) == 45
+    assert not hubspot.failures, "the injected failures were never met"
+    assert not mailchimp.failures, "the injected failures were never met"
+
+    second = await _sync(cfg)
+    assert second["writes"] == 0, second
+
+    # an edit on each side travels to the other, with no echo write afterwards
+    rid = next(
+        r for r in hubspot.live_ids() if hubspot.record(r)["properties"]["email"].lower() == "person3@acme.io"
+    )
+    hubspot.edit(rid, {"firstname": "Edited in CRM"})
+    mailchimp.edit("person40@acme.io", merge_fields={"LNAME": "Edited in list"})
+    third = await _sync(cfg)
+    assert third["updated"] == 2, third
+    assert mailchimp.member("person3@acme.io")["merge_fields"]["FNAME"] == "Edited in CRM"
+    contact = next(
+        hubspot.record(r)
+        for r in hubspot.live_ids()
+        if hubspot.record(r)["properties"]["email"].lower() == "person40@acme.io"
+    )
+    assert contact["properties"]["lastname"] == "Edited in list"
+    assert (await _sync(cfg))["writes"] == 0
