@@ -234,7 +234,12 @@ class Runner:
         entities = store.entities({link.entity_id for link in links.values()})
         by_key = store.entities_by_key(sync, [k for k in keys.values() if k])
         entities.update({e.id: e for e in by_key.values()})
-        all_links = store.links_of(entities)
+        # Only this app's links matter here: the one a record is linked by, or the one an entity
+        # matched by key already has (a second record with that key is an identity conflict).
+        all_links: dict[int, dict[str, Link]] = {link.entity_id: {app: link} for link in links.values()}
+        matched = [e.id for e in by_key.values() if e.id not in all_links]
+        for eid, link in store.app_links(matched, app).items():
+            all_links.setdefault(eid, {})[app] = link
         parked = store.parked_fields(entities)
         touched: dict[int, Entity] = {}
         dirty: set[int] = set()
@@ -412,7 +417,12 @@ class Runner:
             dirty.add(entity.id)
 
     def _infer_deletes(
-        self, store: Store, mapping: SyncMapping, app: str, run: int, cursor_before: dict[str, Any] | None = None
+        self,
+        store: Store,
+        mapping: SyncMapping,
+        app: str,
+        run: int,
+        cursor_before: dict[str, Any] | None = None,
     ) -> None:
         """After a complete listing: linked records it did not contain are deleted — unless too many.
 

@@ -257,6 +257,15 @@ class Store:
                 out.setdefault(row["entity_id"], {})[row["app"]] = self._link(row)
         return out
 
+    def app_links(self, entity_ids: Iterable[int], app: str) -> dict[int, Link]:
+        """The link each given entity has in ``app`` (entities without one are absent)."""
+        out: dict[int, Link] = {}
+        for chunk in _chunks(sorted(set(entity_ids))):
+            marks = ",".join("?" * len(chunk))
+            for row in self._q(f"SELECT * FROM links WHERE app = ? AND entity_id IN ({marks})", [app, *chunk]):
+                out[row["entity_id"]] = self._link(row)
+        return out
+
     def save_links(self, sync: str, links: Iterable[Link], run_id: int | None = None) -> None:
         """Insert or update links (by ``(sync, app, remote_id)``); sets ``link.id`` on new ones."""
         for link in links:
