@@ -152,6 +152,42 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
         ctx.exit(1)
 
 
+@main.command("run")
+@config_option
+@click.option(
+    "--ready-file",
+    "--once-ready-file",
+    "ready_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Once serving, write {url, port, pid} as JSON to this file (handy with daemon.port = 0).",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="Base URL the apps call webhooks on, when it differs from what syncd sees (behind a proxy); "
+    "signatures are checked against PUBLIC_URL/webhooks/APP. Default: the request URL.",
+)
+@click.pass_context
+def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | None) -> None:
+    """Run the daemon: polls, webhooks, outbox dispatch and the admin API, until SIGTERM/SIGINT.
+
+    SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state.
+    """
+    from syncd.daemon import Daemon, DaemonError, LeaseHeld
+    from syncd.log import get_logger
+
+    settings = _settings(ctx)
+    daemon = Daemon(settings, source=_source(ctx), ready_file=ready_file, public_url=public_url)
+    try:
+        code = _run(ctx, daemon.run())
+    except (LeaseHeld, DaemonError) as exc:
+        get_logger("syncd.daemon").error("not starting", reason=str(exc))
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
+    ctx.exit(code)
+
+
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the planned writes as JSON.")

@@ -238,8 +238,8 @@ class Runner:
         # matched by key already has (a second record with that key is an identity conflict).
         all_links: dict[int, dict[str, Link]] = {link.entity_id: {app: link} for link in links.values()}
         matched = [e.id for e in by_key.values() if e.id not in all_links]
-        for eid, link in store.app_links(matched, app).items():
-            all_links.setdefault(eid, {})[app] = link
+        for eid, app_link in store.app_links(matched, app).items():
+            all_links.setdefault(eid, {})[app] = app_link
         parked = store.parked_fields(entities)
         touched: dict[int, Entity] = {}
         dirty: set[int] = set()
@@ -778,7 +778,7 @@ class Runner:
                 entity = entities[intent.entity_id]
                 record = result.record
                 link = Link(None, entity.id, app, record.id, {}, record.version, _iso(record.updated_at))
-                baseline_after_write(mapping, link, entity.values, list(intent.values), record.fields)
+                baseline_after_write(mapping, link, intent.values, intent.payload, record.fields)
                 outcome = merge_record(
                     mapping,
                     entity,
@@ -914,7 +914,7 @@ class Runner:
                     continue  # unlinked meanwhile
                 if link.version not in (sent.version, record.version):
                     continue  # a newer read already recorded what the app holds
-                baseline_after_write(mapping, link, entity.values, list(intent.values), record.fields)
+                baseline_after_write(mapping, link, intent.values, intent.payload, record.fields)
                 link.version, link.remote_updated_at = record.version, _iso(record.updated_at)
                 links.append(link)
             store.save_links(mapping.name, links)

@@ -113,24 +113,26 @@ def _plan_update(
 def baseline_after_write(
     mapping: MappingView,
     link: Link,
-    values: Mapping[str, Any],
-    names: Collection[str],
+    written: Mapping[str, Any],
+    payload: Mapping[str, Any],
     returned: Mapping[str, Any] | None,
 ) -> None:
-    """Record in the baseline what the app holds after we wrote fields ``names`` of ``values``.
+    """Record in the baseline what the app holds after we wrote ``written`` (canonical values)
+    as ``payload`` (the app-shaped fields actually sent).
 
-    ``returned`` is the app record as the write returned it; where the app kept a different form
-    of a value than we sent (server-side normalisation the mapping does not undo), remember the
-    pair so the plan does not write it again and again.
+    Only what was sent counts: the entity may have moved on while the call was in flight, and
+    that newer value must still be planned. ``returned`` is the record as the write returned it;
+    where the app kept a different form of a value than we sent (server-side normalisation the
+    mapping does not undo), remember the pair so the plan does not write it again and again.
     """
     readable = set(mapping.readable(link.app))
     observed = mapping.to_canonical(link.app, returned) if returned is not None else {}
-    sent = roundtrip(mapping, link.app, values) if readable else {}
-    for name in names:
+    sent = mapping.to_canonical(link.app, payload) if readable else {}
+    for name in written:
         if name in readable and name in observed:
             kept = observed[name]
             link.baseline[name] = kept
-            want = sent.get(name, values.get(name))
+            want = sent.get(name, written[name])
             if same(kept, want):
                 link.coerced.pop(name, None)
             else:
@@ -138,4 +140,4 @@ def baseline_after_write(
         elif name in readable and name in sent:
             link.baseline[name] = sent[name]
         else:
-            link.baseline[name] = values.get(name)
+            link.baseline[name] = written[name]

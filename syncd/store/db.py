@@ -262,7 +262,9 @@ class Store:
         out: dict[int, Link] = {}
         for chunk in _chunks(sorted(set(entity_ids))):
             marks = ",".join("?" * len(chunk))
-            for row in self._q(f"SELECT * FROM links WHERE app = ? AND entity_id IN ({marks})", [app, *chunk]):
+            for row in self._q(
+                f"SELECT * FROM links WHERE app = ? AND entity_id IN ({marks})", [app, *chunk]
+            ):
                 out[row["entity_id"]] = self._link(row)
         return out
 
@@ -591,6 +593,108 @@ class Store:
     def entity_has_open_intent(self, entity_id: int, app: str) -> bool:
         sql = "SELECT 1 FROM outbox WHERE entity_id = ? AND app = ? AND status IN ('pending', 'inflight') LIMIT 1"
         return bool(self._q(sql, (entity_id, app)))
+
+    # -- daemon: webhook inbox -----------------------------------------------------------------
+
+    def inbox_add(self, app: str, events: Iterable[tuple[str, str, str, bool]]) -> int:
+        """Store webhook hints ``(event_id, object, record_id, deleted)``; returns how many were new.
+
+        An event id already in the inbox (a redelivery) is ignored, so each event is acted on once.
+        """
+        stamp = now_iso()
+        added = 0
+        with self.transaction():
+            for event_id, obj, record_id, deleted in events:
+                cur = self.conn.execute(
+                    "INSERT INTO inbox (app, event_id, object, record_id, deleted, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (app, event_id) DO NOTHING",
+                    (app, event_id, obj, record_id, int(deleted), stamp),
+                )
+                added += cur.rowcount
+        return added
+
+    def inbox_pending(self, limit: int = 1000, exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Unprocessed inbox rows, oldest first, leaving out the apps in ``exclude``."""
+        marks = ",".join("?" * len(exclude))
+        sql = (
+            "SELECT * FROM inbox WHERE processed_at IS NULL"
+            + (f" AND app NOT IN ({marks})" if exclude else "")
+            + " ORDER BY id LIMIT ?"
+        )
+        return [dict(r) for r in self._q(sql, [*exclude, limit])]
+
+    def count_inbox_pending(self) -> int:
+        return int(self._q("SELECT count(*) n FROM inbox WHERE processed_at IS NULL")[0]["n"])
+
+    def inbox_done(self, ids: Iterable[int]) -> None:
+        stamp = now_iso()
+        with self.transaction():
+            self.conn.executemany("UPDATE inbox SET processed_at = ? WHERE id = ?", [(stamp, i) for i in ids])
+
+    def prune_inbox(self, older_than: str) -> int:
+        """Forget processed events received before ``older_than`` (their redeliveries are long over)."""
+        sql = "DELETE FROM inbox WHERE processed_at IS NOT NULL AND received_at < ?"
+        return self.conn.execute(sql, (older_than,)).rowcount
+
+    # -- daemon: the single-writer lease -------------------------------------------------------
+
+    def take_lease(self, name: str, holder: str, now: float, ttl: float) -> dict[str, Any]:
+        """Take or renew lease ``name`` if it is free, expired or already ``holder``'s.
+
+        Returns the lease row as it stands afterwards: the caller holds it if ``holder`` matches.
+        """
+        with self.transaction():
+            rows = self._q("SELECT * FROM leases WHERE name = ?", (name,))
+            if not rows or rows[0]["holder"] == holder or rows[0]["expires_at"] < now:
+                acquired = now_iso() if not rows or rows[0]["holder"] != holder else rows[0]["acquired_at"]
+                self.conn.execute(
+                    "INSERT INTO leases (name, holder, expires_at, acquired_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                    "expires_at = excluded.expires_at, acquired_at = excluded.acquired_at",
+                    (name, holder, now + ttl, acquired),
+                )
+                rows = self._q("SELECT * FROM leases WHERE name = ?", (name,))
+            return dict(rows[0])
+
+    def renew_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
+        """Extend ``holder``'s lease; False if it is no longer theirs (taken over after expiry)."""
+        cur = self.conn.execute(
+            "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?", (now + ttl, name, holder)
+        )
+        return cur.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        self.conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    # -- daemon: housekeeping and reports ------------------------------------------------------
+
+    def last_run(self, kind: str) -> dict[str, Any] | None:
+        """The newest run of ``kind`` (e.g. ``full:crm``), finished or not."""
+        rows = self._q("SELECT * FROM runs WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,))
+        return dict(rows[0]) if rows else None
+
+    def prune_runs(self, older_than: str) -> int:
+        """Drop run rows started before ``older_than``, keeping the newest run and each kind's latest.
+
+        The newest id must stay: run ids are compared with ``links.seen_run``.
+        """
+        sql = (
+            "DELETE FROM runs WHERE started_at < ? AND id < (SELECT max(id) FROM runs) "
+            "AND id NOT IN (SELECT max(id) FROM runs GROUP BY kind)"
+        )
+        return self.conn.execute(sql, (older_than,)).rowcount
+
+    def count_drift(self, run_id: int, app: str) -> int:
+        """Entities whose ``app`` record a read of run ``run_id`` found changed, merged or gone."""
+        sql = (
+            "SELECT count(DISTINCT entity_id) n FROM changelog WHERE run_id = ? AND app = ? AND ("
+            "reason LIKE 'changed in %' OR reason LIKE 'set merge of %' OR reason LIKE 'unsubscribed in %' "
+            "OR reason LIKE 'conflict%' OR reason LIKE 'missing from the complete %')"
+        )
+        return int(self._q(sql, (run_id, app))[0]["n"])
+
+    def count_dead_letters(self) -> int:
+        return int(self._q("SELECT count(*) n FROM outbox WHERE status = 'dead'")[0]["n"])
 
 
 class AsyncStore:

@@ -1,0 +1,215 @@
+"""The admin API (aiohttp): health, readiness, metrics, status, conflicts, change log, one entity.
+
+Every route but ``/healthz`` (and the webhooks, which carry their own signatures) needs
+``Authorization: Bearer <SYNCD_DAEMON__ADMIN_TOKEN>``, compared in constant time. Without a
+configured token the API refuses everything but ``/healthz``; the daemon says so at start.
+``openapi.json`` beside this module describes every route and is served at ``/api/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any, Protocol
+
+import structlog
+from aiohttp import web
+from pydantic import SecretStr
+
+from syncd.store import AsyncStore, Store
+
+log = structlog.get_logger("syncd.daemon")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Paths served without the admin token.
+OPEN_PATHS = ("/healthz",)
+OPEN_PREFIXES = ("/webhooks/",)
+MAX_LIMIT = 1000
+
+
+class AdminBackend(Protocol):
+    """What the admin API needs from the daemon."""
+
+    @property
+    def store(self) -> AsyncStore: ...
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+    async def status(self) -> dict[str, Any]: ...
+
+    async def metrics_text(self) -> bytes: ...
+
+    async def resolve_conflict(self, conflict_id: int, take: str | None, value: Any) -> dict[str, Any]: ...
+
+
+def openapi_document() -> dict[str, Any]:
+    text = resources.files("syncd.daemon").joinpath("openapi.json").read_text(encoding="utf-8")
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def _error(status: int, reason: str, **headers: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status, headers=headers or None)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
+
+
+def auth_middleware(token: SecretStr | None) -> Any:
+    """Bearer-token check for every path but the open ones (see the module docstring)."""
+    secret = token.get_secret_value().encode() if token is not None else None
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
+            return await handler(request)
+        challenge = {"WWW-Authenticate": 'Bearer realm="syncd"'}
+        if secret is None:
+            return _error(
+                401,
+                "the admin API is disabled: no admin token is configured (SYNCD_DAEMON__ADMIN_TOKEN)",
+                **challenge,
+            )
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), secret):
+            return _error(401, "missing or wrong bearer token", **challenge)
+        return await handler(request)
+
+    return check
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unexpected failures become a logged JSON 500 instead of aiohttp's plain-text page."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("admin request failed", method=request.method, path=request.path)
+        return _error(500, "internal error; see the daemon's log")
+
+
+def _int_param(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"{name} must be an integer, not {raw[:40]!r}"}),
+            content_type="application/json",
+        ) from None
+    if not low <= value <= high:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"{name} must be between {low} and {high}"}),
+            content_type="application/json",
+        )
+    return value
+
+
+class AdminApi:
+    """The admin handlers over an ``AdminBackend``."""
+
+    def __init__(self, backend: AdminBackend) -> None:
+        self.backend = backend
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics),
+            web.get("/api/status", self.status),
+            web.get("/api/conflicts", self.conflicts),
+            web.post("/api/conflicts/{id}/resolve", self.resolve),
+            web.get("/api/entities/{key}", self.entity),
+            web.get("/api/changelog", self.changelog),
+            web.get("/api/openapi.json", self.openapi),
+        ]
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return _json({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ready, reason = self.backend.readiness()
+        return _json({"ready": ready, "reason": reason}, 200 if ready else 503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = await self.backend.metrics_text()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def status(self, request: web.Request) -> web.Response:
+        return _json(await self.backend.status())
+
+    async def conflicts(self, request: web.Request) -> web.Response:
+        which = request.query.get("status", "open")
+        if which not in ("open", "all", "resolved", "auto"):
+            return _error(400, "status must be one of open, all, resolved, auto")
+        limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
+
+        def query(store: Store) -> list[dict[str, Any]]:
+            return store.conflicts(status=None if which == "all" else which, limit=limit or 100)
+
+        return _json({"conflicts": await self.backend.store.call(query)})
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        raw = request.match_info["id"]
+        if not raw.isdigit():
+            return _error(400, f"conflict id must be a number, not {raw[:40]!r}")
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, 'body must be JSON: {"take": APP} or {"value": VALUE}')
+        if (
+            not isinstance(body, dict)
+            or ("take" in body) == ("value" in body)
+            or set(body) - {"take", "value"}
+        ):
+            return _error(400, 'give exactly one of {"take": APP} or {"value": VALUE}')
+        take = body.get("take")
+        if "take" in body and not isinstance(take, str):
+            return _error(400, "take must be an app name")
+        conflict = await self.backend.store.call(Store.conflict, int(raw))
+        if conflict is None:
+            return _error(404, f"no conflict {raw}")
+        if conflict["status"] != "open":
+            return _error(409, f"conflict {raw} is already {conflict['status']}")
+        try:
+            done = await self.backend.resolve_conflict(int(raw), take, body.get("value"))
+        except LookupError as exc:
+            return _error(404, str(exc))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        log.info("conflict resolved by admin", conflict=int(raw), field=done.get("field"), take=take)
+        return _json({"resolved": int(raw), "field": done.get("field"), "resolution": done.get("resolution")})
+
+    async def entity(self, request: web.Request) -> web.Response:
+        from syncd.cli import entity_view
+
+        key = request.match_info["key"]
+        limit = _int_param(request, "limit", 20, 1, MAX_LIMIT) or 20
+        view = await self.backend.store.call(lambda store: entity_view(store, key, limit))
+        if view is None:
+            return _error(404, f"no entity with key {key!r}")
+        return _json(view)
+
+    async def changelog(self, request: web.Request) -> web.Response:
+        limit = _int_param(request, "limit", 100, 1, MAX_LIMIT) or 100
+        before = _int_param(request, "before", None, 1, 2**62)
+        entity = _int_param(request, "entity", None, 1, 2**62)
+        sync = request.query.get("sync") or None
+
+        def query(store: Store) -> list[dict[str, Any]]:
+            return store.changelog(entity_id=entity, sync=sync, limit=limit, before=before)
+
+        entries = await self.backend.store.call(query)
+        more = len(entries) == limit and entries[-1]["id"] > 1
+        return _json({"entries": entries, "next_before": entries[-1]["id"] if more else None})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return _json(openapi_document())

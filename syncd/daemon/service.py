@@ -1,0 +1,494 @@
+"""``syncd run``: composition and lifecycle of the daemon.
+
+Start-up, in order: take the state's lease (or refuse: another instance holds it), load the
+mappings and connectors, open the store and the runner, start the outbox dispatcher and the
+webhook inbox worker (both resume what a previous run left), serve webhooks and the admin API,
+then schedule per app an incremental poll (its ``poll_interval``, with jitter), a full
+reconciliation (``full_reconcile_interval``) and, daemon-wide, housekeeping.
+
+Shutdown (SIGTERM/SIGINT): webhooks answer 503, no job starts any more, polls and the dispatcher
+stop at their next committed page or batch (bounded by ``drain_timeout``, after which what is
+still running is cancelled: intents left in flight are repaired on the next start), the store is
+closed and the lease released. SIGHUP reloads the mapping files; a bad file is rejected with its
+errors logged and the last good mappings stay in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from syncd import __version__
+from syncd.app import build_connectors, load_all_mappings, used_apps
+from syncd.log import register_secret
+from syncd.runner import Runner
+from syncd.settings import ConfigFileError, Settings
+from syncd.store import AsyncStore, Store
+
+from .admin import AdminApi, auth_middleware, error_middleware
+from .dispatcher import Dispatcher
+from .inbox import INBOX_RETENTION_DAYS, Inbox, InboxWorker
+from .lease import Lease
+from .metrics import Metrics
+from .scheduler import Scheduler
+from .stopping import Stopping, StopSwitch
+from .webhooks import WebhookIntake
+
+log = structlog.get_logger("syncd.daemon")
+
+#: Seconds between housekeeping runs (change-log retention, inbox and run-table pruning).
+HOUSEKEEPING_INTERVAL = 3600.0
+
+
+class DaemonError(Exception):
+    """The daemon cannot start (the message says why); the CLI exits with code 1."""
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _store_snapshot(store: Store) -> dict[str, int]:
+    return {
+        "outbox_depth": store.outbox_depth(),
+        "dead_letters": store.count_dead_letters(),
+        "conflicts_open": store.count_conflicts("open"),
+        "inbox_pending": store.count_inbox_pending(),
+    }
+
+
+class Daemon:
+    """One running ``syncd run`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        source: str = "config.toml",
+        ready_file: Path | None = None,
+        public_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.daemon = settings.daemon
+        self.source = source
+        self.ready_file = ready_file
+        self.public_url = public_url
+        self.switch = StopSwitch()
+        self.metrics = Metrics(self.apps)
+        self.scheduler = Scheduler()
+        self.accepting = False
+        self.serving = False
+        self.stopping = False
+        self.exit_code = 0
+        self.url = ""
+        self.started_at = time.time()
+        self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.last_drift: dict[str, int] = {}
+        self._runner: Runner | None = None
+        self._store: AsyncStore | None = None
+        self._exit = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop_event = asyncio.Event()
+        self._dispatcher: Dispatcher | None = None
+        self._worker: InboxWorker | None = None
+        self.web_app: web.Application | None = None
+
+    # -- accessors -------------------------------------------------------------------------------
+
+    @property
+    def runner(self) -> Runner:
+        assert self._runner is not None, "Daemon.start() first"
+        return self._runner
+
+    @property
+    def store(self) -> AsyncStore:
+        assert self._store is not None, "Daemon.start() first"
+        return self._store
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        assert self._dispatcher is not None, "Daemon.start() first"
+        return self._dispatcher
+
+    @property
+    def worker(self) -> InboxWorker:
+        assert self._worker is not None, "Daemon.start() first"
+        return self._worker
+
+    def apps(self) -> list[str]:
+        """The apps the current mappings sync."""
+        return used_apps(self._runner.mappings) if self._runner is not None else []
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Start, serve until SIGTERM/SIGINT (or a lost lease), stop; returns the exit code.
+
+        Signal handlers are installed before start-up, so a SIGTERM arriving while the daemon
+        starts still ends in a clean stop.
+        """
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig, action in (
+            (signal.SIGTERM, partial(self.request_stop, "SIGTERM")),
+            (signal.SIGINT, partial(self.request_stop, "SIGINT")),
+            (signal.SIGHUP, self._reload_soon),
+        ):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, action)
+                handled.append(sig)
+        try:
+            await self.start()
+            try:
+                await self._stop_event.wait()
+            finally:
+                await self.stop()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+        return self.exit_code
+
+    def request_stop(self, reason: str = "requested", exit_code: int = 0) -> None:
+        if not self._stop_event.is_set():
+            log.info("stop requested", reason=reason)
+        self.exit_code = max(self.exit_code, exit_code)
+        self.accepting = False
+        self._stop_event.set()
+
+    async def start(self) -> None:
+        """Bring every part up (see the module docstring); on failure, undo what was started."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._exit.aclose()
+            raise
+
+    async def _start(self) -> None:
+        settings, daemon = self.settings, self.daemon
+        token = daemon.admin_token
+        register_secret(token.get_secret_value() if token is not None else None)
+
+        lease_store = await AsyncStore(settings.state).open()
+        self._exit.push_async_callback(lease_store.close)
+        lease = Lease(lease_store, ttl=daemon.lease_ttl, state=str(settings.state))
+        await lease.acquire()  # LeaseHeld propagates: nothing else is touched
+        self._exit.push_async_callback(lease.release)
+
+        mappings = await asyncio.to_thread(load_all_mappings, settings, self.source)
+        connectors = build_connectors(settings, used_apps(mappings), self.source)
+
+        async def close_connectors() -> None:
+            for conn in self.runner.connectors.values():
+                with contextlib.suppress(Exception):
+                    await conn.aclose()
+
+        store = await AsyncStore(settings.state).open()
+        self._exit.push_async_callback(store.close)
+        self._store = store
+        self._runner = Runner(store, mappings, connectors, batch_size=settings.batch_size)
+        self._exit.push_async_callback(close_connectors)
+        self.runner.on_progress = self.switch.checkpoint
+        self.metrics.runner = self.runner
+
+        self._dispatcher = Dispatcher(self.runner, switch=self.switch)
+        inbox = Inbox(store)
+        self._worker = InboxWorker(inbox, self.runner, on_processed=self.dispatcher.wake, switch=self.switch)
+        self._exit.push_async_callback(self._cancel_tasks)
+        self._spawn(self.dispatcher.run(), "dispatcher")
+        self._spawn(self.worker.run(), "inbox")
+        self._spawn(lease.heartbeat(partial(self.request_stop, "lease lost", 1)), "lease")
+
+        intake = WebhookIntake(
+            connectors=lambda: self.runner.connectors,
+            inbox=inbox,
+            metrics=self.metrics,
+            max_bytes=daemon.webhook_max_bytes,
+            accepting=lambda: self.accepting,
+            on_stored=self.worker.wake,
+            public_url=self.public_url,
+        )
+        app = web.Application(middlewares=[auth_middleware(token), error_middleware])
+        app.add_routes(intake.routes())
+        app.add_routes(AdminApi(self).routes())
+        self.web_app = app
+        web_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await web_runner.setup()
+        self._exit.push_async_callback(web_runner.cleanup)
+        try:
+            await web.TCPSite(web_runner, daemon.host, daemon.port).start()
+        except OSError as exc:
+            raise DaemonError(f"cannot listen on {daemon.host}:{daemon.port}: {exc.strerror or exc}") from exc
+        host, port = web_runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in str(host) else str(host)
+        self.url = f"http://{shown}:{port}"
+        self.accepting = True
+        self.serving = True
+
+        for name in self.apps():
+            await self._schedule_app(name)
+        self.scheduler.every("housekeeping", self.housekeeping, HOUSEKEEPING_INTERVAL, first_in=60.0)
+        self._exit.push_async_callback(self.scheduler.stop, 0.0)
+        self.scheduler.start()
+        self.worker.wake()
+        self.dispatcher.wake()
+
+        if token is None:
+            log.warning(
+                "admin API disabled: no admin token configured (set SYNCD_DAEMON__ADMIN_TOKEN); "
+                "every admin request but /healthz gets 401"
+            )
+        log.info(
+            "syncd listening",
+            url=self.url,
+            webhooks=f"{self.url}/webhooks/{{app}}",
+            apps=self.apps(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            version=__version__,
+        )
+        if self.ready_file is not None:
+            self._write_ready_file(self.ready_file, int(port))
+
+    def _write_ready_file(self, path: Path, port: int) -> None:
+        data = {"url": self.url, "port": port, "pid": os.getpid()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=f"syncd-{name}")
+        self._tasks.append(task)
+
+    async def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+
+    async def stop(self) -> None:
+        """Graceful shutdown (see the module docstring). Safe to call twice."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.accepting = False
+        self.switch.request()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.daemon.drain_timeout
+        log.info(
+            "shutting down: webhooks refused, finishing in-flight work", timeout=self.daemon.drain_timeout
+        )
+        await self.scheduler.stop(grace=deadline - loop.time())
+        if self._dispatcher is not None and self._worker is not None:
+            self.dispatcher.wake()
+            self.worker.wake()
+            busy = [t for t in self._tasks if t.get_name() in ("syncd-dispatcher", "syncd-inbox")]
+            _, late = await asyncio.wait(busy, timeout=max(deadline - loop.time(), 0.0))
+            if late:
+                log.warning(
+                    "drain timeout reached; in-flight writes resume at the next start", tasks=len(late)
+                )
+        depth = None
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                depth = await self.store.call(Store.outbox_depth)
+        self.serving = False
+        await self._exit.aclose()
+        log.info("stopped", outbox_depth=depth, exit_code=self.exit_code)
+
+    # -- readiness, status, metrics (the AdminBackend protocol) ------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        if self.stopping or self._stop_event.is_set():
+            return False, "shutting down"
+        if not self.serving:
+            return False, "starting"
+        return True, "serving"
+
+    async def metrics_text(self) -> bytes:
+        self.metrics.update_from_store(await self.store.call(_store_snapshot))
+        return self.metrics.render()
+
+    async def status(self) -> dict[str, Any]:
+        snapshot = await self.store.call(_store_snapshot)
+        now = time.time()
+        apps: dict[str, Any] = {}
+        for name in self.apps():
+            stats = self.runner.stats.apps.get(name)
+            last = self.metrics.last_poll.get(name)
+            nxt = self.scheduler.next_run(f"poll:{name}")
+            full = self.scheduler.next_run(f"full:{name}")
+            apps[name] = {
+                "connector": self.settings.apps[name].connector,
+                "paused": name in self.runner.paused,
+                "poll_interval": self.settings.apps[name].poll_interval,
+                "last_poll_at": _iso(last) if last is not None else None,
+                "lag_seconds": round(now - (last if last is not None else self.started_at), 3),
+                "next_poll_at": nxt.isoformat() if nxt else None,
+                "next_full_reconcile_at": full.isoformat() if full else None,
+                "last_drift": self.last_drift.get(name),
+                "read": stats.read if stats else 0,
+                "written": stats.writes if stats else 0,
+                "failed": stats.errors if stats else 0,
+            }
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "url": self.url,
+            "state": str(self.settings.state),
+            "started_at": _iso(self.started_at),
+            "uptime_seconds": round(now - self.started_at, 3),
+            "ready": self.readiness()[0],
+            "accepting_webhooks": self.accepting,
+            "mappings": [
+                {"name": m.name, "apps": list(m.apps), "source": str(m.source)} for m in self.runner.mappings
+            ],
+            "apps": apps,
+            **snapshot,
+        }
+
+    async def resolve_conflict(self, conflict_id: int, take: str | None, value: Any) -> dict[str, Any]:
+        result = await self.runner.resolve_conflict(conflict_id, take=take, value=value)
+        self.dispatcher.wake()
+        return result
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    async def _schedule_app(self, app: str) -> None:
+        interval = self.settings.apps[app].poll_interval
+        self.scheduler.every(
+            f"poll:{app}", partial(self.poll, app), interval, jitter=interval * self.daemon.poll_jitter
+        )
+        self.scheduler.every(
+            f"full:{app}",
+            partial(self.reconcile, app),
+            self.daemon.full_reconcile_interval,
+            first_in=await self._first_full_in(app),
+        )
+
+    async def _first_full_in(self, app: str) -> float:
+        """Seconds until the app's next full reconciliation, counted from the last one on record.
+
+        None on record: one interval from now (a first poll without a cursor reads everything
+        anyway). One that never finished (the daemon stopped during it): right away.
+        """
+        interval = self.daemon.full_reconcile_interval
+        last = await self.store.call(Store.last_run, f"full:{app}")
+        if last is None:
+            return interval
+        if last["finished_at"] is None:
+            return 0.0
+        started = datetime.fromisoformat(last["started_at"]).timestamp()
+        return max(started + interval - time.time(), 0.0)
+
+    async def poll(self, app: str) -> None:
+        """Incremental poll of one app, then plan and wake the dispatcher."""
+        runner = self.runner
+        if app in runner.paused or app not in self.apps():
+            return
+        async with self.locks[app]:
+            stats = runner.stats.apps[app]
+            read, errors = stats.read, stats.errors
+            try:
+                await runner.poll(app)
+            except Stopping:
+                return
+            ok = app not in runner.paused and stats.errors == errors
+        self.metrics.polls.labels(app=app, outcome="ok" if ok else "failed").inc()
+        if ok:
+            self.metrics.last_poll[app] = time.time()
+        got = stats.read - read
+        (log.info if got or not ok else log.debug)("poll", app=app, read=got, ok=ok)
+        self.dispatcher.wake()
+
+    async def reconcile(self, app: str) -> None:
+        """Full reconciliation of one app: re-read everything, plan, report drift."""
+        runner = self.runner
+        if app in runner.paused or app not in self.apps():
+            return
+        async with self.locks[app]:
+            run = await self.store.call(Store.begin_run, f"full:{app}")
+            complete = True
+            try:
+                for mapping in list(runner.mappings):
+                    if app in mapping.apps:
+                        complete &= await runner.read_app(mapping, app, full=True, run=run)
+                await runner.plan()
+            except Stopping:
+                return
+            drift = await self.store.call(Store.count_drift, run, app)
+            await self.store.call(Store.finish_run, run, {"app": app, "drift": drift, "complete": complete})
+        self.last_drift[app] = drift
+        self.metrics.drift.labels(app=app).set(drift)
+        self.metrics.reconciliations.labels(app=app).inc()
+        (log.warning if drift else log.info)(
+            "full reconciliation", app=app, drift=drift, complete=complete, run=run
+        )
+        self.dispatcher.wake()
+
+    async def housekeeping(self) -> None:
+        """Prune the change log past its retention, old processed inbox events and old run rows."""
+        now = time.time()
+        keep = _iso(now - timedelta(days=self.daemon.changelog_retention_days).total_seconds())
+        inbox = _iso(now - timedelta(days=INBOX_RETENTION_DAYS).total_seconds())
+
+        def prune(store: Store) -> dict[str, int]:
+            return {
+                "changelog": store.prune_changelog(keep),
+                "inbox": store.prune_inbox(inbox),
+                "runs": store.prune_runs(keep),
+            }
+
+        pruned = await self.store.call(prune)
+        log.info("housekeeping", **{f"{k}_pruned": v for k, v in pruned.items()})
+
+    # -- mapping reload --------------------------------------------------------------------------
+
+    def _reload_soon(self) -> None:
+        if self._runner is None or self.stopping:
+            log.warning("SIGHUP ignored: the daemon is starting or stopping")
+            return
+        self._spawn(self.reload(), "reload")
+
+    async def reload(self) -> bool:
+        """Reload the mapping files; keep the current ones if any file is bad. True if applied."""
+        runner = self.runner
+        try:
+            mappings = await asyncio.to_thread(load_all_mappings, self.settings, self.source)
+            added = [a for a in used_apps(mappings) if a not in runner.connectors]
+            connectors = build_connectors(self.settings, added, self.source)
+        except ConfigFileError as exc:
+            log.error("mapping reload rejected; keeping the last good mappings", problems=exc.problems)
+            return False
+        before = set(self.apps())
+        runner.connectors.update(connectors)
+        runner.mappings = list(mappings)
+        runner.by_name = {m.name: m for m in mappings}
+        now = set(self.apps())
+        for app in sorted(before - now):
+            self.scheduler.remove(f"poll:{app}")
+            self.scheduler.remove(f"full:{app}")
+        for app in sorted(now - before):
+            await self._schedule_app(app)
+        log.info(
+            "mappings reloaded",
+            syncs=[m.name for m in mappings],
+            apps_added=sorted(now - before),
+            apps_removed=sorted(before - now),
+        )
+        self.dispatcher.wake()
+        return True

@@ -1,0 +1,124 @@
+"""``/webhooks/{app}``: verified, size-limited, durable webhook intake (aiohttp handlers).
+
+A delivery is checked in this order, each failure answered with a reason and counted:
+503 while the daemon shuts down (the sender retries later), 404 for an app that is not synced
+or takes no webhooks, 413 for a body over ``webhook_max_bytes``, 401 when the connector's
+signature check over the raw bytes fails (against the externally visible URL), 400 when the body
+cannot be parsed. Accepted events are stored in the inbox before the 200 goes out; the inbox
+worker is then woken to re-read the records they name. ``GET`` answers 200 for a known app,
+since some apps (Mailchimp) validate a webhook URL with a GET before using it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import structlog
+from aiohttp import web
+
+from syncd.connector import Connector, WebhookHint
+
+from .inbox import Inbox
+from .metrics import Metrics
+
+log = structlog.get_logger("syncd.daemon")
+
+_CHUNK = 64 * 1024
+
+
+def _error(status: int, reason: str, **headers: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status, headers=headers or None)
+
+
+class WebhookIntake:
+    """The webhook handlers and what they need from the daemon."""
+
+    def __init__(
+        self,
+        *,
+        connectors: Callable[[], Mapping[str, Connector]],
+        inbox: Inbox,
+        metrics: Metrics,
+        max_bytes: int,
+        accepting: Callable[[], bool],
+        on_stored: Callable[[], None],
+        public_url: str | None = None,
+    ) -> None:
+        self.connectors = connectors
+        self.inbox = inbox
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self.accepting = accepting
+        self.on_stored = on_stored
+        self.public_url = public_url.rstrip("/") if public_url else None
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/webhooks/{app}", self.post), web.get("/webhooks/{app}", self.get)]
+
+    def _connector(self, app: str) -> Connector | None:
+        connector = self.connectors().get(app)
+        if connector is None or not connector.capabilities.webhooks:
+            return None
+        return connector
+
+    def signed_url(self, request: web.Request) -> str:
+        """The URL the sender signed: the configured public base plus the path, or the request URL."""
+        if self.public_url is not None:
+            return self.public_url + request.rel_url.path_qs
+        return str(request.url)
+
+    async def get(self, request: web.Request) -> web.Response:
+        app = request.match_info["app"]
+        if self._connector(app) is None:
+            return _error(404, f"no app {app!r} takes webhooks here")
+        return web.json_response({"app": app, "status": "ready"})
+
+    def _reject(self, app: str, status: int, reason: str, label: str, **headers: str) -> web.Response:
+        self.metrics.webhooks_rejected.labels(app=app, reason=label).inc()
+        log.warning("webhook rejected", app=app, status=status, reason=reason)
+        return _error(status, reason, **headers)
+
+    async def _body(self, request: web.Request) -> bytes | None:
+        """The raw body, or None once it exceeds the limit (never buffering more than that)."""
+        if request.content_length is not None and request.content_length > self.max_bytes:
+            return None
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > self.max_bytes:
+                return None
+        return bytes(body)
+
+    async def post(self, request: web.Request) -> web.Response:
+        app = request.match_info["app"]
+        if not self.accepting():
+            # The app name is not checked yet: keep attacker-chosen names out of metric labels.
+            return self._reject(
+                "-", 503, "shutting down; retry later", "shutting_down", **{"Retry-After": "30"}
+            )
+        connector = self._connector(app)
+        if connector is None:
+            return self._reject("-", 404, f"no app {app!r} takes webhooks here", "unknown_app")
+        body = await self._body(request)
+        if body is None:
+            return self._reject(app, 413, f"body larger than {self.max_bytes} bytes", "too_large")
+        headers = {k: v for k, v in request.headers.items()}
+        try:
+            connector.verify_webhook(request.method, self.signed_url(request), headers, body)
+        except Exception as exc:  # a connector's check failing in any way is a failed check
+            return self._reject(app, 401, f"verification failed: {exc}", "unverified")
+        try:
+            hints: list[WebhookHint] = connector.parse_webhook(headers, body)
+        except Exception as exc:  # a verified but unparseable body is the sender's problem, not a 500
+            return self._reject(app, 400, f"malformed webhook body: {exc}", "malformed")
+        try:
+            new = await self.inbox.accept(app, hints)
+        except Exception:
+            log.exception("webhook could not be stored; asking the sender to retry", app=app)
+            return _error(503, "could not store the events; retry later", **{"Retry-After": "30"})
+        self.metrics.webhooks_received.labels(app=app).inc()
+        self.metrics.webhook_events.labels(app=app).inc(new)
+        log.info("webhook accepted", app=app, events=len(hints), new=new, duplicates=len(hints) - new)
+        if new:
+            self.on_stored()
+        return web.json_response({"received": len(hints), "new": new})

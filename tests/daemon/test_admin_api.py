@@ -1,0 +1,180 @@
+"""The admin API of an in-process daemon: auth, OpenAPI coverage, conflicts, change log, entities."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import structlog
+from openapi_spec_validator import validate
+
+from syncd.daemon import Daemon
+from syncd.daemon.admin import openapi_document
+
+from .conftest import Client, make_settings, started
+from .harness import ADMIN_TOKEN, PEOPLE_MAPPING, SqlTable, sql_app, wait_for
+
+
+def _served_routes(daemon: Daemon) -> set[tuple[str, str]]:
+    assert daemon.web_app is not None
+    out = set()
+    for route in daemon.web_app.router.routes():
+        if route.method == "HEAD":
+            continue
+        path = route.resource.canonical if route.resource is not None else ""
+        out.add((route.method.lower(), path))
+    return out
+
+
+async def test_openapi_document_is_valid_and_lists_every_served_route(daemon: Daemon, client: Client) -> None:
+    doc = openapi_document()
+    validate(doc)
+    documented = {
+        (method, path) for path, item in doc["paths"].items() for method in item if method != "parameters"
+    }
+    served = _served_routes(daemon)
+    assert served == documented
+    async with client(daemon) as http:
+        assert (await http.get("/api/openapi.json")).json() == doc
+
+
+async def test_every_route_but_healthz_and_webhooks_needs_the_bearer_token(
+    daemon: Daemon, client: Client
+) -> None:
+    async with client(daemon, token=None) as anonymous, client(daemon, token=ADMIN_TOKEN + "x") as wrong:
+        for method, path in sorted(_served_routes(daemon)):
+            concrete = re.sub(r"\{[^}]+\}", "1", path)
+            if path == "/healthz" or path.startswith("/webhooks/"):
+                continue
+            for http in (anonymous, wrong):
+                response = await http.request(method.upper(), concrete)
+                assert response.status_code == 401, (method, path)
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await anonymous.get("/healthz")).status_code == 200
+
+
+async def test_without_an_admin_token_the_api_refuses_everything_but_healthz_and_says_why(
+    tmp_path: Path, tables: tuple[SqlTable, SqlTable], client: Client
+) -> None:
+    alpha, beta = tables
+    settings = make_settings(
+        tmp_path,
+        {"alpha": sql_app(alpha, 3600.0), "beta": sql_app(beta, 3600.0)},
+        {"people": PEOPLE_MAPPING},
+        token=None,
+    )
+    with structlog.testing.capture_logs() as events:
+        daemon = await started(settings)
+    try:
+        assert any("admin API disabled" in e["event"] and e["log_level"] == "warning" for e in events)
+        async with client(daemon, token=None) as anonymous, client(daemon, token="anything") as guessing:
+            assert (await anonymous.get("/healthz")).status_code == 200
+            for http in (anonymous, guessing):
+                refused = await http.get("/api/status")
+                assert refused.status_code == 401
+                assert "no admin token is configured" in refused.json()["error"]
+    finally:
+        await daemon.stop()
+
+
+REVIEW_MAPPING = PEOPLE_MAPPING.replace('key = "email"', 'key = "email"\ninitial_conflict = "review"')
+
+
+async def test_conflict_resolved_through_the_api_is_written_to_both_apps(
+    tmp_path: Path, client: Client
+) -> None:
+    alpha = SqlTable.create(tmp_path / "alpha.db")
+    beta = SqlTable.create(tmp_path / "beta.db")
+    alpha.insert("ada@example.com", "Ada Lovelace")
+    beta.insert("ada@example.com", "Augusta King")
+    settings = make_settings(
+        tmp_path, {"alpha": sql_app(alpha, 3600.0), "beta": sql_app(beta, 3600.0)}, {"people": REVIEW_MAPPING}
+    )
+    daemon = await started(settings)
+    try:
+        async with client(daemon) as http:
+            conflicts = (await http.get("/api/conflicts")).json()["conflicts"]
+            assert [(c["field"], c["entity_key"]) for c in conflicts] == [("name", "ada@example.com")]
+            cid = conflicts[0]["id"]
+            url = f"/api/conflicts/{cid}/resolve"
+            assert (await http.post(url, content=b"{nope")).status_code == 400
+            assert (await http.post(url, json={"take": "beta", "value": 1})).status_code == 400
+            assert (await http.post(url, json={"take": "gamma"})).status_code == 400
+            assert (await http.post("/api/conflicts/99999/resolve", json={"take": "beta"})).status_code == 404
+            assert (await http.post("/api/conflicts/x/resolve", json={"take": "beta"})).status_code == 400
+
+            done = await http.post(url, json={"take": "beta"})
+            assert done.status_code == 200
+            assert done.json()["field"] == "name"
+            await wait_for(
+                lambda: alpha.name_of("ada@example.com") == "Augusta King", 5, what="the chosen value"
+            )
+            assert beta.name_of("ada@example.com") == "Augusta King"
+            assert (await http.post(url, json={"take": "alpha"})).status_code == 409
+            assert (await http.get("/api/conflicts")).json()["conflicts"] == []
+            everything = (await http.get("/api/conflicts", params={"status": "all"})).json()["conflicts"]
+            assert [c["status"] for c in everything] == ["resolved"]
+    finally:
+        await daemon.stop()
+
+
+async def test_changelog_pages_backwards_without_gaps_or_repeats(daemon: Daemon, client: Client) -> None:
+    async with client(daemon) as http:
+        everything = (await http.get("/api/changelog", params={"limit": 1000})).json()
+        assert everything["next_before"] is None
+        ids = [e["id"] for e in everything["entries"]]
+        assert ids == sorted(ids, reverse=True)
+        assert len(ids) >= 5
+
+        seen: list[int] = []
+        params: dict[str, int] = {"limit": 2}
+        while True:
+            page = (await http.get("/api/changelog", params=params)).json()
+            seen += [e["id"] for e in page["entries"]]
+            if page["next_before"] is None:
+                break
+            params = {"limit": 2, "before": page["next_before"]}
+        assert seen == ids
+        assert (await http.get("/api/changelog", params={"limit": 0})).status_code == 400
+        assert (await http.get("/api/changelog", params={"before": "abc"})).status_code == 400
+
+
+async def test_entity_view_shows_one_customer_across_apps(daemon: Daemon, client: Client) -> None:
+    async with client(daemon) as http:
+        view = (await http.get("/api/entities/B1@Example.com")).json()
+        assert view["key"] == "b1@example.com"
+        assert view["values"]["name"] == "User 1"
+        assert {link["app"] for link in view["links"]} == {"alpha", "beta"}
+        assert view["changes"]
+        assert all(c["entity_id"] == view["id"] for c in view["changes"])
+        missing = await http.get("/api/entities/nobody@example.com")
+        assert missing.status_code == 404
+
+
+async def test_status_and_readiness_follow_the_lifecycle(daemon: Daemon, client: Client) -> None:
+    async with client(daemon) as http:
+        status = (await http.get("/api/status")).json()
+        assert status["ready"] is True
+        assert status["accepting_webhooks"] is True
+        assert status["apps"]["alpha"]["last_poll_at"] is not None
+        assert status["mappings"][0]["name"] == "people"
+        assert (await http.get("/readyz")).status_code == 200
+        daemon.request_stop("test")
+        not_ready = await http.get("/readyz")
+        assert not_ready.status_code == 503
+        assert not_ready.json()["reason"] == "shutting down"
+
+
+async def test_every_metric_the_daemon_exposes_is_documented_and_every_documented_one_exists(
+    daemon: Daemon, client: Client
+) -> None:
+    async with client(daemon) as http:
+        text = (await http.get("/metrics")).text
+    exposed = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE syncd_"):
+            _, _, name, kind = line.split()
+            exposed.add(name if kind != "counter" or name.endswith("_total") else f"{name}_total")
+    doc = (Path(__file__).parents[2] / "docs" / "admin-api.md").read_text()
+    documented = set(re.findall(r"`(syncd_[a-z_]+)`", doc))
+    assert exposed == documented

@@ -1,0 +1,161 @@
+"""Webhook inbox: durable dedupe, coalescing per record, retries and pauses (HubSpot API mocked by respx)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from syncd.connector import WebhookHint
+from syncd.connector.http import RetryPolicy
+from syncd.daemon.inbox import Inbox, InboxWorker, coalesce
+from syncd.mapping import load_mapping
+from syncd.runner import Runner
+from syncd.store import AsyncStore, Store
+from syncd_hubspot import HubSpotConfig, HubSpotConnector
+from syncd_sql import SqlConnector
+
+from .harness import CRM_MAPPING, SqlTable, sql_app
+
+BASE = "https://hubspot.test"
+READ = "/crm/v3/objects/contacts/batch/read"
+
+
+async def _no_sleep(_seconds: float) -> None:
+    """Connector retries happen at once; the worker's own retry is what these tests watch."""
+
+
+def contact(rid: str, name: str) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "properties": {"email": f"c{rid}@example.com", "firstname": name, "hs_object_id": rid},
+        "createdAt": "2026-01-01T00:00:00.000Z",
+        "updatedAt": "2026-01-02T00:00:00.000Z",
+        "archived": False,
+    }
+
+
+def batch_reply(request: httpx.Request) -> httpx.Response:
+    ids = [item["id"] for item in json.loads(request.content)["inputs"]]
+    return httpx.Response(200, json={"status": "COMPLETE", "results": [contact(i, f"Name {i}") for i in ids]})
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+async def runner(tmp_path: Path) -> AsyncIterator[Runner]:
+    product = SqlTable.create(tmp_path / "product.db")
+    path = tmp_path / "contacts.toml"
+    path.write_text(textwrap.dedent(CRM_MAPPING))
+    mapping = load_mapping(path, known_apps=["crm", "product"])
+    config = HubSpotConfig.model_validate(
+        {
+            "base_url": BASE,
+            "token": "t0ken-for-tests",
+            "properties": ["email", "firstname"],
+            "entity_id_property": None,
+        }
+    )
+    crm = HubSpotConnector(config, app="crm", retry=RetryPolicy(attempts=1, jitter=0), sleep=_no_sleep)
+    sql = SqlConnector.from_settings(sql_app(product, 60)["settings"], app="product")
+    store = await AsyncStore(tmp_path / "state.db").open()
+    yield Runner(store, [mapping], {"crm": crm, "product": sql})
+    await store.close()
+    await crm.aclose()
+    await sql.aclose()
+
+
+def hint(event: str, rid: str) -> WebhookHint:
+    return WebhookHint(event_id=event, object="contacts", record_id=rid)
+
+
+def read_ids(route: respx.Route) -> list[list[str]]:
+    return [[i["id"] for i in json.loads(call.request.content)["inputs"]] for call in route.calls]
+
+
+def test_coalesce_keeps_one_hint_per_record_and_the_newest_event() -> None:
+    rows = [
+        {"app": "crm", "event_id": "e1", "object": "contacts", "record_id": "1", "deleted": 0},
+        {"app": "crm", "event_id": "e2", "object": "contacts", "record_id": "2", "deleted": 0},
+        {"app": "crm", "event_id": "e3", "object": "contacts", "record_id": "1", "deleted": 1},
+        {"app": "mc", "event_id": "e4", "object": "members", "record_id": "1", "deleted": 0},
+    ]
+    out = coalesce(rows)
+    assert [(h.record_id, h.event_id, h.deleted) for h in out["crm"]] == [
+        ("1", "e3", True),
+        ("2", "e2", False),
+    ]
+    assert [h.event_id for h in out["mc"]] == ["e4"]
+
+
+async def test_many_events_about_one_record_become_one_reread(runner: Runner, api: respx.MockRouter) -> None:
+    route = api.post(READ).mock(side_effect=batch_reply)
+    inbox = Inbox(runner.store)
+    assert await inbox.accept("crm", [hint("e1", "101"), hint("e2", "102"), hint("e3", "101")]) == 3
+    assert await inbox.accept("crm", [hint("e4", "101"), hint("e5", "102")]) == 2
+    worker = InboxWorker(inbox, runner)
+    assert await worker.process_once() == (5, False)
+    assert read_ids(route) == [["101", "102"]]
+    assert await inbox.pending() == []
+    assert await runner.store.call(Store.outbox_depth) == 2  # one create in the product table per contact
+
+
+async def test_redelivered_event_is_stored_once_and_acted_on_once(
+    runner: Runner, api: respx.MockRouter
+) -> None:
+    route = api.post(READ).mock(side_effect=batch_reply)
+    inbox = Inbox(runner.store)
+    worker = InboxWorker(inbox, runner)
+    assert await inbox.accept("crm", [hint("e1", "101")]) == 1
+    assert await worker.process_once() == (1, False)
+    assert await inbox.accept("crm", [hint("e1", "101")]) == 0  # the sender retried a delivery we answered
+    assert await worker.process_once() == (0, False)
+    assert len(route.calls) == 1
+
+
+async def test_failed_reread_keeps_the_events_until_a_retry_succeeds(
+    runner: Runner, api: respx.MockRouter
+) -> None:
+    replies: list[Any] = [httpx.Response(503, json={"message": "down"}), batch_reply]
+    route = api.post(READ).mock(side_effect=replies)
+    inbox = Inbox(runner.store)
+    await inbox.accept("crm", [hint("e1", "101"), hint("e2", "101")])
+    worker = InboxWorker(inbox, runner)
+    assert await worker.process_once() == (0, True)
+    assert len(await inbox.pending()) == 2
+    assert await worker.process_once() == (2, False)
+    assert await inbox.pending() == []
+    assert len(route.calls) == 2
+
+
+async def test_rejected_credentials_pause_the_app_and_keep_its_events(
+    runner: Runner, api: respx.MockRouter
+) -> None:
+    route = api.post(READ).mock(return_value=httpx.Response(401, json={"message": "bad token"}))
+    inbox = Inbox(runner.store)
+    await inbox.accept("crm", [hint("e1", "101")])
+    worker = InboxWorker(inbox, runner)
+    assert await worker.process_once() == (0, True)
+    assert runner.paused == {"crm"}
+    assert await worker.process_once() == (0, False)  # a paused app's events wait, untouched
+    assert len(route.calls) == 1
+    assert len(await runner.store.call(Store.inbox_pending)) == 1
+
+
+async def test_processed_events_are_pruned_after_retention_and_pending_ones_never(runner: Runner) -> None:
+    inbox = Inbox(runner.store)
+    await inbox.accept("crm", [hint("old", "1"), hint("open", "2")])
+    rows = await inbox.pending()
+    await inbox.done([rows[0]["id"]])
+    assert await runner.store.call(Store.prune_inbox, "9999-01-01T00:00:00Z") == 1
+    assert [r["event_id"] for r in await inbox.pending()] == ["open"]
