@@ -279,7 +279,10 @@ def conflicts_resolve(ctx: click.Context, conflict_id: int, take: str | None, va
     except (LookupError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
-    click.echo(f"resolved #{conflict_id} ({conflict['field']}); run `syncd sync --once` to write it")
+    click.echo(
+        f"resolved #{conflict_id} ({conflict['field']}): written by the next `syncd sync --once`, "
+        "or by a running `syncd run` at its next poll"
+    )
 
 
 @main.command()
@@ -480,6 +483,15 @@ def deadletters_drop(ctx: click.Context, intent_ids: tuple[int, ...]) -> None:
                 store.settle(intent_id, "dropped", intent.last_error, intent.error_kind)
     store.close()
     click.echo(f"dropped {len(intent_ids)} dead letters")
+
+
+def _register_demo() -> None:
+    from syncd.demo.cli import demo_command
+
+    main.add_command(demo_command)
+
+
+_register_demo()
 
 
 if __name__ == "__main__":  # pragma: no cover

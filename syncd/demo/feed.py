@@ -1,0 +1,89 @@
+"""The live change feed: each new change-log entry, printed as the daemon commits it.
+
+This is how the demo lets you "watch it propagate": an edit made through a fake's API shows up
+as ``changed in crm`` when the daemon has re-read it, then ``written to email`` once Mailchimp
+accepted the write. The feed reads the state store's change log (what ``syncd show`` and the
+admin API's ``/api/changelog`` read), a few times a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+
+from syncd.store import AsyncStore, Store
+
+#: Seconds between two looks at the change log.
+INTERVAL = 0.25
+#: Change-log fields that are bookkeeping, not customer data.
+_PSEUDO = {"*", "@key", "@identity"}
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def format_change(entry: dict[str, Any], key: str | None) -> str:
+    """One change-log entry as a line: time, customer, field, old → new, reason."""
+    at = str(entry["at"])[11:19]
+    who = key or f"entity {entry['entity_id']}"
+    if entry["field"] in _PSEUDO:
+        return f"{at}  {who}  {entry['reason']}"
+    change = f"{_value(entry['old'])} → {_value(entry['new'])}"
+    return f"{at}  {who}  {entry['field']}: {change}  ({entry['reason']})"
+
+
+def latest_id(store: Store) -> int:
+    rows = store.changelog(limit=1)
+    return int(rows[0]["id"]) if rows else 0
+
+
+def entries_after(store: Store, after: int, page: int = 200) -> list[tuple[dict[str, Any], str | None]]:
+    """Change-log entries newer than ``after``, oldest first, each with its entity's key."""
+    rows: list[dict[str, Any]] = []
+    before: int | None = None
+    while True:
+        batch = store.changelog(limit=page, before=before)
+        newer = [r for r in batch if int(r["id"]) > after]
+        rows += newer
+        if len(newer) < page:
+            break
+        before = int(batch[-1]["id"])
+    rows.reverse()
+    entities = store.entities({int(r["entity_id"]) for r in rows})
+    return [(r, entities[r["entity_id"]].key if r["entity_id"] in entities else None) for r in rows]
+
+
+class ChangeFeed:
+    """Prints new change-log entries until cancelled."""
+
+    def __init__(self, store: AsyncStore, console: Console) -> None:
+        self.store = store
+        self.console = console
+        self.after = 0
+        self.printed: list[str] = []
+
+    async def start_here(self) -> None:
+        """Skip what happened so far (the first sync's entries)."""
+        self.after = await self.store.call(latest_id)
+
+    async def once(self) -> Sequence[str]:
+        """Print the entries committed since the last look."""
+        found = await self.store.call(entries_after, self.after)
+        lines = []
+        for entry, key in found:
+            self.after = max(self.after, int(entry["id"]))
+            line = format_change(entry, key)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            lines.append(line)
+        self.printed += lines
+        return lines
+
+    async def run(self) -> None:
+        while True:
+            await self.once()
+            await asyncio.sleep(INTERVAL)
