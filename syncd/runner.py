@@ -24,6 +24,7 @@ import structlog
 
 from syncd.connector import (
     AuthError,
+    ConfigError,
     Connector,
     ConnectorError,
     NotFound,
@@ -190,9 +191,9 @@ class Runner:
             await self.store.call(self._infer_deletes, mapping, app, run, saved)
         return complete
 
-    def _pause(self, app: str, exc: Exception) -> None:
+    def _pause(self, app: str, exc: Exception, why: str = "credentials rejected") -> None:
         if app not in self.paused:
-            log.error("app paused: credentials rejected", app=app, error=str(exc))
+            log.error(f"app paused: {why}", app=app, error=str(exc))
         self.paused.add(app)
         self.stats.apps[app].errors += 1
 
@@ -629,6 +630,14 @@ class Runner:
                 return any_done
             except TransientError as exc:
                 await self.store.call(self._backoff_all, intents, str(exc))
+            except ConfigError as exc:
+                # The app's settings cannot work (a missing column, an unknown object): pause it.
+                self._pause(app, exc, why="its settings are wrong")
+                await self.store.call(self._release, intents)
+                return any_done
+            except ConnectorError as exc:
+                # The whole request was refused: every write in it is dead-lettered, nothing is lost.
+                await self.store.call(self._fail_all, intents, exc)
             self._progress()
 
     def _release(self, store: Store, intents: Sequence[Intent]) -> None:
@@ -637,6 +646,13 @@ class Runner:
                 current = store.intent(intent.id)
                 if current is not None and current.status == "inflight":
                     store.settle(intent.id, "pending")
+
+    def _fail_all(self, store: Store, intents: Sequence[Intent], error: ConnectorError) -> None:
+        with store.transaction():
+            for intent in intents:
+                current = store.intent(intent.id)
+                if current is not None and current.status == "inflight":
+                    self._failed(store, intent, error)
 
     def _settle_all(self, store: Store, intents: Sequence[Intent], status: str, error: str | None) -> None:
         with store.transaction():

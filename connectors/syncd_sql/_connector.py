@@ -322,6 +322,8 @@ class SqlConnector(Connector):
     def _find_rows(self, path: str, folded: list[str], conn: DbConnection) -> list[RemoteRecord]:
         spec = self._table(conn)
         column = spec.column(path)
+        if column is None and self.settings.create_table:
+            return []  # a managed table gains the column with its first write: no row can match yet
         if column is None:
             raise ConfigError(f"sql: cannot find by {path!r}: {spec.unknown_column(path)}")
         if not folded:

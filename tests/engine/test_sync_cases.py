@@ -667,3 +667,46 @@ async def test_plan_lists_exactly_the_writes_the_next_cycle_makes(tmp_path: Path
                 made += [(name, op)] * len(ids)
     assert sorted((a, o) for a, o, _ in planned) == sorted(made)
     assert stats.total("writes") == len(planned)
+
+
+async def test_a_whole_batch_refused_by_the_app_is_dead_lettered_and_the_sync_goes_on(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    for i in range(3):
+        w.apps["a"].seed(OBJ, person(f"p{i}@example.com"))
+
+    def refuse_whole_call(runner: Runner) -> None:
+        async def create(obj: str, items: Any) -> Any:
+            raise PermanentError("400 the request body is not valid", status=400)
+
+        runner.connectors["b"].create = create  # type: ignore[method-assign]
+
+    stats = await w.cycle(before=refuse_whole_call)
+    assert len(w.records("c")) == 3  # the other app was not held up
+    store = w.store()
+    try:
+        dead = store.dead_letters()
+    finally:
+        store.close()
+    assert sorted(d.app for d in dead) == ["b"] * 3
+    assert stats.total("errors") >= 3
+
+
+async def test_an_app_whose_settings_cannot_work_is_paused_not_crashed(tmp_path: Path) -> None:
+    from syncd.connector import ConfigError
+
+    w = World(tmp_path)
+    w.apps["a"].seed(OBJ, person("p@example.com"))
+
+    def misconfigured(runner: Runner) -> None:
+        async def find(obj: str, path: str, values: Any) -> Any:
+            raise ConfigError("b: no column 'email'")
+
+        runner.connectors["b"].find = find  # type: ignore[method-assign]
+
+    stats = await w.cycle(before=misconfigured)
+    assert stats.paused == ["b"]
+    assert len(w.records("c")) == 1
+    assert len(w.records("b")) == 0
+    # nothing was lost: the write waits in the outbox for the fixed settings
+    assert (await w.cycle()).total("writes") == 1
+    assert len(w.records("b")) == 1

@@ -370,6 +370,16 @@ async def test_managed_table_gains_columns_for_new_fields(connect: ConnectorFact
     assert columns == ["id", "updated_at", "email", "first_name"]
 
 
+async def test_lookup_on_a_managed_table_before_its_first_write_finds_nothing(
+    connect: ConnectorFactory,
+) -> None:
+    connector = connect(table="contacts", create_table=True, updated_at="updated_at")
+    assert await connector.find("contacts", "email", ["a@example.com"]) == []
+    [result] = await connector.create("contacts", [item("k", email="a@example.com")])
+    assert result.ok
+    assert [r.id for r in await connector.find("contacts", "email", [" A@example.com"])] == [result.record.id]  # type: ignore[union-attr]
+
+
 async def test_unmanaged_table_never_gains_columns(tracked: SqlConnector, app_db: AppDb) -> None:
     [result] = await tracked.create("users", [item("k", email="a@example.com", first_name="Ann")])
     assert "no column 'first_name'" in str(result.error)
