@@ -67,6 +67,8 @@ class AppStats:
     deleted: int = 0
     errors: int = 0
     writes: int = 0
+    #: Complete listings of this app whose delete propagation the mass-delete guard stopped.
+    delete_guard: int = 0
 
 
 @dataclass
@@ -442,6 +444,7 @@ class Runner:
                 f"({share:.0%} > {mapping.mass_delete_threshold:.0%}): delete propagation stopped"
             )
             self.stats.delete_guard.append(message)
+            self.stats.apps[app].delete_guard += 1
             with store.transaction():
                 store.log_changes(
                     sync,

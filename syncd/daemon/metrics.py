@@ -42,6 +42,11 @@ class _RunnerTotals(Collector):
         paused = GaugeMetricFamily(
             "syncd_app_paused", "1 while an app is paused (its credentials were rejected).", labels=["app"]
         )
+        guard = CounterMetricFamily(
+            "syncd_delete_guard_trips",
+            "Complete listings whose delete propagation the mass-delete guard stopped, per app.",
+            labels=["app"],
+        )
         now = self.metrics.clock()
         for app in apps:
             stats = runner.stats.apps.get(app) if runner is not None else None
@@ -51,9 +56,10 @@ class _RunnerTotals(Collector):
             since = self.metrics.last_poll.get(app, self.metrics.started)
             lag.add_metric([app], max(now - since, 0.0))
             paused.add_metric([app], 1.0 if runner is not None and app in runner.paused else 0.0)
+            guard.add_metric([app], stats.delete_guard if stats else 0)
         total = GaugeMetricFamily("syncd_apps_paused", "How many apps are paused.")
         total.add_metric([], float(len(runner.paused)) if runner is not None else 0.0)
-        yield from (read, written, failed, lag, paused, total)
+        yield from (read, written, failed, lag, paused, total, guard)
 
 
 class Metrics:
