@@ -7,9 +7,11 @@ Exit codes: 0 success; 1 the command ran but something failed (write errors, unk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -139,11 +141,20 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
     settings = _settings(ctx)
 
     async def go() -> dict[str, Any]:
-        async with open_runner(settings, source=_source(ctx), allow_mass_delete=allow_mass_delete) as runner:
+        async with (
+            one_writer(settings),
+            open_runner(settings, source=_source(ctx), allow_mass_delete=allow_mass_delete) as runner,
+        ):
             stats = await runner.run_cycle(full=full)
             return stats.as_dict()
 
-    stats = _run(ctx, go())
+    from syncd.daemon import LeaseHeld
+
+    try:
+        stats = _run(ctx, go())
+    except LeaseHeld as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(1)
     if as_json:
         _emit_json(stats)
     else:
@@ -186,6 +197,28 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
     ctx.exit(code)
+
+
+@asynccontextmanager
+async def one_writer(settings: Settings) -> AsyncIterator[None]:
+    """Hold the state's lease while writing, like `syncd run` does: one writer per state."""
+    from syncd.daemon import Lease
+    from syncd.store import AsyncStore
+
+    store = await AsyncStore(settings.state).open()
+    try:
+        lease = Lease(store, ttl=settings.daemon.lease_ttl, state=str(settings.state))
+        await lease.acquire()
+        heartbeat = asyncio.create_task(lease.heartbeat(lambda: None))
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await lease.release()
+    finally:
+        await store.close()
 
 
 @main.command()

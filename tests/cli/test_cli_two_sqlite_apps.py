@@ -6,6 +6,7 @@ Two ``contacts`` tables with different column names, 5,000 rows each, 3,000 emai
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -288,3 +289,32 @@ def test_kill_9_during_a_20000_row_sync_then_rerun_leaves_no_duplicate(tmp_path:
         assert len(emails) == 35000
         assert len(set(emails)) == 35000, f"duplicates in {db}"
     assert _sync(tmp_path)["writes"] == 0
+
+
+async def test_sync_once_refuses_to_run_beside_another_writer(world: Path) -> None:
+    from syncd.daemon import Lease
+    from syncd.store import AsyncStore
+
+    store = await AsyncStore(world / "state" / "syncd.db").open()
+    lease = Lease(store, ttl=60, state="state/syncd.db")
+    await lease.acquire()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "syncd.cli",
+            "--config",
+            str(world / "config.toml"),
+            "sync",
+            "--once",
+            cwd=world,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    finally:
+        await lease.release()
+        await store.close()
+    assert proc.returncode == 1, out.decode() + err.decode()
+    assert "another syncd" in err.decode()
+    assert len(_rows(world, "right.db", "SELECT 1 FROM people")) == 5000  # nothing was written
