@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from syncd.testing.fakes.hubspot import HubSpotFake, PropertyDef
+from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd.testing.fakes.mailchimp import MailchimpFake
 
+from .apps import API_KEY, LIST_ID, PROPERTIES, hubspot_emails, hubspot_fake, mailchimp_emails, mailchimp_fake
+
 ROOT = Path(__file__).resolve().parents[2]
-LIST_ID = "a1b2c3d4e5"
-API_KEY = "0123456789abcdef0123456789abcdef-us1"
 TOKEN = "pat-na1-integration"
 
 pytestmark = pytest.mark.slow
@@ -29,18 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def fakes() -> AsyncIterator[tuple[HubSpotFake, MailchimpFake]]:
-    hubspot = HubSpotFake(token=TOKEN)
-    hubspot.add_property(
-        PropertyDef(
-            "newsletter_opt_in",
-            "Newsletter",
-            type="bool",
-            field_type="booleancheckbox",
-            options=("true", "false"),
-            hubspot_defined=False,
-        )
-    )
-    mailchimp = MailchimpFake(api_key=API_KEY, list_ids=(LIST_ID,))
+    hubspot, mailchimp = hubspot_fake(TOKEN), mailchimp_fake()
     await hubspot.start()
     await mailchimp.start()
     try:
@@ -63,7 +52,7 @@ log_level = "warning"
 connector = "hubspot"
 [apps.crm.settings]
 base_url = "{hubspot.url}"
-properties = ["email", "firstname", "lastname", "phone", "lifecyclestage", "newsletter_opt_in"]
+properties = {json.dumps(PROPERTIES)}
 
 [apps.email]
 connector = "mailchimp"
@@ -101,14 +90,6 @@ async def _sync(cfg: Path) -> dict[str, Any]:
     return json.loads(out)
 
 
-def _hubspot_emails(fake: HubSpotFake) -> list[str]:
-    return [str(fake.record(rid)["properties"]["email"]).lower() for rid in fake.live_ids()]
-
-
-def _mailchimp_emails(fake: MailchimpFake) -> list[str]:
-    return [m.email.lower() for m in fake.audience(LIST_ID).members.values() if m.status != "archived"]
-
-
 async def test_hubspot_and_mailchimp_converge_without_duplicates_through_429s_and_5xx(
     tmp_path: Path, fakes: tuple[HubSpotFake, MailchimpFake]
 ) -> None:
@@ -128,7 +109,7 @@ async def test_hubspot_and_mailchimp_converge_without_duplicates_through_429s_an
 
     first = await _sync(cfg)
     assert first["linked"] == 10
-    hub, mc = _hubspot_emails(hubspot), _mailchimp_emails(mailchimp)
+    hub, mc = list(hubspot_emails(hubspot)), mailchimp_emails(mailchimp)
     assert len(hub) == len(set(hub)) == 45
     assert len(mc) == len(set(mc)) == 45
     assert not hubspot.failures, "the injected failures were never met"
@@ -138,18 +119,11 @@ async def test_hubspot_and_mailchimp_converge_without_duplicates_through_429s_an
     assert second["writes"] == 0, second
 
     # an edit on each side travels to the other, with no echo write afterwards
-    rid = next(
-        r for r in hubspot.live_ids() if hubspot.record(r)["properties"]["email"].lower() == "person3@acme.io"
-    )
-    hubspot.edit(rid, {"firstname": "Edited in CRM"})
+    hubspot.edit(hubspot_emails(hubspot)["person3@acme.io"], {"firstname": "Edited in CRM"})
     mailchimp.edit("person40@acme.io", merge_fields={"LNAME": "Edited in list"})
     third = await _sync(cfg)
     assert third["updated"] == 2, third
     assert mailchimp.member("person3@acme.io")["merge_fields"]["FNAME"] == "Edited in CRM"
-    contact = next(
-        hubspot.record(r)
-        for r in hubspot.live_ids()
-        if hubspot.record(r)["properties"]["email"].lower() == "person40@acme.io"
-    )
+    contact = hubspot.record(hubspot_emails(hubspot)["person40@acme.io"])
     assert contact["properties"]["lastname"] == "Edited in list"
     assert (await _sync(cfg))["writes"] == 0

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from syncd.testing.fakes.hubspot import HubSpotFake, PropertyDef
+from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd.testing.fakes.mailchimp import MailchimpFake
 
 from ..daemon.harness import ADMIN_TOKEN, DaemonProcess, base_env, wait_for, write_config
+from .apps import API_KEY, LIST_ID, hubspot_emails, hubspot_fake, mailchimp_emails, mailchimp_fake
 
 ROOT = Path(__file__).resolve().parents[2]
-LIST_ID = "a1b2c3d4e5"
-API_KEY = "0123456789abcdef0123456789abcdef-us1"
 TOKEN = "pat-na1-daemon"
 HS_SECRET = "hubspot-client-secret-1"
 MC_SECRET = "mailchimp-hook-secret-1"
@@ -37,29 +36,10 @@ def _writes(fake: HubSpotFake | MailchimpFake) -> list[tuple[str, str]]:
     ]
 
 
-def _hub_emails(fake: HubSpotFake) -> dict[str, str]:
-    return {str(fake.record(r)["properties"]["email"]).lower(): r for r in fake.live_ids()}
-
-
-def _mc_emails(fake: MailchimpFake) -> list[str]:
-    return [m.email.lower() for m in fake.audience(LIST_ID).members.values() if m.status != "archived"]
-
-
 async def test_hubspot_and_mailchimp_stay_in_sync_through_webhooks_without_echo_writes(
     tmp_path: Path,
 ) -> None:
-    hubspot = HubSpotFake(token=TOKEN, client_secret=HS_SECRET)
-    hubspot.add_property(
-        PropertyDef(
-            "newsletter_opt_in",
-            "Newsletter",
-            type="bool",
-            field_type="booleancheckbox",
-            options=("true", "false"),
-            hubspot_defined=False,
-        )
-    )
-    mailchimp = MailchimpFake(api_key=API_KEY, list_ids=(LIST_ID,))
+    hubspot, mailchimp = hubspot_fake(TOKEN, HS_SECRET), mailchimp_fake()
     await hubspot.start()
     await mailchimp.start()
     daemon: DaemonProcess | None = None
@@ -115,13 +95,13 @@ async def test_hubspot_and_mailchimp_stay_in_sync_through_webhooks_without_echo_
         daemon = await DaemonProcess(config, env).start()
         await wait_for(
             lambda: (
-                len(_hub_emails(hubspot)) == 15
-                and sorted(_mc_emails(mailchimp)) == sorted(_hub_emails(hubspot))
+                len(hubspot_emails(hubspot)) == 15
+                and sorted(mailchimp_emails(mailchimp)) == sorted(hubspot_emails(hubspot))
             ),
             60,
             what="the first sync of both apps",
         )
-        assert len(set(_mc_emails(mailchimp))) == 15
+        assert len(set(mailchimp_emails(mailchimp))) == 15
         assert not hubspot.failures
         assert not mailchimp.failures
 
@@ -137,7 +117,7 @@ async def test_hubspot_and_mailchimp_stay_in_sync_through_webhooks_without_echo_
             hub_before, mc_before = len(_writes(hubspot)), len(_writes(mailchimp))
 
             # An edit in HubSpot reaches Mailchimp by webhook (polls are an hour apart).
-            hubspot.edit(_hub_emails(hubspot)["person1@acme.io"], {"firstname": "Edited in CRM"})
+            hubspot.edit(hubspot_emails(hubspot)["person1@acme.io"], {"firstname": "Edited in CRM"})
             await wait_for(
                 lambda: (
                     (mailchimp.member("person1@acme.io") or {}).get("merge_fields", {}).get("FNAME")
@@ -150,7 +130,7 @@ async def test_hubspot_and_mailchimp_stay_in_sync_through_webhooks_without_echo_
             mailchimp.edit("person12@acme.io", merge_fields={"LNAME": "Edited in list"})
             await wait_for(
                 lambda: (
-                    hubspot.record(_hub_emails(hubspot)["person12@acme.io"])["properties"]["lastname"]
+                    hubspot.record(hubspot_emails(hubspot)["person12@acme.io"])["properties"]["lastname"]
                     == "Edited in list"
                 ),
                 10,
