@@ -58,6 +58,19 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _gone(holder: Holder) -> bool:
+    """True only if ``holder`` ran on this host and its process no longer exists."""
+    if holder.host != socket.gethostname() or holder.pid <= 0 or holder.pid == os.getpid():
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # it exists, under another user
+    return False
+
+
 class LeaseHeld(Exception):
     """Another live instance holds the state's lease."""
 
@@ -95,7 +108,19 @@ class Lease:
         """Take the lease, or raise ``LeaseHeld`` if another live instance has it."""
         row = await self.store.call(Store.take_lease, self.name, self.holder.encode(), self.clock(), self.ttl)
         if row["holder"] != self.holder.encode():
-            raise LeaseHeld(Holder.decode(row["holder"]), float(row["expires_at"]), self.state)
+            other = Holder.decode(row["holder"])
+            if not _gone(other):
+                raise LeaseHeld(other, float(row["expires_at"]), self.state)
+            # Its holder died on this very host (kill -9, power cut of a container): no need to
+            # wait for the lease to expire. Swapped only if that dead holder still has it.
+            taken = await self.store.call(
+                Store.steal_lease, self.name, row["holder"], self.holder.encode(), self.clock(), self.ttl
+            )
+            if not taken:
+                raise LeaseHeld(other, float(row["expires_at"]), self.state)
+            log.warning(
+                "lease taken over from a process that no longer exists", dead_pid=other.pid, host=other.host
+            )
         self.held = True
         log.info("lease taken", pid=self.holder.pid, host=self.holder.host, ttl=self.ttl, state=self.state)
 

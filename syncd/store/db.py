@@ -656,6 +656,14 @@ class Store:
                 rows = self._q("SELECT * FROM leases WHERE name = ?", (name,))
             return dict(rows[0])
 
+    def steal_lease(self, name: str, old_holder: str, holder: str, now: float, ttl: float) -> bool:
+        """Hand lease ``name`` from ``old_holder`` to ``holder``, only if ``old_holder`` still has it."""
+        cur = self.conn.execute(
+            "UPDATE leases SET holder = ?, expires_at = ?, acquired_at = ? WHERE name = ? AND holder = ?",
+            (holder, now + ttl, now_iso(), name, old_holder),
+        )
+        return cur.rowcount == 1
+
     def renew_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
         """Extend ``holder``'s lease; False if it is no longer theirs (taken over after expiry)."""
         cur = self.conn.execute(

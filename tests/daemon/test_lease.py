@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,3 +111,38 @@ def test_holder_round_trips_and_tolerates_foreign_rows() -> None:
     holder = Holder("id1", 42, "box")
     assert Holder.decode(holder.encode()) == holder
     assert Holder.decode("not json") == Holder("not json", 0, "unknown")
+
+
+async def test_lease_of_a_process_that_died_on_this_host_is_taken_over_at_once(
+    stores: tuple[AsyncStore, AsyncStore],
+) -> None:
+    import socket
+    import subprocess
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    clock = Clock()
+    killed = Lease(
+        stores[0], ttl=30.0, clock=clock, holder=Holder("k", int(dead.stdout), socket.gethostname())
+    )
+    await killed.acquire()  # then the process "dies" (it has already exited): no release, no expiry
+    successor = Lease(stores[1], ttl=30.0, clock=clock, holder=Holder("s", 303, socket.gethostname()))
+    await successor.acquire()
+    assert successor.held
+    assert not await killed.renew()
+
+
+async def test_lease_of_a_live_process_or_one_on_another_host_is_not_taken_over(
+    stores: tuple[AsyncStore, AsyncStore],
+) -> None:
+    clock = Clock()
+    elsewhere = Lease(stores[0], ttl=30.0, clock=clock, holder=Holder("e", 999_999_999, "some-other-host"))
+    await elsewhere.acquire()
+    with pytest.raises(LeaseHeld):
+        await Lease(stores[1], ttl=30.0, clock=clock, holder=Holder("s", 303, socket.gethostname())).acquire()
+    await elsewhere.release()
+    alive = Lease(stores[0], ttl=30.0, clock=clock, holder=Holder("p", os.getppid(), socket.gethostname()))
+    await alive.acquire()
+    with pytest.raises(LeaseHeld):
+        await Lease(stores[1], ttl=30.0, clock=clock, holder=Holder("s", 303, socket.gethostname())).acquire()
