@@ -116,16 +116,10 @@ def test_holder_round_trips_and_tolerates_foreign_rows() -> None:
 async def test_lease_of_a_process_that_died_on_this_host_is_taken_over_at_once(
     stores: tuple[AsyncStore, AsyncStore],
 ) -> None:
-    import socket
-    import subprocess
-
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await proc.wait()  # a pid that existed on this host and is gone now
     clock = Clock()
-    killed = Lease(
-        stores[0], ttl=30.0, clock=clock, holder=Holder("k", int(dead.stdout), socket.gethostname())
-    )
+    killed = Lease(stores[0], ttl=30.0, clock=clock, holder=Holder("k", proc.pid, socket.gethostname()))
     await killed.acquire()  # then the process "dies" (it has already exited): no release, no expiry
     successor = Lease(stores[1], ttl=30.0, clock=clock, holder=Holder("s", 303, socket.gethostname()))
     await successor.acquire()
