@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from syncd.daemon import DaemonError, LeaseHeld
+from syncd.store import AsyncStore
 
 from .dataset import Dataset
 from .feed import ChangeFeed
@@ -93,6 +94,7 @@ async def demo(session: DemoSession, *, once: bool, within: float = 60.0) -> int
     """The demo on the running event loop; returns the exit code. Always stops ``session``."""
     console = session.console
     feed_task: asyncio.Task[None] | None = None
+    feed_store: AsyncStore | None = None
     try:
         await session.start()
         for line in seeded_lines(session.data, session.apps.hubspot.url, session.apps.mailchimp.url):
@@ -112,7 +114,10 @@ async def demo(session: DemoSession, *, once: bool, within: float = 60.0) -> int
             say(console, f"--once: converged with {failed} errors; stopping.")
             code = await session.stop()
             return 1 if failed else code
-        feed = ChangeFeed(daemon.store, console)
+        # The feed reads through a connection of its own: the daemon closes its store when it
+        # stops, possibly while the feed is between two looks.
+        feed_store = await AsyncStore(daemon.settings.state).open()
+        feed = ChangeFeed(feed_store, console)
         await feed.start_here()
         feed_task = asyncio.create_task(feed.run(), name="syncd-demo-feed")
         say(console, READY)
@@ -127,6 +132,8 @@ async def demo(session: DemoSession, *, once: bool, within: float = 60.0) -> int
             feed_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feed_task
+        if feed_store is not None:
+            await feed_store.close()
         await session.aclose()
 
 
