@@ -7,12 +7,17 @@ a reported ``None`` (a cleared value).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 
+@functools.lru_cache(maxsize=4096)
 def split_path(path: str) -> tuple[str, ...]:
-    """The segments of a dotted path; raises ``ValueError`` for an empty segment."""
+    """The segments of a dotted path; raises ``ValueError`` for an empty segment.
+
+    Cached: a mapping has a handful of paths, looked up for every field of every record.
+    """
     parts = tuple(path.split("."))
     if any(part == "" for part in parts):
         raise ValueError(f"invalid path {path!r}: empty segment")
