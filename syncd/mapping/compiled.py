@@ -28,7 +28,7 @@ def run(steps: Iterable[Step], value: Any) -> Any:
     """Apply ``steps`` in order; a step that fails on an odd value leaves that value unchanged."""
     for step in steps:
         try:
-            value = step(value)
+            value = step.fn(value)
         except _TOLERATED:
             continue
     return value

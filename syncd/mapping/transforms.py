@@ -138,10 +138,16 @@ def _each(fn: Transform) -> Transform:
 def _on_text(fn: Callable[[str], Any]) -> Transform:
     """Apply ``fn`` to strings (and to each string in a list); leave every other value alone."""
 
+    # One closure rather than _each around a string check: this runs for every field of every
+    # record a sync reads, so the saved call per value shows in the sync's throughput.
     def apply(value: Any) -> Any:
-        return fn(value) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return fn(value)
+        if isinstance(value, list | tuple):
+            return [fn(item) if isinstance(item, str) else item for item in value]
+        return value
 
-    return _each(apply)
+    return apply
 
 
 def _is_blank(value: Any) -> bool:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import orjson
 from sqlite_utils import Database
 
 from syncd.engine.model import Change, Conflict, Entity, Link
@@ -35,12 +36,20 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    """JSON text of a stored value (keys sorted, so equal values store equal text)."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        # What orjson refuses (integers past 64 bits, say) the standard library still writes.
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -151,10 +160,10 @@ class Store:
             id=row["id"],
             sync=row["sync"],
             key=row["key"],
-            values=json.loads(row["values"]),
-            provenance=json.loads(row["provenance"]),
+            values=_loads(row["values"]),
+            provenance=_loads(row["provenance"]),
             state=row["state"],
-            excluded=json.loads(row["excluded"]),
+            excluded=_loads(row["excluded"]),
         )
 
     def entities(self, ids: Iterable[int]) -> dict[int, Entity]:
@@ -234,10 +243,10 @@ class Store:
             entity_id=row["entity_id"],
             app=row["app"],
             remote_id=row["remote_id"],
-            baseline=json.loads(row["baseline"]),
+            baseline=_loads(row["baseline"]),
             version=row["version"],
             remote_updated_at=row["remote_updated_at"],
-            coerced=json.loads(row["coerced"]),
+            coerced=_loads(row["coerced"]),
         )
 
     def links_by_remote(self, sync: str, app: str, remote_ids: Iterable[str]) -> dict[str, Link]:
@@ -411,7 +420,7 @@ class Store:
             (entity_id, field),
         )
         for row in rows:
-            cands = [c for c in json.loads(row["candidates"]) if c["app"] != app]
+            cands = [c for c in _loads(row["candidates"]) if c["app"] != app]
             cands.append({"app": app, "value": value, "at": at})
             self.conn.execute("UPDATE conflicts SET candidates = ? WHERE id = ?", (_dumps(cands), row["id"]))
 
@@ -434,7 +443,7 @@ class Store:
         out = []
         for row in self._q(sql, [*params, limit]):
             item = dict(row)
-            item["candidates"] = json.loads(item["candidates"])
+            item["candidates"] = _loads(item["candidates"])
             item["resolution"] = _loads(item["resolution"])
             out.append(item)
         return out
@@ -444,7 +453,7 @@ class Store:
         if not rows:
             return None
         item = dict(rows[0])
-        item["candidates"] = json.loads(item["candidates"])
+        item["candidates"] = _loads(item["candidates"])
         return item
 
     def close_conflict(self, conflict_id: int, winner: str | None, resolution: Any) -> None:
@@ -469,8 +478,8 @@ class Store:
             op=row["op"],
             entity_id=row["entity_id"],
             remote_id=row["remote_id"],
-            values=json.loads(row["values"]),
-            payload=json.loads(row["payload"]),
+            values=_loads(row["values"]),
+            payload=_loads(row["payload"]),
             expected_version=row["expected_version"],
             status=row["status"],
             attempts=row["attempts"],

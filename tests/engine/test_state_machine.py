@@ -84,7 +84,11 @@ class SyncMachine(RuleBasedStateMachine):
         patch = _path(app, field)
         target = patch.get("props", patch)
         target[next(iter(target))] = value
+        mapping = self.world.mapping
+        before = mapping.to_canonical(app, self.world.apps[app].live(OBJ)[rid]).get(field)
         self.world.apps[app].edit(OBJ, rid, patch)
+        if same(before, mapping.to_canonical(app, patch)[field]) and (app, rid, field) not in self.edits:
+            return  # the field already held that value: not an edit anyone could lose
         self.edits[(app, rid, field)] = patch
         self.dirty = True
 
