@@ -373,7 +373,7 @@ def entity_view(store: Store, key: str, limit: int = 20) -> dict[str, Any] | Non
             {"app": app, "remote_id": link.remote_id, "version": link.version, "baseline": link.baseline}
             for app, link in sorted(links.items())
         ],
-        "conflicts": [c for c in store.conflicts(status="open") if c["entity_id"] == entity.id],
+        "conflicts": store.conflicts(status="open", entity_id=entity.id),
         "changes": store.changelog(entity_id=entity.id, limit=limit),
     }
 

@@ -52,6 +52,14 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """`` WHERE a = ? AND b = ?`` and its parameters, for the conditions whose value is not None."""
+    used = [(clause, value) for clause, value in conditions if value is not None]
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(c for c, _ in used), [v for _, v in used]
+
+
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -358,22 +366,8 @@ class Store:
         limit: int = 100,
         before: int | None = None,
     ) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if entity_id is not None:
-            where.append("entity_id = ?")
-            params.append(entity_id)
-        if sync is not None:
-            where.append("sync = ?")
-            params.append(sync)
-        if before is not None:
-            where.append("id < ?")
-            params.append(before)
-        sql = (
-            "SELECT * FROM changelog"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY id DESC LIMIT ?"
-        )
+        where, params = _where(("entity_id = ?", entity_id), ("sync = ?", sync), ("id < ?", before))
+        sql = f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT ?"
         out = []
         for row in self._q(sql, [*params, limit]):
             item = dict(row)
@@ -425,20 +419,17 @@ class Store:
             self.conn.execute("UPDATE conflicts SET candidates = ? WHERE id = ?", (_dumps(cands), row["id"]))
 
     def conflicts(
-        self, *, status: str | None = "open", sync: str | None = None, limit: int = 1000
+        self,
+        *,
+        status: str | None = "open",
+        sync: str | None = None,
+        entity_id: int | None = None,
+        limit: int = 1000,
     ) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if status:
-            where.append("c.status = ?")
-            params.append(status)
-        if sync:
-            where.append("c.sync = ?")
-            params.append(sync)
+        where, params = _where(("c.status = ?", status), ("c.sync = ?", sync), ("c.entity_id = ?", entity_id))
         sql = (
             "SELECT c.*, e.key AS entity_key FROM conflicts c JOIN entities e ON e.id = c.entity_id"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY c.id LIMIT ?"
+            f"{where} ORDER BY c.id LIMIT ?"
         )
         out = []
         for row in self._q(sql, [*params, limit]):
