@@ -90,6 +90,13 @@ class Connector(ABC):
     async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
         """Records whose field at ``path`` equals one of ``values`` (case-insensitive, trimmed)."""
 
+    async def list_ids(self, obj: str) -> list[str]:
+        """Every record id of ``obj`` (no fields): a cheap complete listing that finds hard deletes.
+
+        Only called when ``capabilities.id_listing`` is true; raise ConnectorError if it fails.
+        """
+        raise NotImplementedError(f"{self.name} has no id listing")
+
     # -- writing -------------------------------------------------------------------------------
 
     @abstractmethod

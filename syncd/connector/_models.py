@@ -25,6 +25,9 @@ class RemoteRecord:
     ``version`` is whatever the app offers to detect change (etag, version counter, updated_at
     string); ``updated_at`` is the app's own last-modified time when it has one (timezone aware).
     ``deleted`` marks a tombstone: positive evidence that the record was deleted.
+    ``replaces`` names records this one took the place of: records the app merged into it, or the
+    id it had before its natural key changed (apps whose ids derive from the key). The engine moves
+    links from those ids to this one instead of seeing a delete and a new record.
     """
 
     id: str
@@ -32,6 +35,7 @@ class RemoteRecord:
     version: str | None = None
     updated_at: datetime | None = None
     deleted: bool = False
+    replaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +85,9 @@ class WebhookHint:
     """What a verified webhook told us: re-read this record (or use ``record`` if it is complete).
 
     ``event_id`` de-duplicates deliveries; ``record`` is set only when the payload carries the whole
-    record with a trustworthy version, otherwise the engine re-reads ``record_id``.
+    record with a trustworthy version, otherwise the engine re-reads ``record_id``. ``replaces``
+    names ids ``record_id`` took over (a merge, an id that followed an email change): their links
+    move to ``record_id``.
     """
 
     event_id: str
@@ -90,6 +96,7 @@ class WebhookHint:
     deleted: bool = False
     record: RemoteRecord | None = None
     occurred_at: datetime | None = None
+    replaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +111,10 @@ class Capabilities:
     delete: bool = True
     conditional_writes: bool = False
     tombstones: bool = False
+    #: ``delete`` archives (the record can be restored): the ``archive`` delete policy reaches it.
+    archives: bool = False
+    #: ``list_ids`` is cheap (ids only): polls use it to find hard deletes between full listings.
+    id_listing: bool = False
     batch_size: int = 1
     requests_per_second: float | None = None
 
