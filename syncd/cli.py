@@ -117,6 +117,19 @@ def _print_stats(stats: dict[str, Any]) -> None:
             f"  {app}: read {s['read']}, linked {s['linked']}, created {s['created']}, updated {s['updated']}, "
             f"deleted {s['deleted']}, errors {s['errors']}"
         )
+    for app, s in stats["apps"].items():
+        if s.get("refused"):
+            click.echo(
+                f"WARNING: {s['refused']} records not created in {app}: their natural key is empty "
+                "(see `syncd show` of one of them; often a mapping path that reads nothing)",
+                err=True,
+            )
+    if stats.get("oscillations"):
+        click.echo(
+            f"ALERT: {stats['oscillations']} fields parked: two apps keep rewriting them into their own "
+            "forms; `syncd conflicts list` names the transform to declare",
+            err=True,
+        )
     for message in stats["delete_guard"]:
         click.echo(f"ALERT: {message}", err=True)
     for app in stats["paused"]:

@@ -13,6 +13,8 @@ natural key before being sent again, in-flight updates are conditional on the ve
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,6 +45,7 @@ from syncd.engine import (
     Link,
     baseline_after_write,
     merge_record,
+    needs_write,
     new_entity_values,
     pending_for,
     plan_entity,
@@ -69,6 +72,8 @@ class AppStats:
     writes: int = 0
     #: Complete listings of this app whose delete propagation the mass-delete guard stopped.
     delete_guard: int = 0
+    #: Creates refused because the record's natural key was empty.
+    refused: int = 0
 
 
 @dataclass
@@ -80,6 +85,8 @@ class RunStats:
     conflicts: int = 0
     review: int = 0
     changes: int = 0
+    #: Fields parked because two apps kept rewriting each other's form of a value.
+    oscillations: int = 0
     delete_guard: list[str] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)
     apps: dict[str, AppStats] = field(default_factory=lambda: defaultdict(AppStats))
@@ -101,6 +108,8 @@ class RunStats:
             "read": self.total("read"),
             "entities_new": self.entities_new,
             "changes": self.changes,
+            "refused": self.total("refused"),
+            "oscillations": self.oscillations,
             "delete_guard": self.delete_guard,
             "paused": self.paused,
             "apps": {name: vars(s) for name, s in sorted(self.apps.items())},
@@ -125,6 +134,7 @@ class Runner:
         retry_base: float = 1.0,
         allow_mass_delete: bool = False,
         dry_run: bool = False,
+        id_scan_interval: Mapping[str, float] | None = None,
     ) -> None:
         self.store = store
         self.mappings = list(mappings)
@@ -135,6 +145,8 @@ class Runner:
         self.retry_base = retry_base
         self.allow_mass_delete = allow_mass_delete
         self.dry_run = dry_run
+        #: Seconds between id-only listings per app (0 or absent: at every incremental read).
+        self.id_scan_interval: dict[str, float] = dict(id_scan_interval or {})
         #: In a dry run: the writes that would have been sent.
         self.planned: list[dict[str, Any]] = []
         self.paused: set[str] = set()
@@ -142,6 +154,9 @@ class Runner:
         self.run_id = 0
         #: Called after every committed page / dispatch batch (progress displays, metrics).
         self.on_progress: Callable[[RunStats], None] | None = None
+        #: Records to read again so they get linked: (sync, app) -> remote ids (an identity
+        #: conflict ended because the other record disappeared).
+        self._relink: dict[tuple[str, str], set[str]] = {}
 
     # -- the cycle -------------------------------------------------------------------------------
 
@@ -179,9 +194,14 @@ class Runner:
         complete = False
         try:
             async for page in connector.read_changes(obj, cursor):
-                await self.store.call(self._ingest_page, mapping, app, page.records, page.cursor, run)
+                await self._ingest_checked(mapping, app, page.records, page.cursor, run)
                 complete = page.complete
                 self._progress()
+            if complete:
+                await self.store.call(self._infer_deletes, mapping, app, run, saved)
+            elif cursor is not None and connector.capabilities.id_listing:
+                await self._scan_ids(mapping, app, run)
+            await self._relink_pending(mapping, app)
         except AuthError as exc:
             self._pause(app, exc)
             return False
@@ -189,9 +209,58 @@ class Runner:
             self.stats.apps[app].errors += 1
             log.warning("read failed; no deletes inferred from this listing", app=app, error=str(exc))
             return False
-        if complete:
-            await self.store.call(self._infer_deletes, mapping, app, run, saved)
         return complete
+
+    async def _ingest_checked(
+        self,
+        mapping: SyncMapping,
+        app: str,
+        records: Sequence[RemoteRecord],
+        cursor: dict[str, Any] | None,
+        run: int | None,
+    ) -> None:
+        """Ingest a page, first asking the app about linked records the page clashes with by key:
+        gone ones are replaced by the page's records, existing ones are read as they are now."""
+        clashes = await self.store.call(self._identity_clashes, mapping, app, records)
+        gone: list[str] = []
+        rechecked: list[RemoteRecord] = []
+        if clashes:
+            try:
+                rechecked = await self.connectors[app].get(mapping.object_of(app), clashes)
+            except TransientError as exc:
+                log.warning(
+                    "could not check records sharing a key; treated as present", app=app, error=str(exc)
+                )
+                rechecked = []
+            else:
+                found = {r.id for r in rechecked} | {old for r in rechecked for old in r.replaces}
+                gone = [rid for rid in clashes if rid not in found]
+        await self.store.call(self._ingest_page, mapping, app, records, cursor, run, gone, rechecked)
+
+    async def _scan_ids(self, mapping: SyncMapping, app: str, run: int) -> None:
+        """Between full listings, a cheap id-only listing finds records deleted without a trace
+        (hard deletes in a table without ``deleted_at``), at most once per ``id_scan_interval``."""
+        interval = self.id_scan_interval.get(app, 0.0)
+        marker = f"{app}#ids"
+        last = await self.store.call(Store.get_cursor, mapping.name, marker)
+        now = datetime.now(UTC).timestamp()
+        if last is not None and interval > 0 and now - float(last.get("at", 0)) < interval:
+            return
+        ids = await self.connectors[app].list_ids(mapping.object_of(app))
+        await self.store.call(self._mark_listed, mapping, app, ids, run)
+        await self.store.call(self._infer_deletes, mapping, app, run, None)
+        await self.store.call(Store.set_cursor, mapping.name, marker, {"at": now})
+
+    @staticmethod
+    def _mark_listed(store: Store, mapping: SyncMapping, app: str, ids: Sequence[str], run: int) -> None:
+        with store.transaction():
+            store.mark_seen(mapping.name, app, ids, run)
+
+    async def _relink_pending(self, mapping: SyncMapping, app: str) -> None:
+        """Read again the records left standing when an identity conflict ended, so they link."""
+        ids = sorted(self._relink.pop((mapping.name, app), set()))
+        if ids:
+            await self.refetch(mapping, app, ids)
 
     def _pause(self, app: str, exc: Exception, why: str = "credentials rejected") -> None:
         if app not in self.paused:
@@ -213,11 +282,162 @@ class Runner:
         records: Sequence[RemoteRecord],
         cursor: dict[str, Any] | None,
         run: int | None = None,
+        gone: Sequence[str] = (),
+        rechecked: Sequence[RemoteRecord] = (),
     ) -> None:
+        """Merge one page in one transaction (with its cursor).
+
+        ``gone`` are records of ``app`` that the page's records would have clashed with by key and
+        that the app no longer has (checked just before); ``rechecked`` are such records the app
+        still has, as they are now. Both are applied before the page itself.
+        """
         with store.transaction():
+            if gone:
+                self._drop_replaced(store, mapping, app, gone)
+            if rechecked:
+                self._ingest(store, mapping, app, rechecked, run)
             self._ingest(store, mapping, app, records, run)
             if cursor is not None:
                 store.set_cursor(mapping.name, app, cursor)
+
+    def _identity_clashes(
+        self, store: Store, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+    ) -> list[str]:
+        """Linked records of ``app`` that unlinked ``records`` share a natural key with.
+
+        Before two records with one key are called an identity conflict, the runner asks the app
+        whether the linked one still exists: a record deleted and re-created with the same key
+        (a new id) must be relinked, not halted.
+        """
+        sync = mapping.name
+        fresh = [r for r in records if not r.deleted]
+        if not fresh:
+            return []
+        links = store.links_by_remote(sync, app, [r.id for r in fresh])
+        keys: dict[str, str] = {}
+        for record in fresh:
+            if record.id in links:
+                continue
+            key = mapping.key_of(mapping.to_canonical(app, record.fields))
+            if key:
+                keys[record.id] = key
+        if not keys:
+            return []
+        by_key = store.entities_by_key(sync, set(keys.values()))
+        if not by_key:
+            return []
+        held = store.app_links([e.id for e in by_key.values()], app)
+        replaced = {old for r in fresh for old in r.replaces}
+        out = set()
+        for rid, key in keys.items():
+            entity = by_key.get(key)
+            link = held.get(entity.id) if entity is not None else None
+            if link is not None and link.remote_id != rid and link.remote_id not in replaced:
+                out.add(link.remote_id)
+        return sorted(out)
+
+    def _drop_replaced(self, store: Store, mapping: SyncMapping, app: str, gone: Sequence[str]) -> None:
+        """Links to records the app no longer has, whose key a new record of the app now carries:
+        the entity is relinked to the new record (no delete policy applies: the person is there)."""
+        links = store.links_by_remote(mapping.name, app, gone)
+        changes = [
+            Change(
+                link.entity_id,
+                "*",
+                link.remote_id,
+                None,
+                app,
+                f"{app} record {link.remote_id} no longer exists and a new {app} record has its key: relinking",
+            )
+            for link in links.values()
+        ]
+        store.drop_links(link.id for link in links.values() if link.id is not None)
+        self._close_identity(store, mapping, app, links)
+        self.stats.changes += store.log_changes(mapping.name, changes, store.latest_run())
+
+    def _close_identity(self, store: Store, mapping: SyncMapping, app: str, gone: Iterable[str]) -> None:
+        """Open identity conflicts of ``app`` naming a record that is gone are over: close them,
+        unhalt their entities, and have the record left standing read again so it gets linked."""
+        gone = set(gone)
+        if not gone:
+            return
+        for conflict in store.conflicts(status="open", sync=mapping.name, kind="identity"):
+            sides = [c for c in conflict["candidates"] if c.get("app") == app]
+            ids = {str(c.get("value")) for c in sides}
+            if not ids & gone:
+                continue
+            store.close_conflict(
+                conflict["id"],
+                None,
+                {"note": f"{app} record {', '.join(sorted(ids & gone))} no longer exists"},
+            )
+            store.mark_dirty([conflict["entity_id"]])
+            self._relink.setdefault((mapping.name, app), set()).update(ids - gone)
+            self.stats.changes += store.log_changes(
+                mapping.name,
+                [
+                    Change(
+                        conflict["entity_id"],
+                        IDENTITY,
+                        sorted(ids),
+                        sorted(ids - gone),
+                        app,
+                        f"identity conflict {conflict['id']} closed: a record it named no longer exists",
+                    )
+                ],
+                store.latest_run(),
+            )
+
+    def _follow_replacements(
+        self, store: Store, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+    ) -> None:
+        """Move links from the ids records replaced (app-side merges, ids derived from a changed
+        key) to the records themselves. An entity whose record was merged into a record another
+        entity is linked to loses its link there: nothing is deleted and nothing is re-created."""
+        pairs = [(old, r.id) for r in records if not r.deleted for old in r.replaces if old != r.id]
+        if not pairs:
+            return
+        sync = mapping.name
+        old_links = store.links_by_remote(sync, app, [old for old, _ in pairs])
+        if not old_links:
+            return
+        holders = store.links_by_remote(sync, app, [new for _, new in pairs])
+        entities = store.entities(link.entity_id for link in old_links.values())
+        changes: list[Change] = []
+        moved: list[Link] = []
+        dropped: list[Link] = []
+        for old, new in pairs:
+            link = old_links.pop(old, None)
+            if link is None:
+                continue
+            holder = holders.get(new)
+            if holder is None:
+                link.remote_id = new
+                holders[new] = link
+                moved.append(link)
+                changes.append(
+                    Change(link.entity_id, "*", old, new, app, f"{app} record {old} is now {new}: link moved")
+                )
+            elif holder.entity_id != link.entity_id:
+                entity = entities[link.entity_id]
+                entity.excluded = sorted({*entity.excluded, app})
+                dropped.append(link)
+                changes.append(
+                    Change(
+                        link.entity_id,
+                        "*",
+                        old,
+                        new,
+                        app,
+                        f"{app} merged record {old} into {new}, which another entity is linked to: "
+                        f"unlinked from {app}; nothing deleted, nothing re-created",
+                    )
+                )
+        store.drop_links(link.id for link in dropped if link.id is not None)
+        store.save_links(sync, moved)
+        store.save_entities(entities.values())
+        self._close_identity(store, mapping, app, [old for old, _ in pairs])
+        self.stats.changes += store.log_changes(sync, changes, store.latest_run())
 
     def _ingest(
         self,
@@ -231,6 +451,7 @@ class Runner:
         sync = mapping.name
         stats = self.stats.apps[app]
         stats.read += len(records)
+        self._follow_replacements(store, mapping, app, records)
         links = store.links_by_remote(sync, app, [r.id for r in records])
         observed = {r.id: mapping.to_canonical(app, r.fields) for r in records if not r.deleted}
         keys = {rid: mapping.key_of(obs) for rid, obs in observed.items() if rid not in links}
@@ -251,6 +472,7 @@ class Runner:
         changes: list[Change] = []
         conflicts: list[Conflict] = []
         seen: list[str] = []
+        unlinked_gone: list[str] = []
 
         for record in records:
             at = _iso(record.updated_at)
@@ -262,43 +484,51 @@ class Runner:
                         mapping, entity, link, all_links, changes, drop, dirty, reason=f"deleted in {app}"
                     )
                     touched[entity.id] = entity
+                else:
+                    unlinked_gone.append(record.id)
                 continue
             obs = observed[record.id]
             if link is not None:
                 seen.append(record.id)
                 entity = entities[link.entity_id]
-                if not mapping.in_scope(app, {**entity.values, **obs}):
-                    changes.append(
-                        Change(entity.id, "*", None, None, app, f"left the scope of {app}: unlinked")
-                    )
-                    entity.excluded = sorted({*entity.excluded, app})
-                    drop.append(link)
-                    all_links.get(entity.id, {}).pop(app, None)
-                    touched[entity.id] = entity
-                    continue
-                outcome = merge_record(
-                    mapping, entity, link, obs, at, parked=parked.get(entity.id, set()), run=run
-                )
+                held = parked.get(entity.id, set())
+                outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                 link.version, link.remote_updated_at = record.version, at
-                save_links[id(link)] = link
                 for name, value in outcome.parked_updates.items():
                     store.update_parked(entity.id, name, app, value, at)
                 changes += outcome.changes
                 conflicts += outcome.conflicts
+                self.stats.oscillations += len(outcome.oscillations)
                 if outcome.changed:
                     self._rekey(store, mapping, entity, changes)
                     touched[entity.id] = entity
                     dirty.add(entity.id)
+                if entity.state == "active" and not mapping.in_scope(app, entity.values):
+                    # Scope is decided on the canonical values, here and in the plan alike.
+                    changes.append(
+                        Change(entity.id, "*", None, None, app, f"left the scope of {app}: unlinked")
+                    )
+                    drop.append(link)
+                    all_links.get(entity.id, {}).pop(app, None)
+                    touched[entity.id] = entity
+                    continue
+                save_links[id(link)] = link
+                if entity.id not in dirty and needs_write(mapping, entity, link, held):
+                    # The app holds something other than the canonical value (it lost a conflict,
+                    # or it was never written): plan the write that brings it in line.
+                    dirty.add(entity.id)
                 continue
             # A record we have no link for: match it by natural key, or start a new entity.
-            if not mapping.in_scope(app, obs):
-                continue
             key = keys.get(record.id)
             entity_or_none = by_key.get(key) if key else None
+            if entity_or_none is None and not mapping.in_scope(app, obs):
+                continue
             if entity_or_none is not None:
                 entity = entity_or_none
                 existing = all_links.get(entity.id, {}).get(app)
                 if existing is not None and existing.remote_id != record.id:
+                    if IDENTITY in parked.get(entity.id, set()):
+                        continue  # already halted for review: nothing new to say
                     conflicts.append(
                         Conflict(
                             entity.id,
@@ -321,21 +551,41 @@ class Runner:
                     )
                     touched[entity.id] = entity
                     continue
-                if entity.state != "active":
-                    entity.state = "active"
+                held = parked.get(entity.id, set())
+                if entity.state == "deleted":
+                    # Re-created after a delete: the deleted record's values are over.
+                    if not mapping.in_scope(app, obs):
+                        continue
+                    entity.values, entity.provenance = {}, {}
+                    entity.state, entity.excluded = "active", []
                     changes.append(
-                        Change(entity.id, "*", None, key, app, f"restored: {app} has the key again")
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            key,
+                            app,
+                            f"re-created in {app} after a delete: starts from the new record",
+                        )
                     )
-                entity.excluded = [a for a in entity.excluded if a != app]
-                link = Link(None, entity.id, app, record.id, version=record.version, remote_updated_at=at)
-                outcome = merge_record(
-                    mapping, entity, link, obs, at, parked=parked.get(entity.id, set()), run=run
-                )
-                changes.append(
-                    Change(entity.id, "*", None, record.id, app, f"linked existing {app} record by key")
-                )
-                changes += outcome.changes
-                conflicts += outcome.conflicts
+                    changes += new_entity_values(mapping, entity, app, obs, at, run)
+                    link = Link(None, entity.id, app, record.id, dict(obs), record.version, at)
+                else:
+                    if not self._in_scope_after(mapping, entity, app, record.id, obs, at, held, run):
+                        continue
+                    if entity.state != "active":
+                        entity.state = "active"
+                        changes.append(
+                            Change(entity.id, "*", None, key, app, f"restored: {app} has the key again")
+                        )
+                    entity.excluded = [a for a in entity.excluded if a != app]
+                    link = Link(None, entity.id, app, record.id, version=record.version, remote_updated_at=at)
+                    outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
+                    changes.append(
+                        Change(entity.id, "*", None, record.id, app, f"linked existing {app} record by key")
+                    )
+                    changes += outcome.changes
+                    conflicts += outcome.conflicts
                 stats.linked += 1
             else:
                 entity = store.new_entity(sync, key)
@@ -360,6 +610,31 @@ class Runner:
         store.add_conflicts(sync, conflicts)
         self.stats.conflicts += len(conflicts)
         self.stats.changes += store.log_changes(sync, changes, run)
+        self._close_identity(store, mapping, app, [*unlinked_gone, *(link.remote_id for link in drop)])
+
+    @staticmethod
+    def _in_scope_after(
+        mapping: SyncMapping,
+        entity: Entity,
+        app: str,
+        remote_id: str,
+        observed: Mapping[str, Any],
+        at: str | None,
+        parked: set[str],
+        run: int | None,
+    ) -> bool:
+        """Whether ``entity`` would be in ``app``'s scope once this record of the app is merged.
+
+        Decided on the canonical values the merge would give, exactly as for a linked record, so a
+        record matched by key is never linked only to be unlinked at its next read.
+        """
+        if not mapping.has_filters(app):
+            return True
+        probe = copy.deepcopy(entity)
+        merge_record(
+            mapping, probe, Link(None, entity.id, app, remote_id), observed, at, parked=parked, run=run
+        )
+        return mapping.in_scope(app, probe.values)
 
     def _rekey(self, store: Store, mapping: SyncMapping, entity: Entity, changes: list[Change]) -> None:
         key = mapping.key_of(entity.values)
@@ -391,6 +666,15 @@ class Runner:
         app = link.app
         drop.append(link)
         all_links.get(entity.id, {}).pop(app, None)
+        policy = mapping.delete_policy
+        if policy == "ignore" and entity.state == "active":
+            # "Changes nothing": the link stays, nothing is deleted and nothing is re-created.
+            drop.pop()
+            all_links.setdefault(entity.id, {})[app] = link
+            changes.append(
+                Change(entity.id, "*", None, None, app, f"{reason}: ignored (delete policy), link kept")
+            )
+            return
         if entity.state != "active":
             changes.append(Change(entity.id, "*", None, None, app, f"{reason}: link dropped"))
             return
@@ -400,7 +684,6 @@ class Runner:
             )
             dirty.add(entity.id)
             return
-        policy = mapping.delete_policy
         if policy == "propagate":
             entity.state = "deleted"
             changes.append(
@@ -410,14 +693,19 @@ class Runner:
         elif policy == "archive":
             entity.state = "archived"
             changes.append(
-                Change(entity.id, "*", entity.key, None, app, f"{reason}: entity archived, others kept")
+                Change(
+                    entity.id,
+                    "*",
+                    entity.key,
+                    None,
+                    app,
+                    f"{reason}: archiving in the other apps that archive (the rest are kept)",
+                )
             )
-        elif policy == "unlink":
+            dirty.add(entity.id)
+        else:
             entity.excluded = sorted({*entity.excluded, app})
             changes.append(Change(entity.id, "*", None, None, app, f"{reason}: unlinked, others kept"))
-        else:
-            changes.append(Change(entity.id, "*", None, None, app, f"{reason}: ignored, re-created there"))
-            dirty.add(entity.id)
 
     def _infer_deletes(
         self,
@@ -433,6 +721,8 @@ class Runner:
         change feed is read again and real deletes still arrive as tombstones (positive evidence).
         """
         sync = mapping.name
+        if mapping.delete_policy == "ignore":
+            return  # the policy says a delete changes nothing
         linked = store.count_links(sync, app)
         missing = store.count_unseen(sync, app, run)
         if not missing:
@@ -480,21 +770,41 @@ class Runner:
                 store.save_entities(entities.values())
                 store.mark_dirty(dirty)
                 self.stats.changes += store.log_changes(sync, changes, run)
+                self._close_identity(store, mapping, app, [link.remote_id for link in drop])
 
     # -- records pushed by webhooks or re-reads ----------------------------------------------------
 
     async def ingest(self, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]) -> None:
         """Merge records fetched outside a listing (webhook hints, pre-write re-reads)."""
         run = await self.store.call(Store.latest_run)
-        await self.store.call(self._ingest_page, mapping, app, records, None, run)
+        await self._ingest_checked(mapping, app, records, None, run)
 
-    async def refetch(self, mapping: SyncMapping, app: str, ids: Sequence[str]) -> None:
-        """Re-read records by id; ones that are gone count as deleted (positive evidence)."""
+    async def refetch(
+        self,
+        mapping: SyncMapping,
+        app: str,
+        ids: Sequence[str],
+        replaces: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Re-read records by id; ones that are gone count as deleted (positive evidence).
+
+        ``replaces`` adds, per id, the ids that record took over (from a webhook that said so). A
+        record read under another id than asked for (an app answering for a merged-away id with
+        the survivor) took over the id asked for.
+        """
         connector = self.connectors[app]
         records = await connector.get(mapping.object_of(app), ids)
-        found = {r.id for r in records}
+        extra = {rid: set(olds) for rid, olds in (replaces or {}).items()}
+        found = {r.id for r in records} | {old for r in records for old in r.replaces}
+        out: list[RemoteRecord] = []
+        for record in records:
+            olds = extra.get(record.id, set())
+            if olds - set(record.replaces):
+                record = dataclasses.replace(record, replaces=tuple(sorted({*record.replaces, *olds})))
+            out.append(record)
         gone = [RemoteRecord(id=i, fields={}, deleted=True) for i in ids if i not in found]
-        await self.ingest(mapping, app, [*records, *gone])
+        await self.ingest(mapping, app, [*out, *gone])
+        await self._relink_pending(mapping, app)
 
     async def poll(self, app: str, *, full: bool = False) -> bool:
         """Read one app for every mapping it takes part in, then plan (the daemon's poll job)."""
@@ -513,8 +823,15 @@ class Runner:
                 continue
             obj = mapping.object_of(app)
             ids = sorted({h.record_id for h in hints if h.object == obj})
+            replaces: dict[str, set[str]] = {}
+            for hint in hints:
+                if hint.object == obj and hint.replaces:
+                    replaces.setdefault(hint.record_id, set()).update(hint.replaces)
             for start in range(0, len(ids), 100):
-                await self.refetch(mapping, app, ids[start : start + 100])
+                chunk = ids[start : start + 100]
+                await self.refetch(
+                    mapping, app, chunk, {i: sorted(replaces[i]) for i in chunk if i in replaces}
+                )
         await self.plan()
 
     # -- plan --------------------------------------------------------------------------------------
@@ -539,21 +856,53 @@ class Runner:
             parked = store.parked_fields(ids)
             busy = store.busy_apps(ids)
             creatable = [a for a in mapping.apps if self.connectors[a].capabilities.create]
+            archiving = [a for a in mapping.apps if self.connectors[a].capabilities.archives]
             intents = []
             settled = []
+            changes: list[Change] = []
+            drop: list[int] = []
             for eid in ids:
                 entity = entities[eid]
                 if IDENTITY in parked.get(eid, set()):
                     settled.append(eid)
                     continue
+                entity_links = links.get(eid, {})
+                if entity.state == "active":
+                    for app, link in sorted(entity_links.items()):
+                        if not mapping.in_scope(app, entity.values) and app not in busy.get(eid, set()):
+                            # Scope is decided on the canonical values, in the plan as at ingest.
+                            changes.append(
+                                Change(eid, "*", None, None, app, f"left the scope of {app}: unlinked")
+                            )
+                            if link.id is not None:
+                                drop.append(link.id)
+                            entity_links = {a: x for a, x in entity_links.items() if a != app}
+                refused: list[str] = []
                 writes = plan_entity(
                     mapping,
                     entity,
-                    links.get(eid, {}),
+                    entity_links,
                     parked=parked.get(eid, set()),
                     can_create=creatable,
                     busy_apps=busy.get(eid, set()),
+                    archiving=archiving,
+                    refused=refused,
                 )
+                for app in refused:
+                    self.stats.apps[app].refused += 1
+                    field_names = ", ".join(mapping.key_fields)
+                    changes.append(
+                        Change(
+                            eid,
+                            "*",
+                            None,
+                            None,
+                            app,
+                            f"not created in {app}: the natural key ({field_names}) is empty, "
+                            "so the record could never be matched again",
+                        )
+                    )
+                    log.warning("create refused: empty natural key", app=app, entity=eid)
                 for w in writes:
                     # A fresh key per planned write; retries of this intent reuse it (idempotency).
                     key = f"{mapping.name}:{eid}:{w.app}:{w.op}:{uuid.uuid4().hex}"
@@ -575,6 +924,8 @@ class Runner:
                     settled.append(eid)
             n = store.enqueue(intents)
             store.mark_dirty(settled, False)
+            store.drop_links(drop)
+            self.stats.changes += store.log_changes(mapping.name, changes, self.run_id or None)
             return n
 
     # -- dispatch ----------------------------------------------------------------------------------
@@ -787,8 +1138,10 @@ class Runner:
     ) -> None:
         with store.transaction():
             entities = store.entities(i.entity_id for i in intents)
+            parked = store.parked_fields(entities)
             new_links = []
             changes: list[Change] = []
+            conflicts: list[Conflict] = []
             high_run = store.latest_run()
             for intent, result in zip(intents, results, strict=True):
                 if result.error is not None or result.record is None:
@@ -804,10 +1157,13 @@ class Runner:
                     link,
                     mapping.to_canonical(app, record.fields),
                     link.remote_updated_at,
+                    parked=parked.get(entity.id, set()),
                     run=self.run_id,
                 )
                 changes.append(Change(entity.id, "*", None, record.id, app, f"created in {app}"))
                 changes += outcome.changes
+                conflicts += outcome.conflicts
+                self.stats.oscillations += len(outcome.oscillations)
                 if outcome.changed:
                     store.mark_dirty([entity.id])
                 new_links.append(link)
@@ -816,6 +1172,8 @@ class Runner:
                 self.stats.apps[app].writes += 1
             store.save_links(mapping.name, new_links, high_run)
             store.save_entities(entities.values())
+            store.add_conflicts(mapping.name, conflicts)
+            self.stats.conflicts += len(conflicts)
             self.stats.changes += store.log_changes(mapping.name, changes, self.run_id)
 
     async def _send_updates(self, mapping: SyncMapping, app: str, intents: list[Intent]) -> None:
@@ -908,7 +1266,10 @@ class Runner:
             entities = store.entities(i.entity_id for i, _ in ready)
             # Reload: a webhook or poll may have moved a link on while the call was in flight.
             current = store.links_of(entities)
+            parked = store.parked_fields(entities)
             changes: list[Change] = []
+            conflicts: list[Conflict] = []
+            dirty: list[int] = []
             links = []
             for (intent, sent), result in zip(ready, results, strict=True):
                 entity = entities[intent.entity_id]
@@ -933,21 +1294,72 @@ class Runner:
                     continue  # unlinked meanwhile
                 if link.version not in (sent.version, record.version):
                     continue  # a newer read already recorded what the app holds
+                if record.id != sent.remote_id and not store.links_by_remote(mapping.name, app, [record.id]):
+                    # The app gave the record a new id (ids derived from the key): the link follows.
+                    changes.append(
+                        Change(
+                            entity.id,
+                            "*",
+                            sent.remote_id,
+                            record.id,
+                            app,
+                            f"{app} record {sent.remote_id} is now {record.id}: link moved",
+                        )
+                    )
+                    link.remote_id = record.id
                 baseline_after_write(mapping, link, intent.values, intent.payload, record.fields)
                 link.version, link.remote_updated_at = record.version, _iso(record.updated_at)
+                # What the app kept is read like any read: a value an automation put in place of
+                # ours is a change from that app (and propagates), an equivalent form settles.
+                outcome = merge_record(
+                    mapping,
+                    entity,
+                    link,
+                    mapping.to_canonical(app, record.fields),
+                    link.remote_updated_at,
+                    parked=parked.get(entity.id, set()),
+                    run=self.run_id,
+                )
+                changes += outcome.changes
+                conflicts += outcome.conflicts
+                self.stats.oscillations += len(outcome.oscillations)
+                if outcome.changed:
+                    dirty.append(entity.id)
                 links.append(link)
             store.save_links(mapping.name, links)
+            store.save_entities(entities[eid] for eid in dirty)
+            store.mark_dirty(dirty)
+            store.add_conflicts(mapping.name, conflicts)
+            self.stats.conflicts += len(conflicts)
             self.stats.changes += store.log_changes(mapping.name, changes, self.run_id)
         return refetch
 
     async def _send_deletes(self, mapping: SyncMapping, app: str, intents: list[Intent]) -> None:
         connector = self.connectors[app]
+        intents = await self.store.call(self._still_needed_deletes, intents)
+        if not intents:
+            return
         if self.dry_run:
             await self._record_dry(intents)
             return
         items = [WriteItem(key=i.key, id=i.remote_id, fields={}) for i in intents]
         results = await connector.delete(mapping.object_of(app), items)
         await self.store.call(self._after_deletes, mapping, app, intents, results)
+
+    @staticmethod
+    def _still_needed_deletes(store: Store, intents: list[Intent]) -> list[Intent]:
+        """Deletes of entities that came back (re-created, restored) meanwhile are not sent."""
+        with store.transaction():
+            entities = store.entities(i.entity_id for i in intents)
+            out = []
+            for intent in intents:
+                entity = entities.get(intent.entity_id)
+                if entity is not None and entity.state == "active":
+                    store.settle(intent.id, "superseded")
+                    store.mark_dirty([entity.id])
+                    continue
+                out.append(intent)
+            return out
 
     def _after_deletes(
         self, store: Store, mapping: SyncMapping, app: str, intents: list[Intent], results: list[WriteResult]

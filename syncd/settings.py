@@ -41,6 +41,14 @@ class AppSettings(BaseModel):
     poll_interval: float = Field(
         default=30.0, gt=0, description="Seconds between incremental polls (daemon)."
     )
+    id_scan_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description=(
+            "Seconds between id-only listings that find hard deletes between full reconciliations "
+            "(daemon; connectors that list ids cheaply, such as sql); 0 scans at every poll."
+        ),
+    )
     enabled: bool = Field(
         default=True, description="Set false to leave the app out without deleting its section."
     )

@@ -47,6 +47,16 @@ class _RunnerTotals(Collector):
             "Complete listings whose delete propagation the mass-delete guard stopped, per app.",
             labels=["app"],
         )
+        refused = CounterMetricFamily(
+            "syncd_creates_refused",
+            "Creates refused because the record's natural key was empty, per target app.",
+            labels=["app"],
+        )
+        oscillations = CounterMetricFamily(
+            "syncd_oscillations",
+            "Fields parked because two apps kept rewriting each other's form of a value (alert on any).",
+        )
+        oscillations.add_metric([], runner.stats.oscillations if runner is not None else 0)
         now = self.metrics.clock()
         for app in apps:
             stats = runner.stats.apps.get(app) if runner is not None else None
@@ -57,9 +67,10 @@ class _RunnerTotals(Collector):
             lag.add_metric([app], max(now - since, 0.0))
             paused.add_metric([app], 1.0 if runner is not None and app in runner.paused else 0.0)
             guard.add_metric([app], stats.delete_guard if stats else 0)
+            refused.add_metric([app], stats.refused if stats else 0)
         total = GaugeMetricFamily("syncd_apps_paused", "How many apps are paused.")
         total.add_metric([], float(len(runner.paused)) if runner is not None else 0.0)
-        yield from (read, written, failed, lag, paused, total, guard)
+        yield from (read, written, failed, lag, paused, total, guard, refused, oscillations)
 
 
 class Metrics:

@@ -199,7 +199,13 @@ class Daemon:
         store = await AsyncStore(settings.state).open()
         self._exit.push_async_callback(store.close)
         self._store = store
-        self._runner = Runner(store, mappings, connectors, batch_size=settings.batch_size)
+        self._runner = Runner(
+            store,
+            mappings,
+            connectors,
+            batch_size=settings.batch_size,
+            id_scan_interval={name: app.id_scan_interval for name, app in settings.apps.items()},
+        )
         self._exit.push_async_callback(close_connectors)
         self.runner.on_progress = self.switch.checkpoint
         self.metrics.runner = self.runner

@@ -75,7 +75,7 @@ class Conflict:
     policy: str
     status: Literal["open", "auto", "resolved"] = "open"
     winner: str | None = None
-    kind: Literal["field", "identity"] = "field"
+    kind: Literal["field", "identity", "oscillation"] = "field"
 
 
 @dataclass(frozen=True)

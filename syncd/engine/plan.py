@@ -24,14 +24,20 @@ def plan_entity(
     parked: Collection[str] = (),
     can_create: Collection[str] | None = None,
     busy_apps: Collection[str] = (),
+    archiving: Collection[str] = (),
+    refused: list[str] | None = None,
 ) -> list[PlannedWrite]:
     """Writes for one entity. ``parked`` fields (open review conflicts) are never written;
-    ``busy_apps`` already have a write in flight for this entity and are planned later."""
-    if entity.state == "deleted":
+    ``busy_apps`` already have a write in flight for this entity and are planned later.
+
+    A deleted entity is deleted everywhere it is linked; an archived one only in the apps whose
+    deletes archive (``archiving``). Apps where a create had to be refused (the natural key is
+    empty: such a record could never be matched again) are appended to ``refused``."""
+    if entity.state in ("deleted", "archived"):
         return [
             PlannedWrite(entity.id, app, "delete", link.remote_id, {}, {}, link.version)
             for app, link in sorted(links.items())
-            if app not in busy_apps
+            if app not in busy_apps and (entity.state == "deleted" or app in archiving)
         ]
     if entity.state != "active":
         return []
@@ -42,11 +48,20 @@ def plan_entity(
         link = links.get(app)
         if link is None:
             write = _plan_create(mapping, entity, app, parked, can_create)
+            if write is not None and not mapping.key_of(entity.values):
+                if refused is not None:
+                    refused.append(app)
+                continue
         else:
             write = _plan_update(mapping, entity, link, parked)
         if write is not None:
             writes.append(write)
     return writes
+
+
+def needs_write(mapping: MappingView, entity: Entity, link: Link, parked: Collection[str] = ()) -> bool:
+    """True if ``link``'s record lacks a canonical value the plan would write to it."""
+    return entity.state == "active" and _plan_update(mapping, entity, link, parked) is not None
 
 
 def _plan_create(
@@ -103,6 +118,8 @@ def _plan_update(
             continue  # the app keeps its own form of this value; writing again would loop
         if _refused_consent(mapping, name, entity, link):
             continue
+        if mapping.is_consent(name) and not isinstance(entity.values.get(name), bool):
+            continue  # no consent answer to give: a "pending" or "cleaned" state is the app's own
         changed[name] = entity.values.get(name)
     if not changed:
         return None
@@ -117,27 +134,35 @@ def baseline_after_write(
     payload: Mapping[str, Any],
     returned: Mapping[str, Any] | None,
 ) -> None:
-    """Record in the baseline what the app holds after we wrote ``written`` (canonical values)
-    as ``payload`` (the app-shaped fields actually sent).
+    """Record in the baseline what the app was sent: ``written`` (canonical values) as ``payload``
+    (the app-shaped fields actually sent).
 
     Only what was sent counts: the entity may have moved on while the call was in flight, and
-    that newer value must still be planned. ``returned`` is the record as the write returned it;
-    where the app kept a different form of a value than we sent (server-side normalisation the
-    mapping does not undo), remember the pair so the plan does not write it again and again.
+    that newer value must still be planned. What the app kept is then merged like any read
+    (``merge_record`` with ``returned``): a form that maps to the same canonical value settles
+    quietly, a different value (an automation rewrote it inside the write) is a change from that
+    app and propagates once. The one exception is an app that can only keep a shortened value
+    (a length limit): the shortened form is remembered as that app's form of the value, so the
+    full value is neither written again and again nor cut short in every other app.
     """
     readable = set(mapping.readable(link.app))
     observed = mapping.to_canonical(link.app, returned) if returned is not None else {}
     sent = mapping.to_canonical(link.app, payload) if readable else {}
     for name in written:
-        if name in readable and name in observed:
-            kept = observed[name]
+        want = sent.get(name, written[name]) if name in readable else written[name]
+        link.baseline[name] = want
+        link.coerced.pop(name, None)
+        kept = observed.get(name)
+        if name in readable and name in observed and not same(kept, want) and _shortened(want, kept):
             link.baseline[name] = kept
-            want = sent.get(name, written[name])
-            if same(kept, want):
-                link.coerced.pop(name, None)
-            else:
-                link.coerced[name] = [want, kept]
-        elif name in readable and name in sent:
-            link.baseline[name] = sent[name]
-        else:
-            link.baseline[name] = written[name]
+            link.coerced[name] = [want, kept]
+
+
+def _shortened(want: Any, kept: Any) -> bool:
+    """The app kept only the beginning of a longer text: a length limit, not a new value."""
+    return (
+        isinstance(want, str)
+        and isinstance(kept, str)
+        and 0 < len(kept) < len(want)
+        and want.startswith(kept)
+    )

@@ -102,6 +102,8 @@ class Outcome:
     changed: bool = False
     #: Review conflicts whose candidate for this app must be refreshed: field -> value.
     parked_updates: dict[str, Any] = field(default_factory=dict)
+    #: Fields parked because two apps keep rewriting each other's form of them.
+    oscillations: list[str] = field(default_factory=list)
 
 
 def _set_merge(current: Any, base: Any, new: Any) -> list[str]:
@@ -167,7 +169,11 @@ def merge_record(
         if not known and new is None:
             continue  # the app lacks a value the entity has: the plan fills it in
         if known and same(cur, base):
-            _take(out, entity, name, new, app, observed_at, run, f"changed in {app}")
+            flips = _flips(entity, name, app, new)
+            if flips >= OSCILLATION_FLIPS:
+                _park_oscillation(out, entity, name, app, new, observed_at)
+                continue
+            _take(out, entity, name, new, app, observed_at, run, f"changed in {app}", flips=flips)
             continue
         # The canonical value moved too (or this is a first match): a real conflict.
         other = Candidate(str(prov.get("app") or "syncd"), cur, prov.get("at"))
@@ -201,6 +207,57 @@ def _cands(candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
     return [{"app": c.app, "value": c.value, "at": c.at} for c in candidates]
 
 
+#: How many times in a row a field may swing back to the value it had before, each time from
+#: another app, before syncd calls it an oscillation and parks the field.
+OSCILLATION_FLIPS = 3
+
+
+def _flips(entity: Entity, name: str, app: str, new: Any) -> int:
+    """Consecutive swings of ``name`` between two values, counting this change from ``app``.
+
+    A swing is a change back to the value the field held before its current value, made by an
+    app other than the one that set the current value: what two apps that normalise one value
+    into different forms do to each other after every write of ours.
+    """
+    prov = entity.provenance.get(name) or {}
+    setter = prov.get("app")
+    if setter in (None, app) or "prev" not in prov or not same(prov["prev"], new):
+        return 0
+    return int(prov.get("flips", 0)) + 1
+
+
+def _transform_hint(a: Any, b: Any) -> str:
+    """The transform that would give both forms of a value one canonical form, where one is evident."""
+    if isinstance(a, str) and isinstance(b, str):
+        if a.strip() == b.strip():
+            return '"trim"'
+        if " ".join(a.split()) == " ".join(b.split()):
+            return '"collapse"'
+        if a.casefold() == b.casefold():
+            return '{ case = "lower" } (or "upper", "title")'
+        if [c for c in a if c.isdigit()] == [c for c in b if c.isdigit()]:
+            return '{ e164 = "<region>" }'
+    return "{ map = { ... } }"
+
+
+def _park_oscillation(out: Outcome, entity: Entity, name: str, app: str, new: Any, at: str | None) -> None:
+    """Stop a field that two apps keep rewriting into their own forms: park it for a person."""
+    prov = entity.provenance.get(name) or {}
+    other = Candidate(str(prov.get("app") or "syncd"), entity.values.get(name), prov.get("at"))
+    candidates = [other, Candidate(app, new, at)]
+    message = (
+        f"oscillation: {other.app} keeps {other.value!r} and {app} keeps {new!r} for {name}, "
+        f"each rewriting the other's form after every write; parked. Declare a transform on "
+        f"fields.{name} so both forms have one canonical value, e.g. transforms = "
+        f"[{_transform_hint(other.value, new)}], then resolve this conflict"
+    )
+    out.conflicts.append(Conflict(entity.id, name, candidates, "review", "open", kind="oscillation"))
+    out.changes.append(
+        Change(entity.id, name, other.value, new, app, message, {"candidates": _cands(candidates)})
+    )
+    out.oscillations.append(name)
+
+
 def _take(
     out: Outcome,
     entity: Entity,
@@ -211,10 +268,13 @@ def _take(
     run: int | None,
     reason: str,
     detail: dict[str, Any] | None = None,
+    *,
+    flips: int = 0,
 ) -> None:
-    out.changes.append(Change(entity.id, name, entity.values.get(name), value, app, reason, detail))
+    old = entity.values.get(name)
+    out.changes.append(Change(entity.id, name, old, value, app, reason, detail))
     entity.values[name] = value
-    entity.provenance[name] = {"app": app, "at": at, "run": run}
+    entity.provenance[name] = {"app": app, "at": at, "run": run, "prev": old, "flips": flips}
     out.changed = True
 
 

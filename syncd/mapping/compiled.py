@@ -257,6 +257,10 @@ class Mapping:
         self._app(app)
         return self.field_specs[self.key_fields[0]].apps[app].path
 
+    def has_filters(self, app: str) -> bool:
+        """Whether the app takes only some records (it declares filters)."""
+        return bool(self._app(app).filters)
+
     def in_scope(self, app: str, canonical: cabc.Mapping[str, Any]) -> bool:
         """Whether a record with these canonical values takes part in the app (all filters hold)."""
         return all(

@@ -424,9 +424,15 @@ class Store:
         status: str | None = "open",
         sync: str | None = None,
         entity_id: int | None = None,
+        kind: str | None = None,
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
-        where, params = _where(("c.status = ?", status), ("c.sync = ?", sync), ("c.entity_id = ?", entity_id))
+        where, params = _where(
+            ("c.status = ?", status),
+            ("c.sync = ?", sync),
+            ("c.entity_id = ?", entity_id),
+            ("c.kind = ?", kind),
+        )
         sql = (
             "SELECT c.*, e.key AS entity_key FROM conflicts c JOIN entities e ON e.id = c.entity_id"
             f"{where} ORDER BY c.id LIMIT ?"

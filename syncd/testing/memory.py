@@ -18,6 +18,7 @@ Misbehaviours (all off by default):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class MemoryApp:
     listing_limit: int | None = None
     fail_listing_after: int | None = None
     after_call: Callable[[str], None] | None = None
+    #: Deletes archive (restorable) rather than remove: the ``archive`` delete policy reaches it.
+    archives: bool = False
     #: Every remote operation, as (op, object, ids), for assertions on writes.
     calls: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -165,6 +168,9 @@ class MemoryConnector(Connector):
         self.backend = (
             backend if backend is not None else SPACES.setdefault(config.space, MemoryApp(config.space))
         )
+        if self.backend.archives:
+            # Capabilities are per class; an archiving backend gets its own on this instance.
+            self.__dict__["capabilities"] = dataclasses.replace(self.capabilities, archives=True)
 
     @classmethod
     def over(

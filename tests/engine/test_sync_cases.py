@@ -500,7 +500,21 @@ async def test_delete_policy_decides_what_happens_to_the_other_apps(
     w.apps["a"].remove(OBJ, _id(w, "a", "bob@example.com"))
     await w.settle()
     assert ("bob@example.com" in w.by_email("b")) is left_in_b
-    assert ("bob@example.com" in w.by_email("a")) is (policy == "ignore")
+    # No policy re-creates the deleted record: `ignore` changes nothing and keeps the link.
+    assert "bob@example.com" not in w.by_email("a")
+    assert (await w.cycle(full=True)).total("writes") == 0
+
+
+@pytest.mark.parametrize("policy", ["propagate", "archive", "unlink", "ignore"])
+async def test_delete_policy_archive_reaches_only_apps_that_archive(tmp_path: Path, policy: str) -> None:
+    w = await _seeded(tmp_path, delete=policy)
+    w.apps["b"].archives = True
+    w.apps["a"].remove(OBJ, _id(w, "a", "bob@example.com"))
+    await w.settle()
+    gone_from_b = "bob@example.com" not in w.by_email("b")
+    gone_from_c = "bob@example.com" not in w.by_email("c")
+    assert gone_from_b is (policy in ("propagate", "archive"))
+    assert gone_from_c is (policy == "propagate")
 
 
 async def test_record_leaving_the_scope_of_an_app_is_unlinked_not_deleted(tmp_path: Path) -> None:
