@@ -124,6 +124,14 @@ def _print_stats(stats: dict[str, Any]) -> None:
                 "(see `syncd show` of one of them; often a mapping path that reads nothing)",
                 err=True,
             )
+    for app, s in stats["apps"].items():
+        if s.get("quarantined"):
+            click.echo(
+                f"ERROR: {s['quarantined']} {app} records could not be read or mapped and were set aside "
+                "(the rest synced): `syncd deadletters list` says why, `syncd deadletters replay` reads "
+                "them again",
+                err=True,
+            )
     if stats.get("oscillations"):
         click.echo(
             f"ALERT: {stats['oscillations']} fields parked: two apps keep rewriting them into their own "
@@ -172,7 +180,7 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
         _emit_json(stats)
     else:
         _print_stats(stats)
-    if stats["errors"]:
+    if stats["errors"] or stats.get("quarantined"):
         ctx.exit(1)
 
 
@@ -509,6 +517,11 @@ def replay(store: Store, ids: list[int]) -> int:
         for intent_id in ids:
             intent = store.intent(intent_id)
             if intent is None or intent.status != "dead":
+                continue
+            if intent.op == "read":
+                # A quarantined read: the dispatcher reads the record again.
+                store.settle(intent.id, "pending", intent.last_error, intent.error_kind)
+                n += 1
                 continue
             store.settle(intent.id, "replayed", intent.last_error, intent.error_kind)
             store.mark_dirty([intent.entity_id])

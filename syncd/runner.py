@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
 
 from syncd.connector import (
@@ -74,6 +75,8 @@ class AppStats:
     delete_guard: int = 0
     #: Creates refused because the record's natural key was empty.
     refused: int = 0
+    #: Records that could not be read or mapped (quarantined as dead letters).
+    quarantined: int = 0
 
 
 @dataclass
@@ -109,6 +112,7 @@ class RunStats:
             "entities_new": self.entities_new,
             "changes": self.changes,
             "refused": self.total("refused"),
+            "quarantined": self.total("quarantined"),
             "oscillations": self.oscillations,
             "delete_guard": self.delete_guard,
             "paused": self.paused,
@@ -300,6 +304,76 @@ class Runner:
             if cursor is not None:
                 store.set_cursor(mapping.name, app, cursor)
 
+    def _readable(
+        self, store: Store, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+    ) -> tuple[dict[str, dict[str, Any]], list[RemoteRecord]]:
+        """Map each record to canonical values; a record that cannot be read, mapped or stored is
+        quarantined (a dead letter naming the app, the id and why, never the values) and the rest
+        of the page goes on. Returns the observed values and the records that go on."""
+        observed: dict[str, dict[str, Any]] = {}
+        keep: list[RemoteRecord] = []
+        bad: list[tuple[str, str]] = []
+        for record in records:
+            if record.error is not None:
+                bad.append((record.id, record.error))
+                continue
+            if not record.deleted:
+                try:
+                    values = mapping.to_canonical(app, record.fields)
+                    orjson.dumps(values)
+                    orjson.dumps([record.id, record.version])
+                except orjson.JSONEncodeError:
+                    bad.append((record.id, "a value is not valid Unicode text (e.g. a lone surrogate)"))
+                    continue
+                except Exception as exc:  # quarantined with the kind of error, not the value
+                    bad.append((record.id, f"its fields could not be mapped ({type(exc).__name__})"))
+                    continue
+                observed[record.id] = values
+            keep.append(record)
+        sync = mapping.name
+        if bad:
+            obj = mapping.object_of(app)
+            linked = store.links_by_remote(sync, app, [rid for rid, _ in bad])
+            items = [
+                (rid, linked[rid].entity_id if rid in linked else 0, f"{app} record {rid}: {why}")
+                for rid, why in bad
+            ]
+            new = store.quarantine_reads(sync, app, obj, items)
+            self.stats.apps[app].quarantined += new
+            for rid, why in bad:
+                log.error("record quarantined: it cannot be read", app=app, record=rid, reason=why)
+        if keep and store.has_quarantined_reads(sync, app):
+            store.release_quarantine(sync, app, [r.id for r in keep])
+        return observed, keep
+
+    async def quarantine_events(self, app: str, rows: Sequence[Mapping[str, Any]], error: str) -> None:
+        """Webhook events whose re-read kept failing: quarantine their records (dead letters
+        with op ``read``: ``syncd deadletters replay`` reads them again)."""
+
+        def write(store: Store) -> None:
+            with store.transaction():
+                for mapping in self.mappings:
+                    if app not in mapping.apps:
+                        continue
+                    obj = mapping.object_of(app)
+                    ids = sorted({str(r["record_id"]) for r in rows if r["object"] == obj})
+                    linked = store.links_by_remote(mapping.name, app, ids)
+                    self.stats.apps[app].quarantined += store.quarantine_reads(
+                        mapping.name,
+                        app,
+                        obj,
+                        [
+                            (
+                                rid,
+                                linked[rid].entity_id if rid in linked else 0,
+                                f"{app} record {rid}: {error}",
+                            )
+                            for rid in ids
+                        ],
+                    )
+
+        await self.store.call(write)
+
     def _identity_clashes(
         self, store: Store, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
     ) -> list[str]:
@@ -451,9 +525,9 @@ class Runner:
         sync = mapping.name
         stats = self.stats.apps[app]
         stats.read += len(records)
+        observed, records = self._readable(store, mapping, app, records)
         self._follow_replacements(store, mapping, app, records)
         links = store.links_by_remote(sync, app, [r.id for r in records])
-        observed = {r.id: mapping.to_canonical(app, r.fields) for r in records if not r.deleted}
         keys = {rid: mapping.key_of(obs) for rid, obs in observed.items() if rid not in links}
         entities = store.entities({link.entity_id for link in links.values()})
         by_key = store.entities_by_key(sync, [k for k in keys.values() if k])
@@ -976,8 +1050,10 @@ class Runner:
                         await self._send_creates(mapping, app, group)
                     elif op == "update":
                         await self._send_updates(mapping, app, group)
-                    else:
+                    elif op == "delete":
                         await self._send_deletes(mapping, app, group)
+                    else:
+                        await self._send_reads(mapping, app, group)
             except AuthError as exc:
                 self._pause(app, exc)
                 await self.store.call(self._release, intents)
@@ -1345,6 +1421,13 @@ class Runner:
         items = [WriteItem(key=i.key, id=i.remote_id, fields={}) for i in intents]
         results = await connector.delete(mapping.object_of(app), items)
         await self.store.call(self._after_deletes, mapping, app, intents, results)
+
+    async def _send_reads(self, mapping: SyncMapping, app: str, intents: list[Intent]) -> None:
+        """A replayed quarantined read: read the records again (quarantined again if still bad)."""
+        ids = sorted({i.remote_id for i in intents if i.remote_id})
+        await self.store.call(self._settle_all, intents, "done", None)
+        if ids and not self.dry_run:
+            await self.refetch(mapping, app, ids)
 
     @staticmethod
     def _still_needed_deletes(store: Store, intents: list[Intent]) -> list[Intent]:

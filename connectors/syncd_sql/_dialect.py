@@ -23,6 +23,10 @@ from syncd.connector import ConfigError, ConnectorError, PermanentError, Transie
 Affinity = Literal["integer", "real", "text", "blob", "numeric"]
 
 
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
 class DbCursor(Protocol):
     """The part of a DB-API cursor the connector uses."""
 
@@ -162,6 +166,9 @@ class SqliteDialect(Dialect):
         conn = sqlite3.connect(
             uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
+        # A text cell that is not valid UTF-8 must not fail the whole listing: decode it keeping
+        # the bad bytes as lone surrogates, which the engine quarantines with that one record.
+        conn.text_factory = _lenient_text
         try:
             conn.create_function("syncd_fold", 1, fold_key, deterministic=True)
             conn.execute("PRAGMA foreign_keys = ON")

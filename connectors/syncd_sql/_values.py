@@ -55,4 +55,4 @@ def db_value(column: str, value: object) -> object:
 def content_version(fields: Mapping[str, Any]) -> str:
     """A stable version for a row: sha256 of its canonical JSON (sorted keys, no spaces)."""
     canonical = _CANONICAL.encode(fields)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()

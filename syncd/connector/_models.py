@@ -36,6 +36,9 @@ class RemoteRecord:
     updated_at: datetime | None = None
     deleted: bool = False
     replaces: tuple[str, ...] = ()
+    #: Why the record could not be read (undecodable data), without its values; ``fields`` is
+    #: then empty. The engine quarantines such a record and goes on with the rest of the page.
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -357,6 +357,14 @@ class HttpClient:
             ) from exc
         self._log.debug("http.response", method=method, path=path, status=response.status_code)
         if response.is_success or response.status_code == 304:
+            if response.content and "json" in response.headers.get("content-type", ""):
+                try:
+                    jsonlib.loads(response.content)
+                except ValueError as exc:
+                    # A cut-off body (a dropped connection mid-page) is worth another try.
+                    raise TransientError(
+                        f"{self.app}: {method} {path}: the response body is not complete JSON"
+                    ) from exc
             return response
         error = self._classify(response) if self._classify is not None else None
         if error is None:

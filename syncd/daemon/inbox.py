@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from syncd.connector import AuthError, ConnectorError, WebhookHint
+from syncd.connector import AuthError, ConnectorError, TransientError, WebhookHint
 from syncd.runner import Runner
 from syncd.store import AsyncStore, Store
 
@@ -59,6 +60,12 @@ class Inbox:
     async def done(self, ids: Sequence[int]) -> None:
         await self.store.call(Store.inbox_done, list(ids))
 
+    async def retry(
+        self, ids: Sequence[int], error: str, delay: float, max_attempts: int
+    ) -> list[dict[str, Any]]:
+        not_before = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat().replace("+00:00", "Z")
+        return await self.store.call(Store.inbox_retry, list(ids), error, not_before, max_attempts)
+
 
 class InboxWorker:
     """Drains the inbox into re-reads whenever woken (see the module docstring)."""
@@ -72,13 +79,18 @@ class InboxWorker:
         switch: StopSwitch | None = None,
         batch: int = 1000,
         retry_delays: tuple[float, float] = (1.0, 60.0),
+        max_attempts: int = 8,
+        on_quarantined: Callable[[str, int], None] = lambda app, n: None,
     ) -> None:
         self.inbox = inbox
         self.runner = runner
         self.on_processed = on_processed
+        self.on_quarantined = on_quarantined
         self.switch = switch or StopSwitch()
         self.batch = batch
         self.retry_delays = retry_delays
+        #: Failed re-reads of one event before it is set aside (quarantined) for good.
+        self.max_attempts = max_attempts
         self._wake = asyncio.Event()
         self.processed = 0
 
@@ -98,6 +110,7 @@ class InboxWorker:
                 log.warning("webhook events for an app no longer synced; dropped", app=app, events=len(ids))
                 settled += ids
                 continue
+            app_rows = [r for r in rows if r["app"] == app]
             try:
                 await self.runner.handle_hints(app, hints)
             except AuthError as exc:
@@ -106,8 +119,20 @@ class InboxWorker:
                 self.runner.paused.add(app)
                 failed = True
                 continue
-            except ConnectorError as exc:
+            except TransientError as exc:
+                # The app is unreachable or limiting us: its events wait, the other apps' flow on.
                 log.warning("webhook re-read failed; will retry", app=app, records=len(hints), error=str(exc))
+                await self._retry(app, app_rows, f"{type(exc).__name__}: {exc}")
+                failed = True
+                continue
+            except Exception as exc:  # one bad event must not hold up the others
+                log.warning(
+                    "webhook re-read failed; trying its events one by one",
+                    app=app,
+                    records=len(hints),
+                    error=type(exc).__name__,
+                )
+                settled += await self._one_by_one(app, app_rows)
                 failed = True
                 continue
             log.info("webhook events applied", app=app, events=len(ids), records=len(hints))
@@ -117,6 +142,41 @@ class InboxWorker:
             self.processed += len(settled)
             self.on_processed()
         return len(settled), failed
+
+    async def _one_by_one(self, app: str, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Isolate the events that fail: each record's events are re-read on their own; the ones
+        that still fail are retried later, and set aside after ``max_attempts``."""
+        settled: list[int] = []
+        by_record: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for row in rows:
+            by_record.setdefault((str(row["object"]), str(row["record_id"])), []).append(row)
+        for group in by_record.values():
+            hints = coalesce(group)[app]
+            try:
+                await self.runner.handle_hints(app, hints)
+            except AuthError:
+                raise
+            except Exception as exc:  # quarantined below, with its reason
+                await self._retry(
+                    app, group, type(exc).__name__ + (f": {exc}" if isinstance(exc, ConnectorError) else "")
+                )
+                continue
+            settled += [int(r["id"]) for r in group]
+        return settled
+
+    async def _retry(self, app: str, rows: Sequence[Mapping[str, Any]], error: str) -> None:
+        attempts = max(int(r.get("attempts") or 0) for r in rows) if rows else 0
+        delay = min(self.retry_delays[0] * (2**attempts), self.retry_delays[1])
+        given_up = await self.inbox.retry([int(r["id"]) for r in rows], error, delay, self.max_attempts)
+        if given_up:
+            await self.runner.quarantine_events(app, given_up, error)
+            self.on_quarantined(app, len(given_up))
+            log.error(
+                "webhook events quarantined: their re-read kept failing",
+                app=app,
+                events=len(given_up),
+                error=error,
+            )
 
     async def run(self) -> None:
         """Process pending events until cancelled or stopped; back off while an app keeps failing."""

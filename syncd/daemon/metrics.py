@@ -52,6 +52,11 @@ class _RunnerTotals(Collector):
             "Creates refused because the record's natural key was empty, per target app.",
             labels=["app"],
         )
+        quarantined = CounterMetricFamily(
+            "syncd_records_quarantined",
+            "Records or webhook events set aside because they could not be read or mapped (dead letters).",
+            labels=["app"],
+        )
         oscillations = CounterMetricFamily(
             "syncd_oscillations",
             "Fields parked because two apps kept rewriting each other's form of a value (alert on any).",
@@ -68,9 +73,10 @@ class _RunnerTotals(Collector):
             paused.add_metric([app], 1.0 if runner is not None and app in runner.paused else 0.0)
             guard.add_metric([app], stats.delete_guard if stats else 0)
             refused.add_metric([app], stats.refused if stats else 0)
+            quarantined.add_metric([app], stats.quarantined if stats else 0)
         total = GaugeMetricFamily("syncd_apps_paused", "How many apps are paused.")
         total.add_metric([], float(len(runner.paused)) if runner is not None else 0.0)
-        yield from (read, written, failed, lag, paused, total, guard, refused, oscillations)
+        yield from (read, written, failed, lag, paused, total, guard, refused, quarantined, oscillations)
 
 
 class Metrics:

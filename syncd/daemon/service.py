@@ -409,11 +409,15 @@ class Daemon:
         async with self.locks[app]:
             stats = runner.stats.apps[app]
             read, errors = stats.read, stats.errors
+            failure: Exception | None = None
             try:
                 await runner.poll(app)
             except Stopping:
                 return
-            ok = app not in runner.paused and stats.errors == errors
+            except Exception as exc:  # counted and logged; the next poll tries again
+                failure = exc
+                log.error("poll failed", app=app, error=type(exc).__name__)
+            ok = failure is None and app not in runner.paused and stats.errors == errors
         self.metrics.polls.labels(app=app, outcome="ok" if ok else "failed").inc()
         if ok:
             self.metrics.last_poll[app] = time.time()

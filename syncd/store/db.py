@@ -526,6 +526,55 @@ class Store:
             n += cur.rowcount
         return n
 
+    def quarantine_reads(self, sync: str, app: str, obj: str, items: Iterable[tuple[str, int, str]]) -> int:
+        """Record records of ``app`` that could not be read or mapped, as ``(remote_id, entity_id,
+        reason)``: dead letters with op ``read`` (replaying one reads the record again). A record
+        already quarantined gets the new reason and one more attempt. Returns how many are new."""
+        stamp = now_iso()
+        new = 0
+        for remote_id, entity_id, reason in items:
+            cur = self.conn.execute(
+                "UPDATE outbox SET last_error = ?, attempts = attempts + 1, updated_at = ? "
+                "WHERE sync = ? AND app = ? AND remote_id = ? AND op = 'read' AND status = 'dead'",
+                (reason, stamp, sync, app, remote_id),
+            )
+            if cur.rowcount:
+                continue
+            self.conn.execute(
+                'INSERT INTO outbox (key, sync, app, object, op, entity_id, remote_id, "values", payload, '
+                "status, attempts, last_error, error_kind, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'read', ?, ?, '{}', '{}', 'dead', 1, ?, 'unreadable', ?, ?)",
+                (
+                    f"read:{sync}:{app}:{remote_id}:{stamp}",
+                    sync,
+                    app,
+                    obj,
+                    entity_id,
+                    remote_id,
+                    reason,
+                    stamp,
+                    stamp,
+                ),
+            )
+            new += 1
+        return new
+
+    def release_quarantine(self, sync: str, app: str, remote_ids: Sequence[str]) -> int:
+        """Quarantined reads of records that have now been read fine are over."""
+        n = 0
+        for chunk in _chunks(list(remote_ids)):
+            marks = ",".join("?" * len(chunk))
+            n += self.conn.execute(
+                f"UPDATE outbox SET status = 'done', updated_at = ? WHERE op = 'read' AND status = 'dead' "
+                f"AND sync = ? AND app = ? AND remote_id IN ({marks})",
+                [now_iso(), sync, app, *chunk],
+            ).rowcount
+        return n
+
+    def has_quarantined_reads(self, sync: str, app: str) -> bool:
+        sql = "SELECT 1 FROM outbox WHERE op = 'read' AND status = 'dead' AND sync = ? AND app = ? LIMIT 1"
+        return bool(self._q(sql, (sync, app)))
+
     def busy_apps(self, entity_ids: Iterable[int]) -> dict[int, set[str]]:
         """Apps with an intent in flight per entity (planned again only after it settles)."""
         out: dict[int, set[str]] = {}
@@ -619,15 +668,46 @@ class Store:
                 added += cur.rowcount
         return added
 
-    def inbox_pending(self, limit: int = 1000, exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
-        """Unprocessed inbox rows, oldest first, leaving out the apps in ``exclude``."""
+    def inbox_pending(
+        self, limit: int = 1000, exclude: Sequence[str] = (), *, now: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Unprocessed inbox rows that are due, oldest first, leaving out the apps in ``exclude``.
+
+        Rows waiting out a retry back-off are not due, so they never hold up the others."""
         marks = ",".join("?" * len(exclude))
         sql = (
-            "SELECT * FROM inbox WHERE processed_at IS NULL"
+            "SELECT * FROM inbox WHERE processed_at IS NULL AND (not_before IS NULL OR not_before <= ?)"
             + (f" AND app NOT IN ({marks})" if exclude else "")
             + " ORDER BY id LIMIT ?"
         )
-        return [dict(r) for r in self._q(sql, [*exclude, limit])]
+        return [dict(r) for r in self._q(sql, [now or now_iso(), *exclude, limit])]
+
+    def inbox_retry(
+        self, ids: Iterable[int], error: str, not_before: str, max_attempts: int
+    ) -> list[dict[str, Any]]:
+        """Events whose re-read failed: try again after ``not_before``; an event that failed
+        ``max_attempts`` times is set aside (processed, with its error). Returns those set aside."""
+        stamp = now_iso()
+        given_up: list[dict[str, Any]] = []
+        with self.transaction():
+            for i in ids:
+                rows = self._q("SELECT * FROM inbox WHERE id = ?", (i,))
+                if not rows:
+                    continue
+                row = dict(rows[0])
+                attempts = int(row["attempts"] or 0) + 1
+                if attempts >= max_attempts:
+                    self.conn.execute(
+                        "UPDATE inbox SET attempts = ?, error = ?, processed_at = ? WHERE id = ?",
+                        (attempts, f"quarantined after {attempts} attempts: {error}", stamp, i),
+                    )
+                    given_up.append(row)
+                else:
+                    self.conn.execute(
+                        "UPDATE inbox SET attempts = ?, error = ?, not_before = ? WHERE id = ?",
+                        (attempts, error, not_before, i),
+                    )
+        return given_up
 
     def count_inbox_pending(self) -> int:
         return int(self._q("SELECT count(*) n FROM inbox WHERE processed_at IS NULL")[0]["n"])

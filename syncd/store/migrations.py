@@ -75,3 +75,16 @@ def m002_daemon(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m003_quarantine(db: Database) -> None:
+    """Quarantined reads (dead letters with op 'read') and webhook events that keep failing."""
+    db.executescript(
+        """
+        CREATE INDEX outbox_dead_reads ON outbox (sync, app, remote_id) WHERE op = 'read' AND status = 'dead';
+        ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE inbox ADD COLUMN not_before TEXT;
+        ALTER TABLE inbox ADD COLUMN error TEXT;
+        """
+    )

@@ -130,7 +130,7 @@ async def test_failed_reread_keeps_the_events_until_a_retry_succeeds(
     route = api.post(READ).mock(side_effect=replies)
     inbox = Inbox(runner.store)
     await inbox.accept("crm", [hint("e1", "101"), hint("e2", "101")])
-    worker = InboxWorker(inbox, runner)
+    worker = InboxWorker(inbox, runner, retry_delays=(0.0, 0.0))
     assert await worker.process_once() == (0, True)
     assert len(await inbox.pending()) == 2
     assert await worker.process_once() == (2, False)
@@ -159,3 +159,42 @@ async def test_processed_events_are_pruned_after_retention_and_pending_ones_neve
     await inbox.done([rows[0]["id"]])
     assert await runner.store.call(Store.prune_inbox, "9999-01-01T00:00:00Z") == 1
     assert [r["event_id"] for r in await inbox.pending()] == ["open"]
+
+
+async def test_event_whose_reread_keeps_failing_is_quarantined_and_blocks_nothing(
+    runner: Runner, api: respx.MockRouter
+) -> None:
+    """One contact HubSpot cannot return (a 400 for its id) must not hold up the other events of
+    its app, nor, past a full batch of them, the events of other apps."""
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        ids = [item["id"] for item in json.loads(request.content)["inputs"]]
+        if "666" in ids:
+            return httpx.Response(400, json={"message": "this record cannot be read"})
+        return batch_reply(request)
+
+    api.post(READ).mock(side_effect=reply)
+    inbox = Inbox(runner.store)
+    await inbox.accept("crm", [hint("bad-1", "666"), hint("good-1", "101"), hint("good-2", "102")])
+    worker = InboxWorker(inbox, runner, batch=2, retry_delays=(0.0, 0.0), max_attempts=3)
+    settled = 0
+    for _ in range(6):
+        done, _failed = await worker.process_once()
+        settled += done
+    assert settled == 2  # both good events, although the bad one came first in a batch of two
+    assert await inbox.pending() == []
+    letters = await runner.store.call(Store.dead_letters)
+    assert [(d.app, d.op, d.remote_id) for d in letters] == [("crm", "read", "666")]
+    assert "cannot be read" in (letters[0].last_error or "")
+    assert runner.stats.apps["crm"].quarantined == 1
+
+
+async def test_backed_off_events_do_not_hide_due_ones(runner: Runner, api: respx.MockRouter) -> None:
+    api.post(READ).mock(return_value=httpx.Response(503, json={"message": "down"}))
+    inbox = Inbox(runner.store)
+    await inbox.accept("crm", [hint(f"e{i}", str(100 + i)) for i in range(3)])
+    await inbox.accept("product", [WebhookHint(event_id="p1", object="users", record_id="1")])
+    worker = InboxWorker(inbox, runner, batch=3, retry_delays=(60.0, 60.0))
+    await worker.process_once()
+    # crm's events wait out their back-off; the product event behind them is due now.
+    assert [r["event_id"] for r in await inbox.pending()] == ["p1"]

@@ -149,3 +149,49 @@ async def test_every_command_the_running_demo_prints_works_and_an_edit_propagate
     session.daemon.request_stop("test over")
     assert await asyncio.wait_for(running, 30) == 0
     assert (tmp_path / "demo" / "config.toml").exists(), "a --dir workspace is kept"
+
+
+async def test_running_demo_neither_flaps_nor_reopens_a_resolved_conflict(tmp_path: Path) -> None:
+    """Polls of a converged demo change nothing: no record is linked then unlinked (the email
+    app's filter reads a field only HubSpot has), and the conflict the guide suggests resolving
+    stays resolved."""
+    import sqlite3
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=120)
+    session = DemoSession(console, seed=1, customers=300, directory=tmp_path / "demo", poll_interval=0.3)
+    running = asyncio.create_task(demo(session, once=False))
+    await wait_for(lambda: READY in buffer.getvalue() or running.done(), 90, "the demo to converge")
+    assert not running.done(), buffer.getvalue()
+    lines = buffer.getvalue().splitlines()
+    taken = (await run_curl(commands(lines, "curl -sS -X POST")[0])).json()
+    db = tmp_path / "demo" / "state" / "syncd.db"
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    start = query("SELECT max(id) FROM runs")[0][0]
+    last_change = query("SELECT max(id) FROM changelog")[0][0]
+    # Forty more reads: twenty polls of each app.
+    await wait_for(lambda: query("SELECT max(id) FROM runs")[0][0] >= start + 40, 120, "forty more polls")
+    churn = query(
+        "SELECT reason FROM changelog WHERE id > "
+        f"{last_change} AND (reason LIKE 'linked existing%' OR reason LIKE 'left the scope%')"
+    )
+    assert churn == []
+    assert query(f"SELECT status FROM conflicts WHERE id = {int(taken['resolved'])}") == [("resolved",)]
+    reopened = query(
+        "SELECT c.id FROM conflicts c JOIN conflicts r ON r.entity_id = c.entity_id AND r.field = c.field "
+        f"AND r.id = {int(taken['resolved'])} WHERE c.id != r.id"
+    )
+    assert reopened == []
+    assert query(f"SELECT count(*) FROM changelog WHERE id > {last_change} AND reason LIKE 'conflict%'") == [
+        (0,)
+    ]
+    assert session.daemon is not None
+    session.daemon.request_stop("test over")
+    assert await asyncio.wait_for(running, 30) == 0

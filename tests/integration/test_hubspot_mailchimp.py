@@ -127,3 +127,27 @@ async def test_hubspot_and_mailchimp_converge_without_duplicates_through_429s_an
     contact = hubspot.record(hubspot_emails(hubspot)["person40@acme.io"])
     assert contact["properties"]["lastname"] == "Edited in list"
     assert (await _sync(cfg))["writes"] == 0
+
+
+async def test_hubspot_value_with_a_lone_surrogate_is_quarantined_and_the_rest_syncs(
+    tmp_path: Path, fakes: tuple[HubSpotFake, MailchimpFake]
+) -> None:
+    hubspot, mailchimp = fakes
+    for i in range(5):
+        hubspot.seed({"email": f"p{i}@acme.io", "firstname": f"P{i}", "lifecyclestage": "lead"})
+    # HubSpot's JSON can carry an escaped lone surrogate ("\ud800"): valid JSON, not valid text.
+    bad = hubspot.seed({"email": "odd@acme.io", "firstname": "A\ud800", "lifecyclestage": "lead"})
+    cfg = _config(tmp_path, hubspot, mailchimp)
+    code, out, err = await _syncd(cfg, "sync", "--once", "--json")
+    assert code == 1, err
+    assert "Traceback" not in err
+    stats = json.loads(out)
+    assert stats["apps"]["crm"]["quarantined"] == 1
+    assert sorted(mailchimp_emails(mailchimp)) == [f"p{i}@acme.io" for i in range(5)]
+    code, out, _ = await _syncd(cfg, "deadletters", "list", "--json")
+    (letter,) = json.loads(out)
+    assert (letter["app"], letter["op"], letter["remote_id"]) == ("crm", "read", bad)
+    # Later edits in HubSpot still flow.
+    hubspot.edit(hubspot_emails(hubspot)["p1@acme.io"], {"firstname": "Edited"})
+    code, out, err = await _syncd(cfg, "sync", "--once", "--json")
+    assert mailchimp.member("p1@acme.io")["merge_fields"]["FNAME"] == "Edited"
