@@ -166,6 +166,9 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
             one_writer(settings),
             open_runner(settings, source=_source(ctx), allow_mass_delete=allow_mass_delete) as runner,
         ):
+            from syncd.erasure import retry_erasures
+
+            await retry_erasures(runner)
             stats = await runner.run_cycle(full=full)
             return stats.as_dict()
 
@@ -181,6 +184,65 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
     else:
         _print_stats(stats)
     if stats["errors"] or stats.get("quarantined"):
+        ctx.exit(1)
+
+
+@main.command()
+@config_option
+@click.argument("key")
+@click.option("--dry-run", is_flag=True, help="List what would be erased; erase nothing.")
+@click.option("--yes", is_flag=True, help="Erase without asking for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+@click.pass_context
+def forget(ctx: click.Context, key: str, dry_run: bool, yes: bool, as_json: bool) -> None:
+    """Erase one person in every app and in syncd's state (right to erasure).
+
+    KEY is the person's natural key, e.g. an email. Every record with that key is erased through
+    its app's erasure route; syncd keeps only a receipt with a salted hash of the key, and never
+    re-creates the person from an app that still holds them.
+
+    Example: syncd forget ada@example.com --dry-run
+    """
+    from syncd.app import open_runner
+    from syncd.daemon import LeaseHeld
+    from syncd.erasure import forget as erase_person
+
+    settings = _settings(ctx)
+    if not dry_run and not yes:
+        click.confirm(f"Erase {key} in every app and in syncd's state? This cannot be undone", abort=True)
+
+    async def go() -> dict[str, Any]:
+        async with one_writer(settings), open_runner(settings, source=_source(ctx)) as runner:
+            return await erase_person(runner, key, dry_run=dry_run)
+
+    try:
+        receipt = _run(ctx, go())
+    except LeaseHeld as exc:
+        click.echo(f"error: {exc}; while the daemon runs, use its admin API: POST /api/forget", err=True)
+        ctx.exit(1)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+    if as_json:
+        _emit_json(receipt)
+    elif dry_run:
+        click.echo(f"would erase {receipt['entities']} entities of syncd's state and these records:")
+        for app, info in receipt["apps"].items():
+            click.echo(f"  {app}: {info['records']} records")
+        for app, error in receipt["lookup_errors"].items():
+            click.echo(f"  {app}: {error}", err=True)
+    else:
+        click.echo(
+            f"erasure #{receipt['erasure_id']}: {receipt['status']} (key hash {receipt['key_hash'][:16]}…)"
+        )
+        for app, info in receipt["apps"].items():
+            line = f"  {app}: {info['erased']} erased"
+            if info["failed"]:
+                line += f", {len(info['failed'])} failed (retried by the next sync)"
+            if info.get("lookup_error"):
+                line += f"; {info['lookup_error']}"
+            click.echo(line)
+    if not dry_run and receipt["status"] != "done":
         ctx.exit(1)
 
 

@@ -300,6 +300,7 @@ class Runner:
                 self._drop_replaced(store, mapping, app, gone)
             if rechecked:
                 self._ingest(store, mapping, app, rechecked, run)
+                self.stats.apps[app].read -= len(rechecked)  # a look, not part of the listing
             self._ingest(store, mapping, app, records, run)
             if cursor is not None:
                 store.set_cursor(mapping.name, app, cursor)
@@ -529,6 +530,14 @@ class Runner:
         self._follow_replacements(store, mapping, app, records)
         links = store.links_by_remote(sync, app, [r.id for r in records])
         keys = {rid: mapping.key_of(obs) for rid, obs in observed.items() if rid not in links}
+        if keys and store.has_suppressions():
+            # People erased on request: a record an app still holds never brings them back.
+            hashes = {rid: store.hash_key(k) for rid, k in keys.items() if k}
+            gone = store.suppressed(hashes.values())
+            if gone:
+                skip = {rid for rid, h in hashes.items() if h in gone}
+                records = [r for r in records if r.id not in skip]
+                keys = {rid: k for rid, k in keys.items() if rid not in skip}
         entities = store.entities({link.entity_id for link in links.values()})
         by_key = store.entities_by_key(sync, [k for k in keys.values() if k])
         entities.update({e.id: e for e in by_key.values()})
@@ -1195,6 +1204,11 @@ class Runner:
             taken = store.links_by_remote(mapping.name, app, [r.id for _, r in pairs])
             fresh = []
             for intent, record in pairs:
+                if record.id in taken and taken[record.id].entity_id == intent.entity_id:
+                    # Linked to this very entity already (a crash between create and commit, then a
+                    # read that linked it): the create is done, nothing to report.
+                    store.settle(intent.id, "done")
+                    continue
                 if record.id in taken:
                     # Already linked to another entity: that is an identity problem, not ours to merge.
                     store.settle(

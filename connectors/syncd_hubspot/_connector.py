@@ -250,6 +250,14 @@ class HubSpotConnector(Connector):
         gdpr = self.settings.archive_mode == "gdpr" and crm.gdpr
         return await self._writer().delete(crm, items, gdpr=gdpr)
 
+    async def erase(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """GDPR delete (permanent, and HubSpot blocks the email from coming back) where the object
+        type has it; an archive elsewhere."""
+        crm = self._crm(obj)
+        if not items:
+            return []
+        return await self._writer().delete(crm, items, gdpr=crm.gdpr)
+
     # -- webhooks ------------------------------------------------------------------------------
 
     def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:

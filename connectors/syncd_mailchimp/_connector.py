@@ -225,6 +225,17 @@ class MailchimpConnector(Connector):
 
         return await self._write_all(items, one)
 
+    async def erase(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Permanent deletion (``actions/delete-permanent``), whatever ``delete_mode`` says."""
+        self.object_type(obj)
+
+        async def one(item: WriteItem) -> RemoteRecord:
+            if not item.id:
+                raise PermanentError("mailchimp: an erasure needs the member id")
+            return await self._writer.delete(item.id, permanent=True)
+
+        return await self._write_all(items, one)
+
     async def _write_all(
         self, items: Sequence[WriteItem], write: Callable[[WriteItem], Awaitable[RemoteRecord]]
     ) -> list[WriteResult]:

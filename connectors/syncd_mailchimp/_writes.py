@@ -147,10 +147,10 @@ class MemberWriter:
 
     # -- delete --------------------------------------------------------------------------------
 
-    async def delete(self, member_id: str) -> RemoteRecord:
+    async def delete(self, member_id: str, *, permanent: bool = False) -> RemoteRecord:
         path = self.member_path(member_id)
         try:
-            if self._config.delete_mode == "permanent":
+            if permanent or self._config.delete_mode == "permanent":
                 await self._http.post(path + "/actions/delete-permanent")
             else:
                 await self._http.delete(path)

@@ -228,6 +228,10 @@ class SqlConnector(Connector):
         """Soft delete (set ``deleted_at``) when configured, else ``DELETE``; missing rows: NotFound."""
         return await self._write(obj, "delete", items)
 
+    async def erase(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """``DELETE`` the rows, soft-delete column or not: an erasure leaves nothing behind."""
+        return await self._write(obj, "erase", items)
+
     async def _write(self, obj: str, kind: WriteKind, items: Sequence[WriteItem]) -> list[WriteResult]:
         """Items in transactions of at most ``batch_size``; one result per item, in order."""
         self.object_type(obj)
@@ -333,7 +337,7 @@ class SqlConnector(Connector):
     def _write_batch(self, kind: WriteKind, items: list[WriteItem], conn: DbConnection) -> list[WriteResult]:
         spec = self._table(conn)
         named = {name for item in items for name in item.fields}
-        if kind != "delete" and not named.issubset(spec.names):
+        if kind not in ("delete", "erase") and not named.issubset(spec.names):
             # The app may have migrated its table since we looked; a managed table grows instead.
             spec = self._table(conn, refresh=True)
             if self.settings.create_table:

@@ -30,7 +30,7 @@ from ._schema import TableSpec, latest_value
 from ._timestamps import TimestampStyle
 from ._values import db_value
 
-WriteKind = Literal["create", "update", "delete"]
+WriteKind = Literal["create", "update", "delete", "erase"]
 
 _SAVEPOINT = "syncd_item"
 
@@ -61,6 +61,7 @@ class BatchWriter:
             "create": self._create,
             "update": self._update,
             "delete": self._delete,
+            "erase": self._erase,
         }[kind]
         failed: dict[int, ConnectorError] = {}
         while True:
@@ -172,6 +173,20 @@ class BatchWriter:
             values[spec.updated_at.name] = style.after(previous, self.now)
         self._set(conn, row[key.name], values)
         return spec.record(self._reread(conn, row[key.name]))
+
+    def _erase(self, conn: DbConnection, item: WriteItem) -> RemoteRecord:
+        """Remove the row itself, soft-deleted or not."""
+        key = self.spec.key_value(item.id) if item.id is not None else None
+        row = self.queries.by_key(conn, key) if key is not None else None
+        if row is None:
+            raise NotFound(
+                f"row {self.spec.primary_key.name} = {item.id!r} of table {self.spec.name!r} does not exist"
+            )
+        conn.execute(
+            f"DELETE FROM {self.queries.table} WHERE {self.queries.key} = {self.dialect.param}",
+            [row[self.spec.primary_key.name]],
+        )
+        return RemoteRecord(id=str(item.id), fields={}, deleted=True)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -111,6 +111,12 @@ class Connector(ABC):
     async def delete(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         """Delete (or archive, per the connector's settings) records by ``item.id``."""
 
+    async def erase(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Erase records for good (a person's right to erasure): the app's permanent-deletion
+        route, not an archive. The default is ``delete``; connectors whose delete is restorable
+        override this. ``NotFound`` for an item means there was nothing left to erase."""
+        return await self.delete(obj, items)
+
     # -- webhooks ------------------------------------------------------------------------------
 
     def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:

@@ -44,6 +44,8 @@ class AdminBackend(Protocol):
 
     async def resolve_conflict(self, conflict_id: int, take: str | None, value: Any) -> dict[str, Any]: ...
 
+    async def forget(self, key: str, dry_run: bool) -> dict[str, Any]: ...
+
 
 def openapi_document() -> dict[str, Any]:
     text = resources.files("syncd.daemon").joinpath("openapi.json").read_text(encoding="utf-8")
@@ -127,6 +129,7 @@ class AdminApi:
             web.get("/api/status", self.status),
             web.get("/api/conflicts", self.conflicts),
             web.post("/api/conflicts/{id}/resolve", self.resolve),
+            web.post("/api/forget", self.forget),
             web.get("/api/entities/{key}", self.entity),
             web.get("/api/changelog", self.changelog),
             web.get("/api/openapi.json", self.openapi),
@@ -187,6 +190,31 @@ class AdminApi:
             return _error(400, str(exc))
         log.info("conflict resolved by admin", conflict=int(raw), field=done.get("field"), take=take)
         return _json({"resolved": int(raw), "field": done.get("field"), "resolution": done.get("resolution")})
+
+    async def forget(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, 'body must be JSON: {"key": EMAIL, "dry_run": false}')
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("key"), str)
+            or not body["key"].strip()
+            or set(body) - {"key", "dry_run"}
+            or not isinstance(body.get("dry_run", False), bool)
+        ):
+            return _error(400, 'give {"key": EMAIL} and optionally {"dry_run": true}')
+        try:
+            receipt = await self.backend.forget(body["key"], bool(body.get("dry_run", False)))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        # The receipt carries no personal data; neither does this log line.
+        log.info(
+            "erasure requested by admin",
+            status=receipt.get("status", "dry run"),
+            erasure=receipt.get("erasure_id"),
+        )
+        return _json(receipt)
 
     async def entity(self, request: web.Request) -> web.Response:
         from syncd.cli import entity_view

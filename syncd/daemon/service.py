@@ -372,6 +372,11 @@ class Daemon:
         self.dispatcher.wake()
         return result
 
+    async def forget(self, key: str, dry_run: bool) -> dict[str, Any]:
+        from syncd.erasure import forget
+
+        return await forget(self.runner, key, dry_run=dry_run)
+
     # -- jobs ------------------------------------------------------------------------------------
 
     async def _schedule_app(self, app: str) -> None:
@@ -451,7 +456,8 @@ class Daemon:
         self.dispatcher.wake()
 
     async def housekeeping(self) -> None:
-        """Prune the change log past its retention, old processed inbox events and old run rows."""
+        """Prune the change log past its retention, old processed inbox events and old run rows;
+        retry erasures an app failed."""
         now = time.time()
         keep = _iso(now - timedelta(days=self.daemon.changelog_retention_days).total_seconds())
         inbox = _iso(now - timedelta(days=INBOX_RETENTION_DAYS).total_seconds())
@@ -465,6 +471,10 @@ class Daemon:
 
         pruned = await self.store.call(prune)
         log.info("housekeeping", **{f"{k}_pruned": v for k, v in pruned.items()})
+        from syncd.erasure import retry_erasures
+
+        if finished := await retry_erasures(self.runner):
+            log.info("erasures finished on retry", erasures=finished)
 
     # -- mapping reload --------------------------------------------------------------------------
 

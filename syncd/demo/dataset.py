@@ -88,6 +88,8 @@ class Dataset:
     consent_disagreements: list[str]
     #: Canonical emails held by two HubSpot contacts.
     duplicates: list[str]
+    #: Customers in both apps whose lifecycle is "other": the mapping's filter keeps them off the list.
+    off_list: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -246,6 +248,7 @@ def build_dataset(seed: int = 1, customers: int = 300) -> Dataset:
         conflicts=conflicts,
         consent_disagreements=consent,
         duplicates=duplicates,
+        off_list=[p.email for p in both if p.stage == "other"],
     )
 
 

@@ -42,6 +42,8 @@ def seeded_lines(data: Dataset, hubspot_url: str, mailchimp_url: str) -> list[st
         f"{len(data.invisible_variants)} with an invisible character (matched all the same), "
         f"{len(data.conflicts)} surnames or phones that differ between the apps, "
         f"{len(data.consent_disagreements)} people opted in in HubSpot but unsubscribed in Mailchimp, "
+        f"{len(data.off_list)} in both apps whose HubSpot lifecycle is 'other' (the mapping keeps them "
+        f"off the mailing list: left alone in Mailchimp), "
         f"and {len(data.duplicates)} customer entered twice in HubSpot."
     )
     return [

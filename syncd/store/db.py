@@ -10,9 +10,11 @@ effects of a decision are committed together or not at all.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,6 +105,7 @@ class Store:
         self.db = Database(self.conn)
         migrations.apply(self.db)
         self._depth = 0
+        self._salt: str | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -721,6 +724,107 @@ class Store:
         """Forget processed events received before ``older_than`` (their redeliveries are long over)."""
         sql = "DELETE FROM inbox WHERE processed_at IS NOT NULL AND received_at < ?"
         return self.conn.execute(sql, (older_than,)).rowcount
+
+    # -- erasure (right to be forgotten) ---------------------------------------------------------
+
+    def key_salt(self) -> str:
+        """This state's secret salt for hashing natural keys in receipts and the suppression list."""
+        rows = self._q("SELECT value FROM meta WHERE name = 'key_salt'")
+        if rows:
+            return str(rows[0]["value"])
+        salt = secrets.token_hex(16)
+        self.conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('key_salt', ?)", (salt,))
+        return str(self._q("SELECT value FROM meta WHERE name = 'key_salt'")[0]["value"])
+
+    def hash_key(self, key: str) -> str:
+        """The salted hash that stands for a natural key in erasure receipts and suppressions."""
+        salt = self._salt or self.key_salt()
+        self._salt = salt
+        return hashlib.sha256(f"{salt}\x00{key}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def suppressed(self, hashes: Iterable[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(sorted(set(hashes))):
+            marks = ",".join("?" * len(chunk))
+            out |= {
+                r["key_hash"]
+                for r in self._q(f"SELECT key_hash FROM suppressions WHERE key_hash IN ({marks})", chunk)
+            }
+        return out
+
+    def has_suppressions(self) -> bool:
+        return bool(self._q("SELECT 1 FROM suppressions LIMIT 1"))
+
+    def suppress(self, key_hash: str, erasure_id: int) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO suppressions (key_hash, erasure_id, created_at) VALUES (?, ?, ?)",
+            (key_hash, erasure_id, now_iso()),
+        )
+
+    def save_erasure(self, erasure_id: int | None, key_hash: str, status: str, apps: dict[str, Any]) -> int:
+        stamp = now_iso()
+        finished = stamp if status in ("done", "nothing to erase") else None
+        if erasure_id is None:
+            cur = self.conn.execute(
+                "INSERT INTO erasures (key_hash, requested_at, finished_at, status, apps) VALUES (?, ?, ?, ?, ?)",
+                (key_hash, stamp, finished, status, _dumps(apps)),
+            )
+            return int(cur.lastrowid or 0)
+        self.conn.execute(
+            "UPDATE erasures SET status = ?, apps = ?, finished_at = ? WHERE id = ?",
+            (status, _dumps(apps), finished, erasure_id),
+        )
+        return erasure_id
+
+    def erasures(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        where, params = _where(("status = ?", status))
+        rows = self._q(f"SELECT * FROM erasures{where} ORDER BY id LIMIT ?", [*params, limit])
+        out = []
+        for row in rows:
+            item = dict(row)
+            item["apps"] = _loads(item["apps"])
+            out.append(item)
+        return out
+
+    def scrub(self, entity_ids: Sequence[int], records: Mapping[str, Sequence[str]]) -> dict[str, int]:
+        """Remove every trace of entities and of these app records: values, links, change log,
+        conflicts, outbox (including dead letters) and webhook inbox rows. Counts per table."""
+        counts: dict[str, int] = {}
+        ids = list(entity_ids)
+        for table, column in (
+            ("changelog", "entity_id"),
+            ("conflicts", "entity_id"),
+            ("outbox", "entity_id"),
+            ("links", "entity_id"),
+            ("entities", "id"),
+        ):
+            n = 0
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                n += self.conn.execute(f"DELETE FROM {table} WHERE {column} IN ({marks})", chunk).rowcount
+            counts[table] = n
+        for app, remote_ids in records.items():
+            for part in _chunks(list(remote_ids)):
+                marks = ",".join("?" * len(part))
+                counts["outbox"] = (
+                    counts.get("outbox", 0)
+                    + self.conn.execute(
+                        f"DELETE FROM outbox WHERE app = ? AND remote_id IN ({marks})", [app, *part]
+                    ).rowcount
+                )
+                counts["links"] = (
+                    counts.get("links", 0)
+                    + self.conn.execute(
+                        f"DELETE FROM links WHERE app = ? AND remote_id IN ({marks})", [app, *part]
+                    ).rowcount
+                )
+                counts["inbox"] = (
+                    counts.get("inbox", 0)
+                    + self.conn.execute(
+                        f"DELETE FROM inbox WHERE app = ? AND record_id IN ({marks})", [app, *part]
+                    ).rowcount
+                )
+        return counts
 
     # -- daemon: the single-writer lease -------------------------------------------------------
 

@@ -88,3 +88,19 @@ def m003_quarantine(db: Database) -> None:
         ALTER TABLE inbox ADD COLUMN error TEXT;
         """
     )
+
+
+@migrations()
+def m004_erasure(db: Database) -> None:
+    """Erasure receipts (no personal data: a salted hash of the key) and the suppression list."""
+    db.executescript(
+        """
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE erasures (
+            id INTEGER PRIMARY KEY, key_hash TEXT NOT NULL, requested_at TEXT NOT NULL,
+            finished_at TEXT, status TEXT NOT NULL, apps TEXT NOT NULL
+        );
+        CREATE INDEX erasures_status ON erasures (status);
+        CREATE TABLE suppressions (key_hash TEXT PRIMARY KEY, erasure_id INTEGER, created_at TEXT NOT NULL);
+        """
+    )
