@@ -129,6 +129,7 @@ class ZendeskFake(FakeApp):
             Identity(next(self._identity_ids), owner.id, agent_email, True, True, now, now)
         )
         self.users[owner.id] = owner
+        self.owner_id = owner.id
 
     # -- routes --------------------------------------------------------------------------------
 
@@ -183,9 +184,10 @@ class ZendeskFake(FakeApp):
             refusal = self._admit(now, exporting)
             if refusal is not None:
                 self.throttled += 1
-                return refusal
-            self.hits.append(Hit(now, request.method, request.path, scheme))
-            response = await handler(request)
+                response: web.StreamResponse = refusal
+            else:
+                self.hits.append(Hit(now, request.method, request.path, scheme))
+                response = await handler(request)
         except ZendeskError as exc:
             response = exc.response()
         except web.HTTPNotFound:
@@ -631,8 +633,8 @@ class ZendeskFake(FakeApp):
     # -- users: read -------------------------------------------------------------------------------
 
     async def _me(self, request: web.Request) -> web.Response:
-        owner = next(u for u in self.users.values() if u.role == "admin")
-        return web.json_response({"user": self.user_json(owner)})
+        # The user the credentials belong to (the API token's agent; the OAuth grant's, here the same).
+        return web.json_response({"user": self.user_json(self.users[self.owner_id])})
 
     async def _list_users(self, request: web.Request) -> web.Response:
         roles = set(request.query.getall("role[]", [])) | set(request.query.getall("role", []))
@@ -1398,6 +1400,13 @@ class ZendeskFake(FakeApp):
                 user.organization_id = None
                 user.updated_ms = self._now()
         self._org_event(org, "organization.deleted", {})
+
+    def spend(self, count: int) -> None:
+        """Count ``count`` requests by another integration sharing the account's budget, now."""
+        now = self._now()
+        for _ in range(count):
+            self._account_window.append(now)
+            self.hits.append(Hit(now, "GET", API + "/other-integration", "basic"))
 
     def hold_jobs(self, count: int) -> list[str]:
         """Queue ``count`` jobs that never progress until ``release_jobs`` (another integration's imports)."""
