@@ -60,6 +60,7 @@ async def test_cursor_pagination_reports_has_more_and_next_links(
         if not body["meta"]["has_more"]:
             break
         assert body["links"]["next"].startswith(fake.url)
+        assert "role%5B%5D=end-user" in body["links"]["next"], "the next link keeps the request's filters"
         params["page[after]"] = body["meta"]["after_cursor"]
     assert len(seen) == len(set(seen)) == 5
     too_big = await api.get("/users", params={"page[size]": "101"})

@@ -342,8 +342,8 @@ class ZendeskFake(FakeApp):
         def link(key: str, token: str | None) -> str | None:
             if token is None:
                 return None
-            query = {k: v for k, v in request.query.items() if not k.startswith("page[")}
-            query.update({"page[size]": str(size), key: token})
+            query = [(k, v) for k, v in request.query.items() if not k.startswith("page[")]
+            query += [("page[size]", str(size)), (key, token)]
             return f"{self.url}{request.path}?{urlencode(query)}"
 
         return {"prev": link("page[before]", before), "next": link("page[after]", after)}
