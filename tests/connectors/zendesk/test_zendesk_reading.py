@@ -127,3 +127,16 @@ async def test_find_by_email_ignores_a_match_on_a_secondary_identity(
     fake.edit_user(uid, email="ada.old@lovelace.io")  # becomes a secondary identity
     assert [r.id for r in await connector.find("users", "email", ["ada@lovelace.io"])] == [uid]
     assert await connector.find("users", "email", ["ada.old@lovelace.io"]) == []
+
+
+async def test_an_export_cursor_zendesk_rejects_falls_back_to_the_saved_start_time(
+    fake: ZendeskFake, connector: ZendeskConnector, clock: FakeClock
+) -> None:
+    uid = fake.seed_user(name="Ada", email="ada@lovelace.io")
+    clock.advance(61)
+    start = int(clock.now().timestamp()) - 120
+    pages = await read_pages(connector, "users", {"export_cursor": "no-longer-valid!", "start_time": start})
+    assert latest(pages, uid) is not None
+    cursor = last_cursor(pages)
+    assert cursor is not None
+    assert cursor["export_cursor"] != "no-longer-valid!"
