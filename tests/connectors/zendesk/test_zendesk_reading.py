@@ -6,7 +6,7 @@ from syncd.testing.conformance import last_cursor, latest, live_ids, read_pages
 from syncd.testing.fakes.zendesk import FakeClock, ZendeskFake
 from syncd_zendesk import ZendeskConnector
 
-from .conftest import ConnectorFactory, VirtualTime
+from .conftest import RETRY, VirtualTime, settings
 
 
 async def test_an_edit_made_within_the_last_minute_is_exported_by_a_later_read(
@@ -30,13 +30,9 @@ async def test_an_edit_made_within_the_last_minute_is_exported_by_a_later_read(
 
 
 async def test_the_listing_cursor_starts_more_than_a_minute_back_on_zendesks_clock(
-    fake: ZendeskFake, make_connector: ConnectorFactory, clock: FakeClock, vtime: VirtualTime
+    fake: ZendeskFake, clock: FakeClock, vtime: VirtualTime
 ) -> None:
-    # Our own clock is an hour slow: the export must still start before the listing, on Zendesk's clock.
-    from syncd_zendesk import ZendeskConnector
-
-    from .conftest import RETRY, settings
-
+    # Our own clock is an hour fast: the export must still start before the listing, on Zendesk's clock.
     slow = ZendeskConnector(
         settings(fake),
         retry=RETRY,
