@@ -96,6 +96,7 @@ class RateLimiter:
         self.burst = burst if burst is not None else max(1, math.ceil(rate))
         self.recovery = recovery
         self.min_rate = self.rate * min_rate_fraction
+        self._min_rate_fraction = min_rate_fraction
         self._clock = clock
         self._sleep = sleep
         self._current = self.rate
@@ -127,6 +128,31 @@ class RateLimiter:
                     self._tokens = max(0.0, self._tokens - 1.0)
                     return
                 await self._sleep((1.0 - self._tokens) / self._current)
+
+    def set_rate(self, rate: float, burst: int | None = None) -> None:
+        """Change the nominal rate (and burst), e.g. when the app announces its limit in a header.
+
+        A slowdown still in force after ``tighten`` keeps its proportion of the new rate; tokens
+        saved beyond the new burst are dropped.
+        """
+        if rate <= 0 or not math.isfinite(rate):
+            raise ValueError(f"rate must be a positive number of requests per second, not {rate!r}")
+        if burst is not None and burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst!r}")
+        self._refill()
+        fraction = self._current / self.rate
+        self.rate = float(rate)
+        self.min_rate = self.rate * self._min_rate_fraction
+        self._current = max(self.min_rate, self.rate * fraction)
+        if burst is not None:
+            self.burst = burst
+        self._tokens = min(self._tokens, float(self.burst))
+
+    def drain(self, tokens: float) -> None:
+        """Keep at most ``tokens`` saved up. A negative value is a debt: the next request waits
+        until it is repaid at the current rate (how an app's "remaining: 0" becomes a pause)."""
+        self._refill()
+        self._tokens = min(self._tokens, tokens)
 
     def tighten(self, factor: float = 0.5) -> None:
         """Slow down after the app said so: multiply the rate by ``factor`` and drop saved-up burst."""

@@ -88,3 +88,26 @@ def test_tighten_factor_must_slow_down() -> None:
     for factor in (0.0, 1.5):
         with pytest.raises(ValueError, match="factor"):
             limiter.tighten(factor)
+
+
+async def test_set_rate_lowers_the_pace_and_drops_tokens_beyond_the_new_burst(clock: FakeClock) -> None:
+    limiter = RateLimiter(10, burst=10, clock=clock, sleep=clock.sleep)
+    limiter.set_rate(2, burst=2)
+    for _ in range(3):
+        await limiter.acquire()
+    assert clock.sleeps == pytest.approx([0.5]), "only the new burst passes at once, then the new rate"
+    assert limiter.rate == 2
+
+
+async def test_set_rate_keeps_a_slowdown_in_proportion(clock: FakeClock) -> None:
+    limiter = RateLimiter(10, recovery=30.0, clock=clock, sleep=clock.sleep)
+    limiter.tighten(0.5)
+    limiter.set_rate(20)
+    assert limiter.current_rate == pytest.approx(10.0)
+
+
+async def test_draining_to_a_negative_balance_pauses_the_next_request(clock: FakeClock) -> None:
+    limiter = RateLimiter(1, burst=5, clock=clock, sleep=clock.sleep)
+    limiter.drain(-9.0)
+    await limiter.acquire()
+    assert sum(clock.sleeps) == pytest.approx(10.0), "a debt of 9 tokens at 1/s plus the token itself"
