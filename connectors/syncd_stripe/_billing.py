@@ -48,12 +48,8 @@ ZERO_DECIMAL = frozenset(
 )
 THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 
-_MONTHS_PER = {
-    "day": Decimal(12) / Decimal(365),
-    "week": Decimal(12) / Decimal(52),
-    "month": Decimal(1),
-    "year": Decimal(12),
-}
+#: (periods per year, months per year) of each interval: a month's share is the ratio.
+_PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
 _STATUS_RANK = {
     "active": 0,
     "past_due": 1,
@@ -126,10 +122,11 @@ def monthly_amount(item: Mapping[str, Any]) -> Decimal:
     price = _price(item)
     interval, count = _recurring(price)
     unit = _unit_amount(price)
-    if unit is None or interval not in _MONTHS_PER or count < 1:
+    if unit is None or interval not in _PER_YEAR or count < 1:
         return Decimal(0)
     quantity = Decimal(str(item.get("quantity") or 1))
-    return unit * quantity / (_MONTHS_PER[interval] * count)
+    # Multiply before dividing, so whole amounts stay whole (a week is 52/12 of a month).
+    return unit * quantity * _PER_YEAR[interval] / (12 * count)
 
 
 def subscription_currency(subscription: Mapping[str, Any]) -> str | None:

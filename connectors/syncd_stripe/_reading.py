@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from syncd.connector import ConfigError, Cursor, NotFound, Page, RemoteRecord
+from syncd.connector import ConfigError, Cursor, NotFound, Page, PermanentError, RemoteRecord
 
 from ._billing import summarise
 from ._client import MAX_PAGE, JsonObject, StripeApi
@@ -132,7 +132,7 @@ class Reader:
             return
         since, after = self._load(cursor)
         if after is not None:
-            async for page in self.listing(after, since, complete=False):
+            async for page in self._resume_listing(after, since):
                 yield page
             return
         age = self.now() - since
@@ -148,6 +148,30 @@ class Reader:
             return
         async for page in self.changes(since):
             yield page
+
+    async def _resume_listing(self, after: str, since: float) -> AsyncIterator[Page]:
+        """Continue an interrupted listing after customer ``after``; start over if Stripe refuses it.
+
+        A resumed listing never says ``complete``: the pages before ``after`` were read in an
+        earlier run. If ``after`` cannot be paged from (the customer was deleted meanwhile), the
+        listing starts again from the beginning, which is a complete listing again.
+        """
+        started = False
+        try:
+            async for page in self.listing(after, since, complete=False):
+                started = True
+                yield page
+        except PermanentError as exc:
+            if started:
+                raise
+            log.warning(
+                "stripe: cannot resume the listing after this customer; listing again from the start",
+                app="stripe",
+                after=after,
+                error=str(exc),
+            )
+            async for page in self.listing(None, since, complete=True):
+                yield page
 
     @staticmethod
     def _load(cursor: Cursor) -> tuple[float, str | None]:

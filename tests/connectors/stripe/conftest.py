@@ -47,7 +47,7 @@ class LocalStripe:
         assert response.status_code < 300, (
             f"localstripe {method} {path}: {response.status_code} {response.text}"
         )
-        return response.json()
+        return response.json() if response.content else None
 
     async def customers(self, email: str | None = None) -> list[dict[str, Any]]:
         query = f"?limit=1000&email={email}" if email else "?limit=1000"
@@ -184,3 +184,39 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield target
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def edge(localstripe: LocalStripe) -> AsyncIterator[Any]:
+    """The Stripe behaviours localstripe lacks, in front of it (see ``edge.py``)."""
+    from .edge import StripeEdge
+
+    proxy = StripeEdge(localstripe.url)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.stop()
+
+
+class LoseResponses(httpx.AsyncBaseTransport):
+    """Sends requests on, but loses the response of the next ``n`` matching ones (a timeout after
+    the server acted): the hazard an idempotency key exists for."""
+
+    def __init__(self, method: str, path: str, times: int = 1) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.method, self.path, self.left = method, path, times
+        self.lost = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if self.left and request.method == self.method and request.url.path == self.path:
+            self.left -= 1
+            self.lost += 1
+            await response.aread()
+            await response.aclose()
+            raise httpx.ReadTimeout("response lost after the server acted", request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
