@@ -39,7 +39,7 @@ class StripeConfig(ConnectorConfig):
     #: ``delete`` erases customers for good and cancels their subscriptions at once; off by default.
     allow_delete: bool = False
     #: Metadata key stamped on customers syncd creates, holding the create's idempotency key
-    #: (``<sync>:<entity>:<app>:create:<nonce>``). None: no stamp.
+    #: (``<sync>:<entity>:<app>:create:<nonce>``). ``""``: no stamp.
     key_metadata: str | None = "syncd_id"
     timeout_seconds: float = Field(default=30.0, gt=0)
 
@@ -61,8 +61,10 @@ class StripeConfig(ConnectorConfig):
     @field_validator("key_metadata")
     @classmethod
     def _key_metadata(cls, name: str | None) -> str | None:
-        if name is not None and not (0 < len(name) <= 40):
-            raise ValueError("key_metadata must be a metadata key of 1 to 40 characters")
+        if not name:
+            return None  # "" switches the stamp off (TOML has no null)
+        if len(name) > 40:
+            raise ValueError("key_metadata must be a metadata key of at most 40 characters")
         return name
 
     def webhook_secrets(self) -> list[str]:

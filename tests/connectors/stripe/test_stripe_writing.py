@@ -384,3 +384,15 @@ async def test_update_of_a_missing_customer_is_not_found(
         "customers", [WriteItem(key="u", id="cus_Missing", fields={"name": "x"})]
     )
     assert isinstance(result.error, NotFound)
+
+
+async def test_the_metadata_stamp_can_be_switched_off(
+    localstripe: LocalStripe, make_connector: ConnectorFactory
+) -> None:
+    connector = make_connector(localstripe.url, key_metadata="")
+    (result,) = await connector.create(
+        "customers", [WriteItem(key=KEY, fields={"email": "nostamp@lovelace.io"})]
+    )
+    assert result.ok
+    (stored,) = await localstripe.customers("nostamp@lovelace.io")
+    assert stored["metadata"] == {}
