@@ -136,16 +136,19 @@ class StripeApi:
 
     def __init__(self, http: HttpClient) -> None:
         self.http = http
-        #: Server time of the last response that carried one (a read's start watermark).
-        self.last_server_time: float | None = None
+        #: Server time of the first response since ``start_read`` (a read's start watermark).
+        self.read_started: float | None = None
 
     async def aclose(self) -> None:
         await self.http.aclose()
 
+    def start_read(self) -> None:
+        """Forget the last read's start: the next response's ``Date`` marks this read's."""
+        self.read_started = None
+
     def _note_time(self, response: httpx.Response) -> None:
-        when = server_time(response)
-        if when is not None:
-            self.last_server_time = when
+        if self.read_started is None:
+            self.read_started = server_time(response)
 
     async def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> JsonObject:
         response = await self.http.get(path, params=params)

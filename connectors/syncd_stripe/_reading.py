@@ -186,13 +186,15 @@ class Reader:
         self, start_after: str | None, since: float | None, *, complete: bool
     ) -> AsyncIterator[Page]:
         """Every customer from ``start_after`` on; ``since`` is the watermark (None: now, by the server)."""
-        self.api.last_server_time = None
+        self.api.start_read()
         index = await self._billing_index() if self.config.billing_fields else None
         watermark = since
         params = {"limit": self.config.page_size}
         async for customers, next_after in self.api.pages("/v1/customers", params, start_after):
             if watermark is None:
-                watermark = self.api.last_server_time or self.now()
+                # The first response of this read, billing walk included: nothing changed since
+                # then has been missed by the next incremental read.
+                watermark = self.api.read_started or self.now()
             records = [to_record(c, index.summary(c) if index is not None else None) for c in customers]
             if next_after is not None:
                 yield Page(records, {"since": int(watermark), "after": next_after})
@@ -214,7 +216,7 @@ class Reader:
 
     async def changes(self, since: float) -> AsyncIterator[Page]:
         """Customers named by events at or after ``since`` (less the overlap)."""
-        self.api.last_server_time = None
+        self.api.start_read()
         start = int(since - self.config.events_overlap_seconds)
         latest: dict[str, tuple[int, bool]] = {}
         watermark: float | None = None
@@ -222,7 +224,7 @@ class Reader:
             params = {"type": kind, "created[gte]": start, "limit": MAX_PAGE}
             async for events, _ in self.api.pages("/v1/events", params):
                 if watermark is None:
-                    watermark = self.api.last_server_time or self.now()
+                    watermark = self.api.read_started or self.now()
                 for event in events:
                     cid = customer_of(event)
                     created = event.get("created")

@@ -240,3 +240,29 @@ async def test_an_unreadable_cursor_is_a_config_error(
     connector: StripeConnector = make_connector("http://127.0.0.1:9")
     with pytest.raises(ConfigError, match="cursor"):
         await read_pages(connector, "customers", cursor)
+
+
+def _dated(body: dict[str, Any], when: str) -> httpx.Response:
+    return httpx.Response(200, json=body, headers={"Date": when})
+
+
+@respx.mock
+async def test_a_listings_cursor_starts_at_stripes_clock_when_the_read_began(
+    make_connector: ConnectorFactory,
+) -> None:
+    # The local clock is far off, and the billing walk takes a while before the customers page:
+    # the cursor is the server's time at the read's first request, so nothing after it is missed.
+    empty = {"object": "list", "has_more": False, "data": []}
+    customer = {"id": "cus_1", "object": "customer", "email": "a@lovelace.io", "created": 1}
+    respx.get("https://api.stripe.test/v1/subscriptions").mock(
+        return_value=_dated(empty, "Thu, 15 Jan 2026 10:00:00 GMT")
+    )
+    respx.get("https://api.stripe.test/v1/invoices").mock(
+        return_value=_dated(empty, "Thu, 15 Jan 2026 10:05:00 GMT")
+    )
+    respx.get("https://api.stripe.test/v1/customers").mock(
+        return_value=_dated({**empty, "data": [customer]}, "Thu, 15 Jan 2026 10:09:00 GMT")
+    )
+    connector = make_connector("https://api.stripe.test", now=lambda: 1_000_000_000.0)
+    pages = await read_pages(connector, "customers", None)
+    assert pages[-1].cursor == {"since": 1_768_471_200}  # 2026-01-15T10:00:00Z
