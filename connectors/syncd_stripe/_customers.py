@@ -20,13 +20,17 @@ from typing import Any
 
 from syncd.connector import ConnectorError, PermanentError, RemoteRecord
 
+from ._billing import BILLING_FIELDS
+
 #: Fields syncd may write.
 WRITABLE = ("email", "name", "phone", "description", "address", "shipping", "metadata", "preferred_locales")
 #: Fields that are read-only context.
 READ_ONLY = ("currency", "balance", "delinquent", "created", "billing")
+#: Every path a mapping can use (the billing object by its leaves).
 FIELDS = (
     *WRITABLE,
-    *READ_ONLY,
+    *(name for name in READ_ONLY if name != "billing"),
+    *(f"billing.{name}" for name in BILLING_FIELDS),
 )
 _TEXT = ("email", "name", "phone", "description")
 

@@ -38,3 +38,12 @@ def test_page_size_is_capped_at_stripes_100() -> None:
 def test_the_secret_key_never_appears_in_the_settings_repr() -> None:
     config = StripeConfig.model_validate({"secret_key": "sk_live_very_secret"})
     assert "sk_live_very_secret" not in repr(config)
+
+
+def test_the_object_type_lists_every_mapping_path_including_billing_leaves() -> None:
+    (customers,) = StripeConnector.objects
+    assert customers.natural_keys == ("email",)
+    assert {"email", "metadata", "address", "billing.mrr", "billing.plan", "billing.lifetime_paid"} <= set(
+        customers.fields
+    )
+    assert "billing" not in customers.fields
