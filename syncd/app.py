@@ -18,12 +18,15 @@ from pydantic import SecretStr, ValidationError
 
 from syncd import connector as registry
 from syncd.connector import Connector
-from syncd.log import register_secret
+from syncd.log import get_logger, register_secret
 from syncd.mapping import Mapping as SyncMapping
 from syncd.mapping import MappingError, load_mappings
+from syncd.preflight import PreflightReport, preflight
 from syncd.runner import Runner
 from syncd.settings import ConfigFileError, Settings
 from syncd.store import AsyncStore
+
+log = get_logger("syncd.app")
 
 
 def mapping_files(settings: Settings) -> list[Path]:
@@ -82,7 +85,7 @@ def build_connectors(
             problems.append(f"{source}: apps.{name}.connector: {exc}")
             continue
         try:
-            conn = cls.from_settings(app.settings, app=name)
+            conn = cls.from_settings(app.settings, app=name, base_dir=settings.base_dir)
         except ValidationError as exc:
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"])
@@ -113,6 +116,27 @@ def validate(settings: Settings, source: str = "config.toml") -> list[SyncMappin
     return mappings
 
 
+async def check_apps(settings: Settings, source: str = "config.toml") -> PreflightReport:
+    """``validate`` plus the pre-flight: every app is asked whether the mapped paths exist."""
+    mappings = load_all_mappings(settings, source)
+    connectors = build_connectors(settings, used_apps(mappings), source)
+    try:
+        return await preflight(mappings, connectors, source)
+    finally:
+        for conn in connectors.values():
+            await conn.aclose()
+
+
+async def _refuse_on_problems(
+    mappings: Sequence[SyncMapping], connectors: dict[str, Connector], source: str
+) -> None:
+    report = await preflight(mappings, connectors, source)
+    for note in report.unreachable:
+        log.warning("pre-flight: app not checked, it could not be reached", detail=note)
+    if report.problems:
+        raise ConfigFileError(report.problems)
+
+
 @asynccontextmanager
 async def open_runner(
     settings: Settings,
@@ -121,10 +145,22 @@ async def open_runner(
     dry_run: bool = False,
     allow_mass_delete: bool = False,
     retry_base: float = 1.0,
+    check_apps: bool = False,
 ) -> AsyncIterator[Runner]:
-    """A Runner on the settings' state store (a throw-away copy of it when ``dry_run``)."""
+    """A Runner on the settings' state store (a throw-away copy of it when ``dry_run``).
+
+    ``check_apps`` runs the pre-flight first and raises ``ConfigFileError`` on a problem,
+    before the state is opened.
+    """
     mappings = load_all_mappings(settings, source)
     connectors = build_connectors(settings, used_apps(mappings), source)
+    if check_apps:
+        try:
+            await _refuse_on_problems(mappings, connectors, source)
+        except BaseException:
+            for conn in connectors.values():
+                await conn.aclose()
+            raise
     tmp: tempfile.TemporaryDirectory[str] | None = None
     path = settings.state
     if dry_run:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +22,9 @@ from syncd import __version__
 from syncd.log import configure
 from syncd.settings import ConfigFileError, Settings, load_settings
 from syncd.store import Store
+
+if TYPE_CHECKING:
+    from syncd.runner import Runner
 
 T = TypeVar("T")
 
@@ -35,12 +38,14 @@ def _settings(ctx: click.Context) -> Settings:
     if "settings" not in obj:
         config = obj.get("config")
         try:
-            obj["settings"] = load_settings(config)
+            obj["settings"] = load_settings(config, required=True)
         except ConfigFileError as exc:
             for problem in exc.problems:
                 click.echo(problem, err=True)
             ctx.exit(2)
         configure(obj["settings"].log_format, obj["settings"].log_level)
+        for warning in obj["settings"].warnings:
+            click.echo(f"warning: {warning}", err=True)
     settings: Settings = obj["settings"]
     return settings
 
@@ -91,9 +96,15 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 @main.command()
 @config_option
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Check the files only; do not ask the apps whether the mapped paths exist.",
+)
 @click.pass_context
-def validate(ctx: click.Context) -> None:
-    """Check the config file, every mapping file and every app's connector settings."""
+def validate(ctx: click.Context, offline: bool) -> None:
+    """Check the config file, every mapping file, every app's settings and, in each app, every mapped path."""
+    from syncd.app import check_apps
     from syncd.app import validate as check
 
     settings = _settings(ctx)
@@ -103,8 +114,46 @@ def validate(ctx: click.Context) -> None:
         for problem in exc.problems:
             click.echo(problem, err=True)
         ctx.exit(2)
+    unreachable: list[str] = []
+    if not offline:
+        report = _run(ctx, check_apps(settings, _source(ctx)))
+        unreachable = report.unreachable
+        for problem in report.problems:
+            click.echo(problem, err=True)
+        for note in report.unreachable:
+            click.echo(f"warning: not checked, the app could not be reached: {note}", err=True)
+        if report.problems:
+            ctx.exit(2)
     for m in mappings:
         click.echo(f"ok: {m.source}: sync {m.name!r} between {', '.join(m.apps)} ({len(m.fields)} fields)")
+    if unreachable:
+        ctx.exit(1)
+
+
+#: How to retry dead letters once their cause is fixed (see docs/cli.md).
+REPLAY = "syncd deadletters replay --all"
+
+
+def _print_failures(stats: dict[str, Any]) -> None:
+    """Each app that failed this run, with the real cause (credentials, settings, or transient)."""
+    from syncd.failures import cause
+
+    failures = stats.get("failures", {})
+    for app in stats["paused"]:
+        reason = cause(failures[app]) if app in failures else "see the log"
+        click.echo(f"ALERT: {app} paused: {reason}", err=True)
+    for app, record in sorted(failures.items()):
+        if app not in stats["paused"]:
+            click.echo(f"ERROR: {app}: reading failed: {cause(record)}", err=True)
+
+
+def _dead_letter_line(count: int) -> str | None:
+    if not count:
+        return None
+    return (
+        f"dead letters: {count} pending (writes the apps rejected, not retried): "
+        f"fix the cause, then `{REPLAY}`"
+    )
 
 
 def _print_stats(stats: dict[str, Any]) -> None:
@@ -138,10 +187,12 @@ def _print_stats(stats: dict[str, Any]) -> None:
             "forms; `syncd conflicts list` names the transform to declare",
             err=True,
         )
+    line = _dead_letter_line(stats.get("dead_letters", 0))
+    if line:
+        click.echo(line)
     for message in stats["delete_guard"]:
         click.echo(f"ALERT: {message}", err=True)
-    for app in stats["paused"]:
-        click.echo(f"ALERT: {app} paused: its credentials were rejected", err=True)
+    _print_failures(stats)
 
 
 @main.command()
@@ -162,15 +213,20 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
     settings = _settings(ctx)
 
     async def go() -> dict[str, Any]:
+        # The pre-flight (in open_runner) comes first: a mapping the apps cannot serve is refused
+        # before the state is touched.
         async with (
+            open_runner(
+                settings, source=_source(ctx), allow_mass_delete=allow_mass_delete, check_apps=True
+            ) as runner,
             one_writer(settings),
-            open_runner(settings, source=_source(ctx), allow_mass_delete=allow_mass_delete) as runner,
         ):
             from syncd.erasure import retry_erasures
 
             await retry_erasures(runner)
-            stats = await runner.run_cycle(full=full)
-            return stats.as_dict()
+            stats = (await runner.run_cycle(full=full)).as_dict()
+            stats["dead_letters"] = await runner.store.call(Store.count_dead_letters)
+            return stats
 
     from syncd.daemon import LeaseHeld
 
@@ -268,10 +324,21 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
 
     SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state.
     """
+    from syncd.app import check_apps
     from syncd.daemon import Daemon, DaemonError, LeaseHeld
     from syncd.log import get_logger
 
     settings = _settings(ctx)
+    # Refuse to start on a mapping the apps cannot serve, before the first poll writes anything.
+    report = _run(ctx, check_apps(settings, _source(ctx)))
+    for note in report.unreachable:
+        get_logger("syncd.daemon").warning(
+            "pre-flight: app not checked, it could not be reached", detail=note
+        )
+    if report.problems:
+        for problem in report.problems:
+            click.echo(problem, err=True)
+        ctx.exit(2)
     daemon = Daemon(settings, source=_source(ctx), ready_file=ready_file, public_url=public_url)
     try:
         code = _run(ctx, daemon.run())
@@ -316,23 +383,32 @@ def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
     settings = _settings(ctx)
 
     async def go() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        async with open_runner(settings, source=_source(ctx), dry_run=True) as runner:
-            stats = await runner.run_cycle(full=full)
-            return runner.planned, stats.as_dict()
+        async with open_runner(settings, source=_source(ctx), dry_run=True, check_apps=True) as runner:
+            stats = (await runner.run_cycle(full=full)).as_dict()
+            stats["dead_letters"] = await runner.store.call(Store.count_dead_letters)
+            return runner.planned, stats
 
     planned, stats = _run(ctx, go())
     planned.sort(key=lambda w: (w["app"], w["op"], w["entity_id"]))
     if as_json:
         _emit_json({"writes": planned, "counts": stats})
-        return
-    if not planned:
-        click.echo("nothing to write")
-    for w in planned:
-        target = w["remote_id"] or "(new)"
-        click.echo(
-            f"{w['app']}: {w['op']} {target} entity {w['entity_id']}: {json.dumps(w['fields'], default=str)}"
-        )
-    click.echo(f"{len(planned)} writes")
+    else:
+        if not planned:
+            click.echo(
+                "nothing to write" if not stats["errors"] else "nothing to write from what could be read"
+            )
+        for w in planned:
+            target = w["remote_id"] or "(new)"
+            click.echo(
+                f"{w['app']}: {w['op']} {target} entity {w['entity_id']}: {json.dumps(w['fields'], default=str)}"
+            )
+        click.echo(f"{len(planned)} writes")
+        line = _dead_letter_line(stats["dead_letters"])
+        if line:
+            click.echo(line)
+        _print_failures(stats)
+    if stats["errors"]:
+        ctx.exit(1)
 
 
 @main.group()
@@ -370,9 +446,17 @@ def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
 @config_option
 @click.argument("conflict_id", type=int)
 @click.option("--take", "take", default=None, help="Take the value this app holds.")
-@click.option("--value", "value", default=None, help="Set this value (JSON, or plain text).")
+@click.option(
+    "--value",
+    "value",
+    default=None,
+    help="Set this value (JSON, or plain text); it goes through the field's transforms and checks.",
+)
+@click.option("--allow-empty", is_flag=True, help="Let --value empty the field in every app.")
 @click.pass_context
-def conflicts_resolve(ctx: click.Context, conflict_id: int, take: str | None, value: str | None) -> None:
+def conflicts_resolve(
+    ctx: click.Context, conflict_id: int, take: str | None, value: str | None, allow_empty: bool
+) -> None:
     """Settle a conflict; the next sync writes the chosen value everywhere."""
     from syncd.app import open_runner
 
@@ -388,10 +472,16 @@ def conflicts_resolve(ctx: click.Context, conflict_id: int, take: str | None, va
 
     async def go() -> dict[str, Any]:
         async with open_runner(settings, source=_source(ctx)) as runner:
-            return await runner.resolve_conflict(conflict_id, take=take, value=parsed)
+            chosen = parsed
+            if take is None:
+                chosen = await _admin_value(runner, conflict_id, parsed, allow_empty)
+            return await runner.resolve_conflict(conflict_id, take=take, value=chosen)
 
     try:
         conflict = _run(ctx, go())
+    except _RefusedValue as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
     except (LookupError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
@@ -399,6 +489,31 @@ def conflicts_resolve(ctx: click.Context, conflict_id: int, take: str | None, va
         f"resolved #{conflict_id} ({conflict['field']}): written by the next `syncd sync --once`, "
         "or by a running `syncd run` at its next poll"
     )
+
+
+class _RefusedValue(Exception):
+    """A ``--value`` the field's transforms and checks do not accept."""
+
+
+async def _admin_value(runner: Runner, conflict_id: int, value: Any, allow_empty: bool) -> Any:
+    """``value`` normalised like a value read from an app; refused when invalid or (unless allowed) empty."""
+    conflict = await runner.store.call(Store.conflict, conflict_id)
+    if conflict is None:
+        raise LookupError(f"no conflict {conflict_id}")
+    mapping = runner.by_name.get(conflict["sync"])
+    name = conflict["field"]
+    if mapping is None or name not in mapping.fields:
+        return value  # an identity conflict, or a field no mapping has any more: stored as given
+    try:
+        normalised = mapping.admin_value(name, value)
+    except ValueError as exc:
+        raise _RefusedValue(f"conflict {conflict_id}: {exc}; nothing was changed") from None
+    if normalised is None and not allow_empty:
+        raise _RefusedValue(
+            f"conflict {conflict_id}: an empty value would clear {name!r} in every app; "
+            "give --allow-empty if that is what you want"
+        )
+    return normalised
 
 
 @main.command()

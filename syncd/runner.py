@@ -53,6 +53,7 @@ from syncd.engine import (
     same,
 )
 from syncd.engine.model import Candidate
+from syncd.failures import failure
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import AsyncStore, Intent, Store, now_iso
 
@@ -92,6 +93,8 @@ class RunStats:
     oscillations: int = 0
     delete_guard: list[str] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)
+    #: Why an app failed this cycle (its last read failure or pause): ``syncd.failures.failure``.
+    failures: dict[str, dict[str, str]] = field(default_factory=dict)
     apps: dict[str, AppStats] = field(default_factory=lambda: defaultdict(AppStats))
 
     def total(self, name: str) -> int:
@@ -116,6 +119,7 @@ class RunStats:
             "oscillations": self.oscillations,
             "delete_guard": self.delete_guard,
             "paused": self.paused,
+            "failures": self.failures,
             "apps": {name: vars(s) for name, s in sorted(self.apps.items())},
         }
 
@@ -211,6 +215,7 @@ class Runner:
             return False
         except ConnectorError as exc:
             self.stats.apps[app].errors += 1
+            self.stats.failures[app] = failure(exc)
             log.warning("read failed; no deletes inferred from this listing", app=app, error=str(exc))
             return False
         return complete
@@ -271,6 +276,7 @@ class Runner:
             log.error(f"app paused: {why}", app=app, error=str(exc))
         self.paused.add(app)
         self.stats.apps[app].errors += 1
+        self.stats.failures[app] = failure(exc)
 
     def _progress(self) -> None:
         if self.on_progress is not None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 #: Keys whose values are secrets: refused in the TOML file (use the environment or a ``*_file`` key).
@@ -82,6 +84,41 @@ class DaemonSettings(BaseModel):
     )
 
 
+#: Set by ``load_settings`` while it builds Settings: the apps the config file defines, and where
+#: the environment source reports the ``SYNCD_APPS__*`` sections it leaves out.
+_FILE_APPS: ContextVar[tuple[frozenset[str], list[str]] | None] = ContextVar("_FILE_APPS", default=None)
+
+
+class _EnvForDefinedApps(PydanticBaseSettingsSource):
+    """The environment, minus settings of apps the config file does not define.
+
+    A stray ``SYNCD_APPS__GHOST__SETTINGS__TOKEN`` (an app removed from the file, a typo in its
+    name) would otherwise make an app without a connector and break every command. A section
+    that names its own ``connector`` defines an app and is kept.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        data = self.env()
+        known = _FILE_APPS.get()
+        apps = data.get("apps")
+        if known is None or not isinstance(apps, dict):
+            return data
+        defined, ignored = known
+        for name in sorted(apps):
+            section = apps[name]
+            if name not in defined and not (isinstance(section, dict) and "connector" in section):
+                del apps[name]
+                ignored.append(name)
+        return data
+
+
 class Settings(BaseSettings):
     """Everything syncd reads from ``config.toml`` and the environment."""
 
@@ -105,6 +142,20 @@ class Settings(BaseSettings):
         default=500, gt=0, description="Most writes sent to one app in one dispatch round."
     )
 
+    #: The config file's folder: relative paths (state, mappings, secret files, a connector's
+    #: database file) are taken from it, whatever the working directory is.
+    _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
+    #: Problems that do not stop syncd (the CLI prints them as warnings).
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
     @field_validator("apps")
     @classmethod
     def _app_names(cls, apps: dict[str, AppSettings]) -> dict[str, AppSettings]:
@@ -123,7 +174,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the file (passed as init kwargs merged below).
-        return (env_settings, init_settings, file_secret_settings)
+        return (_EnvForDefinedApps(settings_cls, env_settings), init_settings, file_secret_settings)
 
 
 def _find_secrets(data: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -168,11 +219,19 @@ def _format_error(source: str, error: ValidationError) -> list[str]:
 def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> Settings:
     """Load ``path`` (default ``config.toml`` if it exists) merged with ``SYNCD_*`` env variables.
 
-    Relative paths in the file (state, mappings, secret files) are resolved against the file's folder.
+    ``required`` makes a missing default ``config.toml`` an error (the CLI); a ``path`` given
+    explicitly must always exist. Relative paths — state, mappings, secret files, wherever they
+    were set, and a connector's files — are resolved against the file's folder.
     """
     file = Path(path) if path is not None else Path("config.toml")
     data: dict[str, Any] = {}
     source = str(file)
+    if path is None and required and not file.exists():
+        raise ConfigFileError(
+            [
+                f"config.toml not found in {Path.cwd()}: give its path with --config PATH, or run syncd in its folder"
+            ]
+        )
     if file.exists():
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -191,14 +250,25 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool 
             _read_secret_files(data, file.parent)
         except OSError as exc:
             raise ConfigFileError([f"{source}: cannot read secret file: {exc}"]) from exc
-        base = file.parent
-        if "state" in data and isinstance(data["state"], str):
-            data["state"] = str(base / data["state"])
-        if "mappings" in data and isinstance(data["mappings"], list):
-            data["mappings"] = [str(base / m) if isinstance(m, str) else m for m in data["mappings"]]
     elif required or path is not None:
         raise ConfigFileError([f"{source}: config file not found"])
+    base = file.parent
+    apps = data.get("apps")
+    ignored: list[str] = []
+    token = _FILE_APPS.set((frozenset(apps if isinstance(apps, dict) else ()), ignored))
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigFileError(_format_error(source, exc)) from exc
+    finally:
+        _FILE_APPS.reset(token)
+    # One rule for every relative path, from the file or the environment: the file's folder.
+    settings.state = base / settings.state
+    settings.mappings = [base / entry for entry in settings.mappings]
+    settings._base_dir = base
+    settings._warnings = [
+        f"{source}: apps.{name}: SYNCD_APPS__{name.upper()}__* is set in the environment, but the config "
+        "file defines no such app: ignored"
+        for name in ignored
+    ]
+    return settings

@@ -67,3 +67,42 @@ def test_toml_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
         load_settings(cfg)
     assert err.value.problems[0].startswith(f"{cfg}: ")
     assert "line" in err.value.problems[0]
+
+
+def test_relative_paths_from_the_file_and_the_environment_follow_the_file_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    cfg = folder / "config.toml"
+    cfg.write_text('mappings = ["maps"]\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SYNCD_STATE", "var/syncd.db")
+    settings = load_settings(cfg)
+    assert settings.state == folder / "var" / "syncd.db"
+    assert settings.mappings == [folder / "maps"]
+    assert settings.base_dir == folder
+
+
+def test_a_missing_default_config_is_an_error_only_when_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().apps == {}
+    with pytest.raises(ConfigFileError, match=r"config\.toml not found"):
+        load_settings(required=True)
+
+
+def test_environment_settings_of_an_undefined_app_are_ignored_unless_they_name_a_connector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[apps.crm]\nconnector = "hubspot"\n')
+    monkeypatch.setenv("SYNCD_APPS__GHOST__SETTINGS__TOKEN", "x")
+    monkeypatch.setenv("SYNCD_APPS__EXTRA__CONNECTOR", "sql")
+    settings = load_settings(cfg)
+    assert sorted(settings.apps) == ["crm", "extra"]
+    assert settings.warnings == [
+        f"{cfg}: apps.ghost: SYNCD_APPS__GHOST__* is set in the environment, but the config file "
+        "defines no such app: ignored"
+    ]

@@ -132,6 +132,11 @@ class HubSpotApi:
             if exc.status != 409:  # created meanwhile by another syncd instance
                 raise
 
+    async def properties(self, obj: str) -> list[JsonObject]:
+        """Every property definition of the object type (``GET /crm/v3/properties/{obj}``)."""
+        body = (await self.http.get(f"/crm/v3/properties/{obj}", params={"archived": "false"})).json()
+        return [p for p in body.get("results") or [] if isinstance(p, dict)]
+
     async def probe(self, obj: str) -> None:
         """One cheap authenticated call: proves the token works and the object type is readable."""
         await self.http.get(self._objects(obj), params={"limit": 1, "archived": "false"})

@@ -10,6 +10,7 @@ contact the moment it exists.
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from syncd.connector import (
     Cursor,
     ObjectType,
     Page,
+    PathProblem,
     RemoteRecord,
     WebhookHint,
     WriteItem,
@@ -145,6 +147,54 @@ class HubSpotConnector(Connector):
             crm = self._crm(obj)
             await self.api.probe(crm.name)
             await self._ensure_entity_property(crm)
+
+    async def preflight(
+        self, obj: str, *, read: Sequence[str], write: Sequence[str], key: str | None
+    ) -> list[PathProblem]:
+        """Check mapped paths against the account's property definitions (one read-only call).
+
+        A path must be ``properties.NAME`` for a property that exists; a read path must be among
+        the properties this app reads (``properties`` / ``company_properties`` settings), and a
+        written one must not be read-only in HubSpot.
+        """
+        if obj not in CRM_OBJECTS:
+            known = ", ".join(CRM_OBJECTS)
+            return [PathProblem(None, f"HubSpot has no object type {obj!r} here (known: {known})")]
+        if obj not in self.settings.objects:
+            return [
+                PathProblem(None, f"object type {obj!r} is not enabled (objects = {self.settings.objects})")
+            ]
+        definitions = {str(p.get("name")): p for p in await self.api.properties(obj)}
+        setting = "properties" if obj == "contacts" else "company_properties"
+        readable = set(self._properties(obj))
+        problems: list[PathProblem] = []
+        for path in dict.fromkeys([*read, *write, *([key] if key else [])]):
+            prefix, _, name = path.partition(".")
+            if prefix != "properties" or not name or "." in name:
+                problems.append(
+                    PathProblem(path, f"HubSpot paths look like 'properties.email', not {path!r}")
+                )
+                continue
+            definition = definitions.get(name)
+            if definition is None:
+                close = difflib.get_close_matches(name, list(definitions), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(PathProblem(path, f"property {name!r} does not exist in HubSpot {obj}{hint}"))
+                continue
+            if (path in read or path == key) and name not in readable:
+                problems.append(
+                    PathProblem(
+                        path, f"property {name!r} is not read by this app: add it to its {setting} setting"
+                    )
+                )
+            meta = definition.get("modificationMetadata") or {}
+            if path in write and meta.get("readOnlyValue"):
+                problems.append(
+                    PathProblem(
+                        path, f'property {name!r} is read-only in HubSpot: map it with direction = "in"'
+                    )
+                )
+        return problems
 
     async def aclose(self) -> None:
         if self._api is not None:

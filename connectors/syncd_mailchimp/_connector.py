@@ -9,6 +9,7 @@ for members archived since a second watermark, which come back as tombstones. Wr
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -25,6 +26,7 @@ from syncd.connector import (
     NotFound,
     ObjectType,
     Page,
+    PathProblem,
     PermanentError,
     RemoteRecord,
     WebhookHint,
@@ -44,6 +46,10 @@ from ._writes import MemberWriter
 T = TypeVar("T")
 
 OBJECT = "members"
+#: Parts of an ``address`` merge field (``merge_fields.ADDRESS.city``).
+ADDRESS_PARTS = ("addr1", "addr2", "city", "state", "zip", "country")
+#: Member paths Mailchimp sets itself: they can be read, never written.
+READ_ONLY = ("last_changed",)
 _MIN_OVERLAP = timedelta(seconds=1)
 
 
@@ -113,6 +119,55 @@ class MailchimpConnector(Connector):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def preflight(
+        self, obj: str, *, read: Sequence[str], write: Sequence[str], key: str | None
+    ) -> list[PathProblem]:
+        """Check mapped paths against the member shape and the audience's merge fields (read-only)."""
+        if obj != OBJECT:
+            return [
+                PathProblem(
+                    None, f"Mailchimp audiences hold {OBJECT!r}, not {obj!r}: write object = {OBJECT!r}"
+                )
+            ]
+        merge_types = await self._merge_fields()
+        problems: list[PathProblem] = []
+        if key is not None and key != "email_address":
+            problems.append(PathProblem(key, f"members are matched by 'email_address' only, not {key!r}"))
+        for path in dict.fromkeys([*read, *write]):
+            head, _, rest = path.partition(".")
+            problem: str | None = None
+            if head not in FIELDS:
+                close = difflib.get_close_matches(head, FIELDS, n=1, cutoff=0.5)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; member paths: {', '.join(FIELDS)}"
+                problem = f"members have no {head!r}{hint}"
+            elif head == "merge_fields" and rest:
+                problem = _merge_path_problem(rest, merge_types, self.settings.list_id)
+            elif rest:
+                problem = f"{head!r} has no parts: write {head!r}"
+            elif head in READ_ONLY and path in write:
+                problem = f'{head!r} is set by Mailchimp and cannot be written: map it with direction = "in"'
+            if problem is not None:
+                problems.append(PathProblem(path, problem))
+        return problems
+
+    async def _merge_fields(self) -> dict[str, str]:
+        """Every merge field of the audience, tag -> type (all pages)."""
+        found: dict[str, str] = {}
+        offset = 0
+        while True:
+            try:
+                response = await self._http.get(
+                    self._list_path + "/merge-fields", params={"count": 1000, "offset": offset}
+                )
+            except NotFound:
+                raise ConfigError(f"mailchimp: audience {self.settings.list_id!r} does not exist") from None
+            body = response.json()
+            page = [f for f in body.get("merge_fields") or [] if isinstance(f, dict)]
+            found.update({str(f.get("tag")): str(f.get("type")) for f in page})
+            offset += len(page)
+            if not page or offset >= int(body.get("total_items") or 0):
+                return found
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -275,6 +330,20 @@ class MailchimpConnector(Connector):
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
         return parse_event(headers, body, list_id=self.settings.list_id)
+
+
+def _merge_path_problem(rest: str, merge_types: Mapping[str, str], list_id: str) -> str | None:
+    tag, _, part = rest.partition(".")
+    kind = merge_types.get(tag)
+    if kind is None:
+        close = difflib.get_close_matches(tag, list(merge_types), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; its merge fields: {', '.join(merge_types)}"
+        return f"audience {list_id!r} has no merge field {tag!r}{hint}"
+    if part and (kind != "address" or part not in ADDRESS_PARTS):
+        if kind != "address":
+            return f"merge field {tag!r} is a {kind} field, it has no parts: write 'merge_fields.{tag}'"
+        return f"address merge field {tag!r} has no part {part!r} (parts: {', '.join(ADDRESS_PARTS)})"
+    return None
 
 
 __all__ = ["MailchimpConnector"]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from syncd.connector import (
     Capabilities,
@@ -25,6 +26,7 @@ from syncd.connector import (
     Cursor,
     ObjectType,
     Page,
+    PathProblem,
     RemoteRecord,
     WriteItem,
     WriteResult,
@@ -127,6 +129,68 @@ class SqlConnector(Connector):
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._close)
+
+    async def preflight(
+        self, obj: str, *, read: Sequence[str], write: Sequence[str], key: str | None
+    ) -> list[PathProblem]:
+        """Open the database read-only (never creating it) and check the table and mapped columns.
+
+        A missing database file or table is a settings problem (``ConfigError``), unless syncd owns
+        the table (``create_table``): then both appear with the first write, and so do the
+        columns it writes; the columns it only reads must exist.
+        """
+        paths = list(dict.fromkeys([*read, *write, *([key] if key else [])]))
+        added_on_write = set(write) - set(read) - {key} if self.settings.create_table else set()
+        if self.settings.create_table and not self._dialect.exists():
+            spec = None
+        else:
+            spec = await asyncio.to_thread(self._inspect)
+        table = self.settings.table
+        if obj not in (table, ROWS_ALIAS):
+            return [
+                PathProblem(
+                    None, f"this app syncs the table {table!r}, not {obj!r}: write object = {table!r}"
+                )
+            ]
+        if spec is None:
+            return []
+        return [
+            PathProblem(p, _no_column(spec, p))
+            for p in paths
+            if spec.column(p) is None and p not in added_on_write
+        ]
+
+    def _inspect(self) -> TableSpec | None:
+        """The table as it is now, on a read-only connection; None if syncd will create it."""
+        try:
+            conn = self._dialect.connect(create=False, read_only=True)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            self._raise_classified(exc)
+        try:
+            table = self.settings.table
+            if not self._dialect.columns(conn, table):
+                if self.settings.create_table:
+                    return None
+                tables = ", ".join(self._dialect.table_names(conn)) or "none"
+                raise ConfigError(
+                    f"sql: table {table!r} does not exist in {self._dialect.describe()} (its tables: {tables})"
+                )
+            return load_table(self._dialect, conn, self.settings)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            self._raise_classified(exc)
+        finally:
+            conn.close()
+
+    def _raise_classified(self, exc: Exception) -> NoReturn:
+        """Raise the typed error for a driver exception (the exception itself if not a DB error)."""
+        error = self._dialect.classify(exc)
+        if error is None:
+            raise exc
+        raise error from exc
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -345,3 +409,11 @@ class SqlConnector(Connector):
                     self._dialect.add_column(conn, spec.name, name)
                 spec = self._table(conn, refresh=True)
         return BatchWriter(self._dialect, spec, datetime.now(UTC)).run(conn, kind, items)
+
+
+def _no_column(spec: TableSpec, name: str) -> str:
+    """``column 'x' does not exist in table 't' (did you mean 'y'?)``, for a mapped path."""
+    same_case = [c for c in spec.names if c.casefold() == name.casefold()]
+    close = same_case or difflib.get_close_matches(name, spec.names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else f"; its columns are: {', '.join(spec.names)}"
+    return f"column {name!r} does not exist in table {spec.name!r}{hint}"

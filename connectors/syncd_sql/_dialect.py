@@ -99,8 +99,16 @@ class Dialect(ABC):
         """The database for messages (never includes credentials)."""
 
     @abstractmethod
-    def connect(self, *, create: bool) -> DbConnection:
-        """A new autocommit connection; ``create`` allows creating the database itself."""
+    def connect(self, *, create: bool, read_only: bool = False) -> DbConnection:
+        """A new autocommit connection; ``create`` allows creating the database itself.
+
+        ``read_only`` connections never create or change anything (pre-flight checks); they raise
+        ``ConfigError`` when the database does not exist.
+        """
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """Whether the database itself exists (a SQLite file; a server-side database)."""
 
     @abstractmethod
     def table_names(self, conn: DbConnection) -> list[str]:
@@ -160,9 +168,15 @@ class SqliteDialect(Dialect):
     def describe(self) -> str:
         return f"SQLite database {self.path}"
 
-    def connect(self, *, create: bool) -> DbConnection:
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def connect(self, *, create: bool, read_only: bool = False) -> DbConnection:
+        if read_only and not self.exists():
+            raise ConfigError(f"sql: the SQLite database file {self.path} does not exist")
         # A URI with mode=rw refuses to create a new empty file when the path is wrong.
-        uri = f"file:{quote(str(self.path))}?mode={'rwc' if create else 'rw'}"
+        mode = "ro" if read_only else "rwc" if create else "rw"
+        uri = f"file:{quote(str(self.path))}?mode={mode}"
         conn = sqlite3.connect(
             uri, uri=True, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from syncd.connector import ConnectorConfig
 
@@ -18,8 +19,8 @@ class SqlSettings(ConnectorConfig):
 
     url: str = Field(
         min_length=1,
-        description="Database URL, e.g. sqlite:///data/app.db (relative paths are relative to the "
-        "working directory, sqlite:////abs/path.db for absolute ones). Only SQLite is supported so far.",
+        description="Database URL, e.g. sqlite:///data/app.db (a relative path is relative to the "
+        "folder of the config file, sqlite:////abs/path.db for absolute ones). Only SQLite is supported so far.",
     )
     table: str = Field(min_length=1, description="The table to sync; also the object type's name.")
     primary_key: str = Field(
@@ -59,6 +60,19 @@ class SqlSettings(ConnectorConfig):
         le=600,
         description="How long to wait for a lock held by another writer before a transient error.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _relative_to_config(cls, url: str, info: ValidationInfo) -> str:
+        """A relative SQLite path is taken from the config file's folder, never the working directory."""
+        prefix = "sqlite:///"
+        base = (info.context or {}).get("base_dir")
+        if base is None or not url.lower().startswith(prefix):
+            return url
+        rest = url[len(prefix) :]
+        if not rest or rest.startswith(":") or Path(rest).is_absolute():
+            return url
+        return prefix + str((Path(base) / rest).absolute())
 
     @model_validator(mode="after")
     def _distinct_roles(self) -> Self:

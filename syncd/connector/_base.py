@@ -20,12 +20,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from ._errors import ConnectorError, WebhookVerificationError
-from ._models import Capabilities, Cursor, ObjectType, Page, RemoteRecord, WebhookHint, WriteItem, WriteResult
+from ._models import (
+    Capabilities,
+    Cursor,
+    ObjectType,
+    Page,
+    PathProblem,
+    RemoteRecord,
+    WebhookHint,
+    WriteItem,
+    WriteResult,
+)
 
 #: Version of this interface. A connector declares the version it was written for.
 CONNECTOR_API_VERSION = 1
@@ -57,9 +68,17 @@ class Connector(ABC):
         self.app = app or self.name
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any], *, app: str | None = None) -> Connector:
-        """Validate raw settings with ``config_model`` and build the connector."""
-        return cls(cls.config_model.model_validate(dict(settings)), app=app)
+    def from_settings(
+        cls, settings: Mapping[str, Any], *, app: str | None = None, base_dir: Path | None = None
+    ) -> Connector:
+        """Validate raw settings with ``config_model`` and build the connector.
+
+        ``base_dir`` is the config file's folder: a settings model resolves relative file paths
+        against it (validators find it as ``info.context["base_dir"]``), never against the
+        working directory.
+        """
+        context = {"base_dir": base_dir} if base_dir is not None else None
+        return cls(cls.config_model.model_validate(dict(settings), context=context), app=app)
 
     def object_type(self, name: str) -> ObjectType:
         for obj in self.objects:
@@ -75,6 +94,20 @@ class Connector(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a sensible default
         """Release connections."""
+
+    async def preflight(
+        self, obj: str, *, read: Sequence[str], write: Sequence[str], key: str | None
+    ) -> list[PathProblem]:
+        """Check, without changing anything in the app, that ``obj`` and the mapped paths exist.
+
+        ``read`` are the paths the mapping reads, ``write`` the ones it writes, ``key`` the path of
+        the natural key (looked up by ``find``). Return one ``PathProblem`` per path the app does
+        not have (or cannot serve in that direction), ``path=None`` for a missing object type.
+        Raise ``ConfigError`` when the settings cannot work at all (a database file that does not
+        exist), ``AuthError``/``TransientError`` when the app cannot be asked. The default checks
+        nothing: a connector that cannot describe its app returns no problems.
+        """
+        return []
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -136,6 +169,7 @@ __all__ = [
     "Cursor",
     "ObjectType",
     "Page",
+    "PathProblem",
     "RemoteRecord",
     "WebhookHint",
     "WriteItem",

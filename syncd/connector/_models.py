@@ -130,3 +130,16 @@ class ObjectType:
     primary_key: str = "id"
     fields: tuple[str, ...] = field(default_factory=tuple)
     natural_keys: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class PathProblem:
+    """What ``Connector.preflight`` found wrong before anything is read or written.
+
+    ``path`` is the mapped path concerned (a column, ``properties.email``...), or None when the
+    object type itself is the problem (a table or audience that does not exist). ``message`` says
+    what is wrong in the app's own terms, with a suggestion when there is a near miss.
+    """
+
+    path: str | None
+    message: str

@@ -17,7 +17,7 @@ from typing import Any
 
 from .model import DeletePolicy, Direction, InitialConflict, Kind, Op, PolicyName
 from .paths import get_path, set_path
-from .transforms import Step, as_text
+from .transforms import Step, as_text, refusal
 
 # A transform that meets a value shape it was not written for must not stop a sync: the value is
 # passed on unchanged (see run()).
@@ -238,6 +238,28 @@ class Mapping:
             set_path(result, app_field.path, app_field.outbound_value(canonical))
             done.add(app_field.path)
         return result
+
+    def admin_value(self, field: str, value: Any) -> Any:
+        """A value typed in by a person for ``field``, in canonical form; ValueError if invalid.
+
+        It goes through the field's transforms like a value read from an app, except that a
+        value a transform cannot handle (an unparseable phone number) is refused rather than
+        passed on unchanged. ``None`` means empty.
+        """
+        spec = self._field(field)
+        if canonical_form(value, spec.kind) is None:
+            return None
+        for step in spec.transforms:
+            try:
+                value = step.fn(value)
+            except _TOLERATED as exc:
+                raise ValueError(f"{field}: transform {step.name!r} cannot take {value!r}: {exc}") from None
+            problem = refusal(step, value)
+            if problem is not None:
+                raise ValueError(f"{field}: {problem}")
+        if spec.consent and value is not None and not isinstance(value, bool):
+            raise ValueError(f"{field}: a consent field takes true or false, not {value!r}")
+        return canonical_form(value, spec.kind)
 
     def key_of(self, canonical: cabc.Mapping[str, Any]) -> str | None:
         """The normalised natural key (key fields joined by ``\\x1f``); ``None`` if any part is empty."""

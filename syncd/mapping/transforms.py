@@ -110,6 +110,42 @@ def yields_bool(step: Step) -> bool:
     return False
 
 
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+def _refuse_phone(value: Any) -> str | None:
+    if isinstance(value, str) and not _E164.match(value):
+        return f"{value!r} is not a phone number that can be written in E.164 form (+14155550100)"
+    return None
+
+
+def _refuse_email(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"{value!r} is not an email address: {exc}"
+    return None
+
+
+#: Transforms that pass a value they cannot handle through unchanged (syncing un-normalised data
+#: beats losing it), and how to tell that happened. Values an admin types in are refused instead.
+_REFUSALS: Final[dict[str, Callable[[Any], str | None]]] = {"e164": _refuse_phone, "email": _refuse_email}
+
+
+def refusal(step: Step, value: Any) -> str | None:
+    """Why ``value``, the output of ``step``, is not a value that step accepts, else None."""
+    check = _REFUSALS.get(step.name)
+    if check is None:
+        return None
+    for item in value if isinstance(value, list | tuple) else [value]:
+        problem = check(item)
+        if problem is not None:
+            return problem
+    return None
+
+
 def as_text(value: Any) -> str:
     """Text form of a scalar as apps store it: booleans as ``true``/``false``, dates in ISO-8601."""
     if isinstance(value, bool):

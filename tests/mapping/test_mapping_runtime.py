@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import pytest
 
-from syncd.mapping import ConflictPolicy, Mapping, load_mapping
+from syncd.mapping import ConflictPolicy, Mapping, load_mapping, parse_mapping
 
 from ._support import KNOWN_APPS, MAPPINGS, build
 
@@ -385,3 +386,39 @@ def test_unknown_app_or_field_is_a_key_error_naming_the_mapping(contacts: Mappin
         contacts.to_canonical("zendesk", {})
     with pytest.raises(KeyError, match="mapping 'contacts' has no field 'nope'"):
         contacts.kind("nope")
+
+
+def test_a_value_typed_by_an_admin_is_normalised_or_refused_never_passed_through() -> None:
+    mapping = parse_mapping(
+        textwrap.dedent(
+            """
+        name = "people"
+        key = "email"
+        [apps.a]
+        object = "contacts"
+        [apps.b]
+        object = "contacts"
+        [fields.email]
+        transforms = ["email"]
+        apps.a = "email"
+        apps.b = "email"
+        [fields.phone]
+        transforms = [{ e164 = "US" }]
+        apps.a = "phone"
+        apps.b = "phone"
+        [fields.tags]
+        kind = "set"
+        transforms = ["lower"]
+        apps.a = "tags"
+        apps.b = "tags"
+        """
+        )
+    )
+    assert mapping.admin_value("phone", "(503) 555-0199") == "+15035550199"
+    assert mapping.admin_value("email", " Ann@Acme.IO ") == "ann@acme.io"
+    assert mapping.admin_value("tags", ["VIP", "b", "vip"]) == ["b", "vip"]
+    assert mapping.admin_value("phone", "  ") is None
+    with pytest.raises(ValueError, match="'call me' is not a phone number"):
+        mapping.admin_value("phone", "call me")
+    with pytest.raises(ValueError, match="is not an email address"):
+        mapping.admin_value("email", "ann at acme")

@@ -1139,9 +1139,15 @@ class MailchimpFake(FakeApp):
 
     async def _get_merge_fields(self, request: web.Request) -> web.StreamResponse:
         audience = self._audience_for(request)
-        fields = [f.to_json(audience.id) for f in audience.merge_fields.values()]
+        # Paged like every Mailchimp collection: count (default 10, at most 1000) and offset.
+        count = _query_int(request, "count", DEFAULT_COUNT)
+        offset = _query_int(request, "offset", 0)
+        if count > MAX_COUNT:
+            raise _invalid(errors=[{"field": "count", "message": f"must be at most {MAX_COUNT}"}])
+        every = [f.to_json(audience.id) for f in audience.merge_fields.values()]
+        fields = every[offset : offset + count]
         return web.json_response(
-            {"merge_fields": fields, "list_id": audience.id, "total_items": len(fields), "_links": []}
+            {"merge_fields": fields, "list_id": audience.id, "total_items": len(every), "_links": []}
         )
 
     async def _add_merge_field_route(self, request: web.Request) -> web.StreamResponse:
