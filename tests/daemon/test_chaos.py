@@ -5,7 +5,8 @@ After quiescence: no duplicate in either app, both apps agree, every last edit o
 either applied or recorded (with its value) in the change log, a further full cycle writes
 nothing, the state database passes ``integrity_check``, and there is no dead letter.
 
-Size and rounds: ``SYNCD_CHAOS_RECORDS`` (default 10,000 records across both apps) and
+Size and rounds: ``SYNCD_CHAOS_RECORDS`` (default 4,000 records across both apps, so the suite
+stays within its time on a 2-core machine; run it with 10,000 or more before a release) and
 ``SYNCD_CHAOS_ROUNDS`` (default 10); ``SYNCD_CHAOS_SEED`` picks the kill moments and the edits.
 """
 
@@ -37,7 +38,7 @@ from .harness import (
 
 pytestmark = pytest.mark.slow
 
-RECORDS = int(os.environ.get("SYNCD_CHAOS_RECORDS", "10000"))
+RECORDS = int(os.environ.get("SYNCD_CHAOS_RECORDS", "4000"))
 ROUNDS = int(os.environ.get("SYNCD_CHAOS_ROUNDS", "10"))
 SEED = int(os.environ.get("SYNCD_CHAOS_SEED", "20261130"))
 
@@ -58,6 +59,7 @@ def _changelog_values(state: Path) -> set[tuple[str, str]]:
     return {(str(app), json.loads(new)) for app, new in rows if new is not None}
 
 
+@pytest.mark.timeout(900)
 async def test_kill_9_at_random_moments_with_edits_on_both_sides_converges_without_loss(
     tmp_path: Path,
 ) -> None:
