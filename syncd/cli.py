@@ -440,6 +440,8 @@ def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     for c in rows:
         sides = "; ".join(f"{s['app']}={json.dumps(s['value'], default=str)}" for s in c["candidates"])
         click.echo(f"#{c['id']} [{c['status']}] {c['entity_key'] or c['entity_id']} {c['field']}: {sides}")
+        if c.get("note"):
+            click.echo(f"    {c['note']}")
 
 
 @conflicts.command("resolve")

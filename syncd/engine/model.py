@@ -76,6 +76,8 @@ class Conflict:
     status: Literal["open", "auto", "resolved"] = "open"
     winner: str | None = None
     kind: Literal["field", "identity", "oscillation"] = "field"
+    #: What a person should know to settle it (e.g. the transform that would end an oscillation).
+    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,16 @@ def merge_record(
             continue
         if not known and new is None:
             continue  # the app lacks a value the entity has: the plan fills it in
+        if known and same(cur, base) and _stale(mapping, name, prov, app, observed_at):
+            # Under "newest", a value stamped before the current one does not replace it, even
+            # when the app's record merely went back to it (an edit of ours that never landed).
+            kept = Candidate(str(prov.get("app")), cur, prov.get("at"))
+            stale = Candidate(app, new, observed_at)
+            why = "newest by remote timestamp: older than the current value"
+            detail = {"candidates": _cands([kept, stale]), "winner": kept.app}
+            out.conflicts.append(Conflict(entity.id, name, [kept, stale], "newest", "auto", kept.app))
+            out.changes.append(Change(entity.id, name, cur, new, app, f"conflict lost: {why}", detail))
+            continue
         if known and same(cur, base):
             flips = _flips(entity, name, app, new)
             if flips >= OSCILLATION_FLIPS:
@@ -226,6 +236,14 @@ def _flips(entity: Entity, name: str, app: str, new: Any) -> int:
     return int(prov.get("flips", 0)) + 1
 
 
+def _stale(mapping: MappingView, name: str, prov: Mapping[str, Any], app: str, at: str | None) -> bool:
+    """A change from ``app`` stamped before the current value (set by another app), under "newest"."""
+    setter, current_at = prov.get("app"), prov.get("at")
+    if mapping.conflict_policy(name).policy != "newest" or setter in (None, app) or not at or not current_at:
+        return False
+    return str(at) < str(current_at)
+
+
 def _transform_hint(a: Any, b: Any) -> str:
     """The transform that would give both forms of a value one canonical form, where one is evident."""
     if isinstance(a, str) and isinstance(b, str):
@@ -251,7 +269,9 @@ def _park_oscillation(out: Outcome, entity: Entity, name: str, app: str, new: An
         f"fields.{name} so both forms have one canonical value, e.g. transforms = "
         f"[{_transform_hint(other.value, new)}], then resolve this conflict"
     )
-    out.conflicts.append(Conflict(entity.id, name, candidates, "review", "open", kind="oscillation"))
+    out.conflicts.append(
+        Conflict(entity.id, name, candidates, "review", "open", kind="oscillation", note=message)
+    )
     out.changes.append(
         Change(entity.id, name, other.value, new, app, message, {"candidates": _cands(candidates)})
     )

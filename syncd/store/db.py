@@ -390,10 +390,11 @@ class Store:
             cands = _dumps([{"app": x.app, "value": x.value, "at": x.at} for x in c.candidates])
             if c.status == "open":
                 self.conn.execute(
-                    "INSERT INTO conflicts (sync, entity_id, field, kind, candidates, policy, status, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'open', ?) ON CONFLICT (entity_id, field) WHERE status = 'open' "
-                    "DO UPDATE SET candidates = excluded.candidates",
-                    (sync, c.entity_id, c.field, c.kind, cands, c.policy, stamp),
+                    "INSERT INTO conflicts (sync, entity_id, field, kind, candidates, policy, status, created_at, "
+                    "note) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?) ON CONFLICT (entity_id, field) "
+                    "WHERE status = 'open' DO UPDATE SET candidates = excluded.candidates, "
+                    "note = coalesce(excluded.note, note)",
+                    (sync, c.entity_id, c.field, c.kind, cands, c.policy, stamp, c.note),
                 )
             else:
                 self.conn.execute(

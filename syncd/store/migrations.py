@@ -104,3 +104,9 @@ def m004_erasure(db: Database) -> None:
         CREATE TABLE suppressions (key_hash TEXT PRIMARY KEY, erasure_id INTEGER, created_at TEXT NOT NULL);
         """
     )
+
+
+@migrations()
+def m005_conflict_note(db: Database) -> None:
+    """What a person should know to settle a conflict (the transform that ends an oscillation)."""
+    db.executescript("ALTER TABLE conflicts ADD COLUMN note TEXT;")
