@@ -72,10 +72,13 @@ class HubSpotApi:
         return f"/crm/v3/objects/{obj}"
 
     async def list_page(
-        self, obj: str, *, properties: Sequence[str], limit: int, after: str | None
+        self, obj: str, *, properties: Sequence[str], limit: int, after: str | None, archived: bool = False
     ) -> tuple[list[JsonObject], str | None]:
-        """One page of ``GET /crm/v3/objects/{obj}`` and the ``after`` of the next page (None: last)."""
-        params: dict[str, Any] = {"limit": limit, "archived": "false"}
+        """One page of ``GET /crm/v3/objects/{obj}`` (live or archived records) and the next ``after``.
+
+        The next ``after`` is None on the last page.
+        """
+        params: dict[str, Any] = {"limit": limit, "archived": "true" if archived else "false"}
         if properties:
             params["properties"] = ",".join(properties)
         if after is not None:

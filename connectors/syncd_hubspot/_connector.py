@@ -1,8 +1,11 @@
 """``HubSpotConnector``: HubSpot CRM v3 contacts (and companies) for syncd.
 
 Reads: full listings by ``GET`` paging; incremental reads by search on the last-modified
-property with an overlap window (see ``_reading``). HubSpot search never returns archived
-records, so deletions are learned from webhooks or complete listings (no tombstones).
+property with an overlap window, then the archived listing for records archived since the last
+read, returned as tombstones (search never returns archived records; see ``_reading``). A GDPR
+deletion leaves no trace to read: it is learned from webhooks or complete listings.
+Merges: every read asks for ``hs_merged_object_ids``, so the surviving record names the ids it
+absorbed in ``replaces``; a ``merge`` webhook becomes one hint for the survivor with ``replaces``.
 Writes: batch endpoints in chunks of 100 with per-item results (see ``_writing``).
 Lookups by email use ``batch/read`` with ``idProperty=email``, which, unlike search, sees a
 contact the moment it exists.
@@ -13,6 +16,7 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import httpx
@@ -36,7 +40,7 @@ from syncd.connector.http import HttpClient, RateLimiter, RetryPolicy, Sleep
 from . import _reading, _webhooks
 from ._client import BATCH_LIMIT, SEARCH_PAGE_LIMIT, HubSpotApi, classify
 from ._config import CRM_OBJECTS, CrmObject, HubSpotConfig
-from ._records import to_record
+from ._records import credit_requested, read_names, to_record
 from ._writing import Writer, chunks
 
 __version__ = "1.0.0"
@@ -56,7 +60,8 @@ class HubSpotConnector(Connector):
         update=True,
         delete=True,
         conditional_writes=False,
-        tombstones=False,
+        tombstones=True,
+        archives=True,
         batch_size=BATCH_LIMIT,
         requests_per_second=10.0,
     )
@@ -83,6 +88,11 @@ class HubSpotConnector(Connector):
         self._now = now
         self._api: HubSpotApi | None = None
         self._ensured: set[str] = set()
+        # ``archive_mode = "gdpr"`` deletes for good: the archive delete policy must not count on a
+        # restore. Like ``objects``, a ClassVar in the interface; this instance's value shadows it.
+        vars(self)["capabilities"] = replace(
+            type(self).capabilities, archives=config.archive_mode == "archive"
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -220,12 +230,18 @@ class HubSpotConnector(Connector):
         crm = self._crm(obj)
         properties = self._properties(obj)
         wanted = [i for i in dict.fromkeys(str(i) for i in ids) if i.isdigit()]
-        found: list[RemoteRecord] = []
+        found: dict[str, RemoteRecord] = {}
         for chunk in chunks(wanted):
-            found.extend(
-                to_record(o, properties) for o in await self.api.batch_read(crm.name, chunk, properties)
-            )
-        return found
+            results = await self.api.batch_read(crm.name, chunk, read_names(properties))
+            # A merged-away id may answer with its survivor, under the survivor's id.
+            for record in credit_requested([to_record(o, properties) for o in results], chunk):
+                known = found.get(record.id)
+                if known is not None:
+                    record = replace(
+                        record, replaces=tuple(dict.fromkeys([*known.replaces, *record.replaces]))
+                    )
+                found[record.id] = record
+        return list(found.values())
 
     async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
         crm = self._crm(obj)
@@ -235,7 +251,7 @@ class HubSpotConnector(Connector):
         wanted = sorted({v.strip().lower() for v in values} - {""})
         if not wanted:
             return []
-        properties = list(dict.fromkeys([*self._properties(obj), prop]))
+        properties = read_names([*self._properties(obj), prop])
         found: dict[str, RemoteRecord] = {}
         for chunk in chunks(wanted):
             if prop == crm.unique_key:

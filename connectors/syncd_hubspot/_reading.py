@@ -1,7 +1,9 @@
 """Reading changes: full listings by ``GET`` paging, incremental reads by search on last-modified.
 
 Cursors are ``{"since": epoch_ms}`` (the newest last-modified time delivered, on HubSpot's own
-clock) plus, while a full listing is in progress, ``{"after": ...}`` to resume it.
+clock) plus, while a full listing is in progress, ``{"after": ...}`` to resume it, and after an
+incremental read ``{"archived_since": epoch_ms}``, the newest ``archivedAt`` seen (a cursor
+without it, from a listing or an older syncd, starts the archive watermark at ``since``).
 
 Incremental reads must not skip a record although HubSpot's search index lags behind writes
 (a record written just before the watermark may surface only later) and caps a query at 10,000
@@ -10,18 +12,25 @@ twice, which is harmless), sorts ascending by last-modified, and fetches every p
 query from the last timestamp seen (keyset paging, offset only across equal timestamps): no
 query ever nears the 10,000 cap, and a record modified mid-read moves to the end of the walk
 instead of shifting the pages under it.
+
+Search never returns archived records, so an archive (HubSpot's delete, restorable for 90 days)
+would be invisible to these reads. Each incremental read therefore also walks the archived
+listing (``GET ?archived=true``, which has no time filter) and returns the records archived
+since ``archived_since`` minus the same overlap as tombstones. Its watermark moves only on the
+read's last page, once every archived record has been seen.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from syncd.connector import ConnectorError, Cursor, Page
 
 from ._client import SEARCH_PAGE_LIMIT, SEARCH_WINDOW, HubSpotApi, JsonObject
 from ._config import CrmObject
-from ._records import modified_ms, to_record
+from ._records import epoch_ms, modified_ms, parse_time, read_names, to_record
 
 
 def _since(cursor: Cursor) -> int:
@@ -29,6 +38,21 @@ def _since(cursor: Cursor) -> int:
         return max(0, int(cursor["since"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConnectorError(f"hubspot: malformed cursor {cursor!r}: need an integer 'since'") from exc
+
+
+def _archived_since(cursor: Cursor, since: int) -> int:
+    if cursor.get("archived_since") is None:
+        return since
+    try:
+        return max(0, int(cursor["archived_since"]))
+    except (TypeError, ValueError) as exc:
+        raise ConnectorError(
+            f"hubspot: malformed cursor {cursor!r}: 'archived_since' must be an integer"
+        ) from exc
+
+
+def _cursor(since: int, archived_since: int) -> Cursor:
+    return {"since": since, "archived_since": archived_since}
 
 
 async def latest_modified(api: HubSpotApi, crm: CrmObject) -> int:
@@ -58,7 +82,7 @@ async def full_listing(
         since, after, resumed = _since(cursor), str(cursor["after"]), True
     while True:
         results, next_after = await api.list_page(
-            crm.name, properties=properties, limit=page_size, after=after
+            crm.name, properties=read_names(properties), limit=page_size, after=after
         )
         records = [to_record(obj, properties) for obj in results]
         if next_after is None:
@@ -78,13 +102,13 @@ async def incremental(
     cursor: Cursor,
     overlap_ms: int,
 ) -> AsyncIterator[Page]:
-    """Records modified since ``cursor["since"] - overlap``, oldest first."""
+    """Records modified since ``cursor["since"] - overlap``, oldest first, then recent archives."""
     since = _since(cursor)
+    archived_since = _archived_since(cursor, since)
     boundary = max(0, since - overlap_ms)
     skip = 0  # records at exactly ``boundary`` already delivered by this read
     limit = min(page_size, SEARCH_PAGE_LIMIT)
-    wanted = list(dict.fromkeys([*properties, crm.last_modified]))
-    yielded = False
+    wanted = read_names([*properties, crm.last_modified])
     while True:
         if skip + limit > SEARCH_WINDOW:
             raise ConnectorError(
@@ -99,11 +123,10 @@ async def incremental(
         if known:
             since = max(since, max(known))
         last_page = len(results) < limit or not (body.get("paging") or {}).get("next")
-        if records or not yielded:
-            yield Page(records, {"since": since})
-            yielded = True
+        if records:
+            yield Page(records, _cursor(since, archived_since))
         if last_page:
-            return
+            break
         last = stamps[-1]
         if last is None:
             raise ConnectorError(f"hubspot: search returned a {crm.name} record without {crm.last_modified}")
@@ -112,6 +135,50 @@ async def incremental(
             skip += len(results)
         else:
             boundary, skip = last, ties
+    async for page in archived(api, crm, properties, page_size, since, archived_since, overlap_ms):
+        yield page
+
+
+async def archived(
+    api: HubSpotApi,
+    crm: CrmObject,
+    properties: Sequence[str],
+    page_size: int,
+    since: int,
+    archived_since: int,
+    overlap_ms: int,
+) -> AsyncIterator[Page]:
+    """Tombstones of the records archived since ``archived_since - overlap``; the last page always comes.
+
+    A record without ``archivedAt`` is reported too (a repeated tombstone is harmless, a missed
+    one is a delete never propagated) but does not move the watermark.
+    """
+    floor = max(0, archived_since - overlap_ms)
+    newest = archived_since
+    after: str | None = None
+    while True:
+        results, next_after = await api.list_page(
+            crm.name, properties=read_names(properties), limit=page_size, after=after, archived=True
+        )
+        tombstones = []
+        for obj in results:
+            moment = parse_time(obj.get("archivedAt"))
+            when = epoch_ms(moment) if moment is not None else None
+            if when is None or when >= floor:
+                record = to_record(obj, properties)
+                tombstones.append(record if record.deleted else replace(record, deleted=True))
+            if when is not None:
+                newest = max(newest, when)
+        if next_after is None:
+            yield Page(tombstones, _cursor(since, newest))
+            return
+        if next_after == after:
+            raise ConnectorError(
+                f"hubspot: the archived {crm.name} listing returned the same 'after' twice ({after})"
+            )
+        if tombstones:
+            yield Page(tombstones, _cursor(since, archived_since))
+        after = next_after
 
 
 def _query(crm: CrmObject, properties: Sequence[str], boundary: int, skip: int, limit: int) -> dict[str, Any]:

@@ -2,16 +2,23 @@
 
 A record's ``fields`` is ``{"properties": {...}}`` holding exactly the properties the connector
 reads (unset ones as None), its ``version`` is HubSpot's ``updatedAt`` string and ``updated_at``
-that instant. On the way out every property value becomes the string HubSpot stores.
+that instant. Every read also asks for ``hs_merged_object_ids`` (the ids merged into the record,
+``;``-separated), which becomes ``replaces`` rather than a field. On the way out every property
+value becomes the string HubSpot stores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from syncd.connector import PermanentError, RemoteRecord, WriteItem
+
+#: The property naming the records merged into this one (HubSpot's name; not in the OpenAPI
+#: documents, which list no properties).
+MERGED_IDS = "hs_merged_object_ids"
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -32,6 +39,20 @@ def epoch_ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+def read_names(properties: Sequence[str]) -> list[str]:
+    """The properties to ask HubSpot for: the synced ones plus the merged-ids property."""
+    return list(dict.fromkeys([*properties, MERGED_IDS]))
+
+
+def merged_ids(values: Mapping[str, Any], own_id: str) -> tuple[str, ...]:
+    """The ids in a ``hs_merged_object_ids`` value, without ``own_id``."""
+    raw = values.get(MERGED_IDS)
+    if not isinstance(raw, str):
+        return ()
+    found = (part.strip() for part in raw.split(";"))
+    return tuple(dict.fromkeys(i for i in found if i.isdigit() and i != own_id))
+
+
 def to_record(
     obj: Mapping[str, Any], properties: Sequence[str], *, present_only: bool = False
 ) -> RemoteRecord:
@@ -44,13 +65,33 @@ def to_record(
     values = obj.get("properties") or {}
     updated = obj.get("updatedAt")
     kept = [n for n in properties if n in values] if present_only else list(properties)
+    record_id = str(obj["id"])
     return RemoteRecord(
-        id=str(obj["id"]),
+        id=record_id,
         fields={"properties": {name: values.get(name) for name in kept}},
         version=str(updated) if updated is not None else None,
         updated_at=parse_time(updated),
         deleted=bool(obj.get("archived", False)),
+        replaces=merged_ids(values, record_id),
     )
+
+
+def credit_requested(records: Sequence[RemoteRecord], requested: Sequence[str]) -> list[RemoteRecord]:
+    """``records`` read by id, each once, naming in ``replaces`` a requested id it answered for.
+
+    Reading a merged-away id can answer with the record it was merged into. Its merged-ids
+    property normally names the requested id already; when it does not (the property is
+    missing), a lone unanswered id is credited to a lone record that was not asked for.
+    """
+    unique = list({r.id: r for r in records}.values())
+    answered = {r.id for r in unique} | {i for r in unique for i in r.replaces}
+    unanswered = [i for i in dict.fromkeys(requested) if i not in answered]
+    strangers = [r for r in unique if r.id not in requested]
+    if len(unanswered) == 1 and len(strangers) == 1:
+        stranger = strangers[0]
+        credited = replace(stranger, replaces=(*stranger.replaces, unanswered[0]))
+        return [credited if r is stranger else r for r in unique]
+    return unique
 
 
 def modified_ms(obj: Mapping[str, Any], last_modified: str) -> int | None:

@@ -7,9 +7,13 @@ proxy the URL syncd sees differs from the one HubSpot called, so the configured 
 ``webhook_url`` is accepted as the signed URI too.
 
 A delivery is a JSON array of up to 100 events. Each event becomes a hint to re-read the record;
-deletions (``deletion``, ``privacyDeletion``) are marked deleted. Event ids are not unique on
-their own, so the hint's ``event_id`` combines the event's identifying fields (but not
-``attemptNumber``, so a redelivery de-duplicates).
+deletions (``deletion``, ``privacyDeletion``) are marked deleted. A ``merge`` becomes one hint
+for the record that holds the merged data (``newObjectId``, else ``primaryObjectId``) whose
+``replaces`` names every other id of the event, so syncd moves their links instead of deleting
+anything. A deletion of an id that a merge in the same delivery absorbed is dropped: the record
+lives on in the survivor. Event ids are not unique on their own, so the hint's ``event_id``
+combines the event's identifying fields (but not ``attemptNumber``, so a redelivery
+de-duplicates).
 """
 
 from __future__ import annotations
@@ -108,7 +112,8 @@ def parse(body: bytes, served: Iterable[str]) -> list[WebhookHint]:
         if obj is None or obj not in wanted or action in _IGNORED:
             continue
         hints.extend(_hints(event, index, obj, action))
-    return hints
+    absorbed = {(h.object, i) for h in hints for i in h.replaces}
+    return [h for h in hints if not (h.deleted and (h.object, h.record_id) in absorbed)]
 
 
 def _hints(event: Mapping[str, Any], index: int, obj: str, action: str) -> list[WebhookHint]:
@@ -124,26 +129,41 @@ def _hints(event: Mapping[str, Any], index: int, obj: str, action: str) -> list[
     identity = f"{base}:{object_id}:{occurred}:{event.get('propertyName', '')}"
     if event.get("eventId") is None:
         raise ValueError(f"hubspot webhook event {index} has no eventId")
-    ids = [object_id]
     if action == "merge":
-        # The surviving record and every merged one: syncd re-reads them all.
-        for key in ("primaryObjectId", "newObjectId"):
-            if event.get(key) is not None:
-                ids.append(_id(event[key], index, key))
-        merged = event.get("mergedObjectIds") or []
-        if not isinstance(merged, list):
-            raise ValueError(f"hubspot webhook event {index}: mergedObjectIds must be a list")
-        ids.extend(_id(m, index, "mergedObjectIds") for m in merged)
+        return [_merge_hint(event, index, obj, f"hubspot:{identity}", object_id, when)]
     return [
         WebhookHint(
-            event_id=f"hubspot:{identity}" + (f":{rid}" if rid != object_id else ""),
+            event_id=f"hubspot:{identity}",
             object=obj,
-            record_id=rid,
+            record_id=object_id,
             deleted=action in _DELETING,
             occurred_at=when,
         )
-        for rid in dict.fromkeys(ids)
     ]
+
+
+def _merge_hint(
+    event: Mapping[str, Any], index: int, obj: str, event_id: str, object_id: str, when: datetime | None
+) -> WebhookHint:
+    """Re-read the record holding the merged data; the other ids of the merge are replaced by it."""
+    merged = event.get("mergedObjectIds") or []
+    if not isinstance(merged, list):
+        raise ValueError(f"hubspot webhook event {index}: mergedObjectIds must be a list")
+    primary = (
+        _id(event["primaryObjectId"], index, "primaryObjectId")
+        if event.get("primaryObjectId") is not None
+        else None
+    )
+    new = _id(event["newObjectId"], index, "newObjectId") if event.get("newObjectId") is not None else None
+    survivor = new or primary or object_id
+    others = [object_id, *([primary] if primary else []), *(_id(m, index, "mergedObjectIds") for m in merged)]
+    return WebhookHint(
+        event_id=event_id,
+        object=obj,
+        record_id=survivor,
+        occurred_at=when,
+        replaces=tuple(i for i in dict.fromkeys(others) if i != survivor),
+    )
 
 
 def _id(value: Any, index: int, field: str) -> str:

@@ -31,7 +31,7 @@ from syncd.connector import (
 
 from ._client import BATCH_LIMIT, HubSpotApi, JsonObject
 from ._config import CrmObject
-from ._records import to_record, wire_properties
+from ._records import read_names, to_record, wire_properties
 
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 
@@ -176,7 +176,9 @@ class Writer:
         if key is not None:
             wanted = {p.properties.get(key, "").strip().lower() for p in chunk} - {""}
             found = (
-                await self.api.batch_read(crm.name, sorted(wanted), names, id_property=key) if wanted else []
+                await self.api.batch_read(crm.name, sorted(wanted), read_names(names), id_property=key)
+                if wanted
+                else []
             )
             holders = {str((f.get("properties") or {}).get(key) or "").lower(): f for f in found}
             for i, p in enumerate(chunk):
@@ -186,7 +188,7 @@ class Writer:
         if not adopted:
             match = _EXISTING_ID.search(conflict.message)
             if len(chunk) == 1 and match:
-                existing = await self.api.batch_read(crm.name, [match.group(1)], names)
+                existing = await self.api.batch_read(crm.name, [match.group(1)], read_names(names))
                 if existing:
                     return [WriteResult(chunk[0].item.key, record=to_record(existing[0], names))]
             if len(chunk) == 1:
@@ -267,7 +269,7 @@ class Writer:
         for chunk in chunks(with_ids):
             live = {
                 str(o["id"]): o
-                for o in await self.api.batch_read(crm.name, [str(i.id) for i in chunk], names)
+                for o in await self.api.batch_read(crm.name, [str(i.id) for i in chunk], read_names(names))
             }
             present = [i for i in chunk if i.id in live]
             for item in chunk:

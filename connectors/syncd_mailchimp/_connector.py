@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
@@ -74,6 +75,7 @@ class MailchimpConnector(Connector):
         delete=True,
         conditional_writes=False,
         tombstones=True,
+        archives=True,
         batch_size=50,
         requests_per_second=None,
     )
@@ -106,6 +108,11 @@ class MailchimpConnector(Connector):
         self._list_path = f"/lists/{quote(config.list_id, safe='')}"
         self._writer = MemberWriter(self._http, config)
         self._overlap = max(timedelta(seconds=config.overlap_seconds), _MIN_OVERLAP)
+        # A permanent delete cannot be undone: the archive delete policy must not count on a restore.
+        # ``capabilities`` is a ClassVar in the interface; this instance's value shadows it.
+        vars(self)["capabilities"] = replace(
+            type(self).capabilities, archives=config.delete_mode == "archive"
+        )
         # The webhook secret travels in a URL, which is easily logged: mask it wherever it shows up.
         for secret in self._webhook_secrets():
             register_secret(secret)

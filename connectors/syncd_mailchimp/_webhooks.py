@@ -4,7 +4,9 @@ Mailchimp signs nothing: its advice is to put a secret in the webhook URL's quer
 check it on every request. The body is ``application/x-www-form-urlencoded`` with bracketed
 keys (``data[merges][FNAME]``) and carries no event id and no record version, so each event
 becomes a "re-read this member" hint whose ``event_id`` is the SHA-256 of the raw body (a
-redelivery is byte-identical). Mailchimp validates a new webhook URL with a GET; the daemon
+redelivery is byte-identical). An ``upemail`` names the member by its new address, and its hint
+``replaces`` the id of the old address (ids are hashes of addresses), so links follow the member.
+(``data[new_id]`` is not the subscriber hash, so the ids are computed from the addresses.) Mailchimp validates a new webhook URL with a GET; the daemon
 answers that GET itself, the connector only sees POSTed events.
 """
 
@@ -90,8 +92,15 @@ def parse_event(headers: Mapping[str, str], body: bytes, *, list_id: str) -> lis
             f"mailchimp webhook: event for audience {audience!r}, this connector syncs {list_id!r}"
         )
     deleted = False
+    replaces: tuple[str, ...] = ()
     # After an upemail the member's id follows its new address; the old id is gone without a tombstone.
     email = _required(form, "data[new_email]" if kind == "upemail" else "data[email]")
+    if kind == "upemail":
+        old_email = _required(form, "data[old_email]")
+        if "@" not in old_email:
+            raise ValueError(f"mailchimp webhook: {old_email!r} is not an email address")
+        old_id = subscriber_hash(old_email)
+        replaces = (old_id,) if old_id != subscriber_hash(email) else ()
     if kind == "unsubscribe":
         action = _required(form, "data[action]")
         if action not in ("unsub", "delete"):
@@ -106,5 +115,6 @@ def parse_event(headers: Mapping[str, str], body: bytes, *, list_id: str) -> lis
             record_id=subscriber_hash(email),
             deleted=deleted,
             occurred_at=occurred_at,
+            replaces=replaces,
         )
     ]

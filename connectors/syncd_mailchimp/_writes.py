@@ -8,7 +8,9 @@ Per-member calls give exact per-item results (batch subscribe only reports failu
   second member nor sends a second confirmation email.
 * **update** re-reads the member first: the consent rule needs its current status, the tags are
   written as an add/remove diff through the tags endpoint, and fields that already hold the
-  wanted value are not sent (a no-op write changes nothing and emails nobody).
+  wanted value are not sent (a no-op write changes nothing and emails nobody). A member id is
+  the hash of its address, so an update that changes the address returns the member under its
+  new id with ``replaces`` naming the old one.
 * **delete** archives the member or deletes it permanently, per ``delete_mode``; a member that is
   already gone counts as deleted.
 """
@@ -16,6 +18,7 @@ Per-member calls give exact per-item results (batch subscribe only reports failu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -131,7 +134,11 @@ class MemberWriter:
             member = response.json()
         if "tags" in fields:
             member = await self._sync_tags(member, _tag_list(fields["tags"]))
-        return to_record(member)
+        record = to_record(member)
+        if record.id != member_id:
+            # The id followed the new address: the engine moves the old id's links to this one.
+            record = replace(record, replaces=(member_id,))
+        return record
 
     async def _sync_tags(self, member: Member, wanted: list[str]) -> Member:
         have = set(tag_names(member))

@@ -76,8 +76,10 @@ class SqlConnector(Connector):
     resume from: every read lists the whole table again (still page by page).
 
     Tombstones only appear with a ``deleted_at`` column; without one, deletes are inferred by the
-    engine from complete listings only. The class-level ``capabilities`` say what the connector
-    can do; an instance's say what its table supports (``tombstones`` only with ``deleted_at``).
+    engine from complete listings, or between them from ``list_ids`` (the live keys only, a cheap
+    ``SELECT`` of the key column in keyset pages). The class-level ``capabilities`` say what the
+    connector can do; an instance's say what its table supports: ``tombstones`` and ``archives``
+    (a delete sets ``deleted_at``, so the row can be restored) only with ``deleted_at``.
     """
 
     name = "sql"
@@ -89,6 +91,8 @@ class SqlConnector(Connector):
         webhooks=False,
         conditional_writes=True,
         tombstones=True,
+        archives=True,
+        id_listing=True,
         batch_size=500,
     )
     #: The one object type, by its alias; an instance lists it under the configured table's name.
@@ -105,8 +109,9 @@ class SqlConnector(Connector):
         self._spec: TableSpec | None = None
         self._publish_object(ObjectType(name=config.table, primary_key=config.primary_key))
         # Like ``objects``, a ClassVar in the interface; the instance value shadows it for this table.
+        soft = config.deleted_at is not None
         vars(self)["capabilities"] = dataclasses.replace(
-            type(self).capabilities, tombstones=config.deleted_at is not None
+            type(self).capabilities, tombstones=soft, archives=soft
         )
 
     # -- metadata ------------------------------------------------------------------------------
@@ -264,6 +269,18 @@ class SqlConnector(Connector):
             if not chunk.more:
                 return
 
+    async def list_ids(self, obj: str) -> list[str]:
+        """Every live row's id (soft-deleted rows excluded), in key order, read in keyset pages."""
+        self.object_type(obj)
+        ids: list[str] = []
+        after: Any = None
+        while True:
+            keys = await self._run(partial(self._key_chunk, after))
+            ids.extend(str(key) for key in keys)
+            if len(keys) < self.settings.page_size:
+                return ids
+            after = keys[-1]
+
     # -- lookups -------------------------------------------------------------------------------
 
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
@@ -366,6 +383,10 @@ class SqlConnector(Connector):
             conn, after, size + 1, with_deleted=with_deleted
         )
         return _Chunk.of(spec, found, size)
+
+    def _key_chunk(self, after: Any, conn: DbConnection) -> list[Any]:
+        spec = self._table(conn)
+        return TableQueries(self._dialect, spec).key_page(conn, after, self.settings.page_size)
 
     def _changes_chunk(self, low: Stamp | None, low_key: Any, conn: DbConnection) -> _Chunk:
         spec, size = self._table(conn), self.settings.page_size

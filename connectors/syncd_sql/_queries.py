@@ -44,6 +44,22 @@ class TableQueries:
         sql = f"{self.select}{clause} ORDER BY {self.key} LIMIT {self.dialect.param}"
         return rows(conn.execute(sql, [*params, limit]))
 
+    def key_page(self, conn: DbConnection, after: Any, limit: int) -> list[Any]:
+        """Up to ``limit`` keys of live rows greater than ``after`` (from the first when None), by key.
+
+        Selects the key column only: the id listing that finds hard deletes reads no row data.
+        """
+        where: list[str] = []
+        params: list[Any] = []
+        if after is not None:
+            where.append(f"{self.key} > {self.dialect.param}")
+            params.append(after)
+        if self.spec.deleted_at is not None:
+            where.append(f"{self._quoted(self.spec.deleted_at)} IS NULL")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {self.key} FROM {self.table}{clause} ORDER BY {self.key} LIMIT {self.dialect.param}"
+        return [row[0] for row in conn.execute(sql, [*params, limit]).fetchall()]
+
     def changes_page(self, conn: DbConnection, low: Stamp | None, low_key: Any, limit: int) -> list[Row]:
         """Up to ``limit`` rows after ``(low, low_key)`` in ``(updated_at, key)`` order.
 

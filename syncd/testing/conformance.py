@@ -500,6 +500,48 @@ class ConnectorConformance:
         assert kept in live_ids(pages), "removing one record hid another"
         assert pages[-1].complete
 
+    # -- id listing --------------------------------------------------------------------------------
+
+    async def test_id_listing_names_exactly_the_records_of_a_full_listing(self, harness: Harness) -> None:
+        self._require(harness, "id_listing")
+        if not self._caps(harness).full_listing:
+            pytest.skip("capabilities.full_listing is False: no listing to compare the id listing with")
+        count = 2 * harness.page_size + 1 if harness.page_size else 5
+        seeded = set(await self._seed(harness, range(count)))
+        ids = await harness.connector.list_ids(self.object_name)
+        assert all(isinstance(i, str) for i in ids), f"list_ids must return string ids, got {ids[:5]!r}"
+        duplicates = sorted(i for i, n in collections.Counter(ids).items() if n > 1)
+        assert not duplicates, f"list_ids returned ids more than once: {duplicates}"
+        listed = live_ids(await self._pages(harness, None))
+        assert seeded <= listed, f"missing from the full listing: {sorted(seeded - listed)}"
+        assert set(ids) == listed, (
+            f"list_ids differs from the full listing: only in list_ids {sorted(set(ids) - listed)}, "
+            f"only in the listing {sorted(listed - set(ids))}"
+        )
+
+    async def test_removed_record_disappears_from_the_id_listing(self, harness: Harness) -> None:
+        self._require(harness, "id_listing")
+        gone, kept = await self._seed(harness, range(2))
+        before = await harness.connector.list_ids(self.object_name)
+        assert {gone, kept} <= set(before), f"list_ids misses seeded records: {before}"
+        await harness.remove(gone)
+        await harness.settle()
+        after = await harness.connector.list_ids(self.object_name)
+        assert gone not in after, "a removed record is still in list_ids: its delete would go unnoticed"
+        assert kept in after, "removing one record hid another from list_ids"
+
+    async def test_records_never_name_themselves_as_replaced(self, harness: Harness) -> None:
+        seeded = await self._seed(harness, range(2))
+        records = await harness.connector.get(self.object_name, seeded)
+        if self._caps(harness).full_listing:
+            records += [r for p in await self._pages(harness, None) for r in p.records]
+        for record in records:
+            assert isinstance(record.replaces, tuple), f"{record.id}: replaces must be a tuple of ids"
+            assert all(isinstance(i, str) and i for i in record.replaces), (
+                f"{record.id}: replaces holds non-string or empty ids {record.replaces!r}"
+            )
+            assert record.id not in record.replaces, f"{record.id} names itself among the ids it replaced"
+
     # -- get and find ------------------------------------------------------------------------------
 
     async def test_get_returns_present_records_and_omits_missing_ids(self, harness: Harness) -> None:

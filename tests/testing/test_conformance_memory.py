@@ -361,6 +361,30 @@ class ClaimsWebhooksWithoutThem(MemoryConnector):
     capabilities: ClassVar[Capabilities] = dataclasses.replace(MemoryConnector.capabilities, webhooks=True)
 
 
+class ListsIds(MemoryConnector):
+    """A correct id listing: the live records' ids."""
+
+    capabilities: ClassVar[Capabilities] = dataclasses.replace(MemoryConnector.capabilities, id_listing=True)
+
+    async def list_ids(self, obj: str) -> list[str]:
+        return list(self.backend.live(obj))
+
+
+class IdListingStopsAfterOnePage(ListsIds):
+    async def list_ids(self, obj: str) -> list[str]:
+        return (await super().list_ids(obj))[: self.settings.page_size]
+
+
+class IdListingKeepsRemovedRecords(ListsIds):
+    async def list_ids(self, obj: str) -> list[str]:
+        return list(self.backend.table(obj))
+
+
+class NamesItselfReplaced(MemoryConnector):
+    async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        return [dataclasses.replace(r, replaces=(r.id,)) for r in await super().get(obj, ids)]
+
+
 def signed_harness(cls: type[SignedMemoryConnector]) -> Harness:
     harness = SignedMemoryHarness(OBJ)
     harness.connector = cls(harness.connector.config, backend=harness.app)
@@ -412,6 +436,11 @@ BROKEN: dict[str, Callable[[], Harness]] = {
     "webhook_signed_with_a_wrong_secret_is_rejected": lambda: signed_harness(WebhookAcceptsAnySecret),
     "duplicate_webhook_delivery_yields_the_same_event_id": lambda: signed_harness(WebhookEventIdsPerDelivery),
     "valid_webhook_is_accepted_and_names_the_record": lambda: memory_harness(ClaimsWebhooksWithoutThem),
+    "id_listing_names_exactly_the_records_of_a_full_listing": lambda: memory_harness(
+        IdListingStopsAfterOnePage
+    ),
+    "removed_record_disappears_from_the_id_listing": lambda: memory_harness(IdListingKeepsRemovedRecords),
+    "records_never_name_themselves_as_replaced": lambda: memory_harness(NamesItselfReplaced),
 }
 
 
@@ -438,6 +467,13 @@ async def test_checks_that_do_not_apply_are_skipped_with_a_reason() -> None:
         await Kit().test_transient_failure_is_retried_until_the_call_succeeds(harness, "429")
     with pytest.raises(pytest.skip.Exception, match="no webhooks"):
         await Kit().test_webhook_with_a_tampered_body_is_rejected(harness)
+
+
+async def test_id_listing_checks_pass_for_a_correct_id_listing_and_skip_without_one() -> None:
+    await Kit().test_id_listing_names_exactly_the_records_of_a_full_listing(memory_harness(ListsIds))
+    await Kit().test_removed_record_disappears_from_the_id_listing(memory_harness(ListsIds))
+    with pytest.raises(pytest.skip.Exception, match="id_listing"):
+        await Kit().test_removed_record_disappears_from_the_id_listing(memory_harness())
 
 
 # -- helpers ---------------------------------------------------------------------------------------

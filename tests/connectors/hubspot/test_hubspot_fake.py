@@ -512,3 +512,108 @@ async def test_companies_use_hs_lastmodifieddate_and_allow_duplicate_domains(
     assert "hs_lastmodifieddate" in first.json()["properties"]
     unknown = await client.get("/crm/v3/objects/widgets")
     assert unknown.status_code == 400
+
+
+# -- merges -------------------------------------------------------------------------------------------
+
+
+async def test_merge_keeps_primary_values_fills_empty_ones_and_names_the_merged_id(
+    fake: HubSpotFake, client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    primary = fake.seed({"email": "ada@example.com", "firstname": "Ada"})
+    other = fake.seed({"email": "ada.l@example.com", "firstname": "Augusta", "lastname": "Lovelace"})
+    response = await client.post(
+        f"{CONTACTS}/merge", json={"primaryObjectId": primary, "objectIdToMerge": other}
+    )
+    assert response.status_code == 200
+    assert response.json()["id"] == primary
+    survivor = fake.record(primary)
+    assert survivor is not None
+    props = survivor["properties"]
+    assert (props["email"], props["firstname"], props["lastname"]) == ("ada@example.com", "Ada", "Lovelace")
+    assert props["hs_additional_emails"] == "ada.l@example.com"
+    assert props["hs_merged_object_ids"] == other
+    read = await client.get(f"{CONTACTS}/{primary}", params={"properties": "hs_merged_object_ids"})
+    assert read.json()["properties"]["hs_merged_object_ids"] == other
+    assert (await client.get(f"{CONTACTS}/{other}")).status_code == 404
+    assert (await client.get(f"{CONTACTS}/{other}", params={"archived": "true"})).status_code == 404
+    assert fake.live_ids() == [primary]
+    await fake.webhooks_idle()
+    (event,) = [e for *_, body in receiver.received for e in json.loads(body)]
+    assert event["subscriptionType"] == "contact.merge"
+    assert (event["primaryObjectId"], event["mergedObjectIds"], event["newObjectId"]) == (
+        int(primary),
+        [int(other)],
+        int(primary),
+    )
+    assert event["numberOfPropertiesMoved"] == 1  # lastname; the email went to additional emails
+
+
+async def test_merged_away_id_resolves_to_the_survivor_when_the_fake_is_told_so(
+    fake: HubSpotFake, client: httpx.AsyncClient
+) -> None:
+    fake.resolve_merged_ids = True
+    first = fake.seed({"email": "a@example.com"})
+    second = fake.seed({"email": "b@example.com"})
+    third = fake.seed({"email": "c@example.com"})
+    fake.merge(second, first)
+    fake.merge(third, second)  # the chain first -> second -> third resolves to third
+    for rid in (first, second):
+        assert (await client.get(f"{CONTACTS}/{rid}")).json()["id"] == third
+    read = await client.post(
+        f"{CONTACTS}/batch/read",
+        json={"inputs": [{"id": first}, {"id": second}], "properties": ["hs_merged_object_ids"]},
+    )
+    (only,) = read.json()["results"]
+    assert only["id"] == third
+    assert sorted(only["properties"]["hs_merged_object_ids"].split(";")) == sorted([first, second])
+
+
+async def test_merge_can_mint_a_new_id_for_the_combined_record(
+    fake: HubSpotFake, client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    fake.merge_mints_new_id = True
+    primary = fake.seed({"email": "a@example.com"})
+    other = fake.seed({"email": "b@example.com"})
+    merged = (
+        await client.post(f"{CONTACTS}/merge", json={"primaryObjectId": primary, "objectIdToMerge": other})
+    ).json()
+    assert merged["id"] not in (primary, other)
+    assert fake.live_ids() == [merged["id"]]
+    await fake.webhooks_idle()
+    (event,) = [e for *_, body in receiver.received for e in json.loads(body)]
+    assert event["newObjectId"] == int(merged["id"])
+    assert event["primaryObjectId"] == int(primary)
+
+
+async def test_merge_of_a_missing_or_the_same_record_is_refused(
+    fake: HubSpotFake, client: httpx.AsyncClient
+) -> None:
+    rid = fake.seed({"email": "a@example.com"})
+    url = f"{CONTACTS}/merge"
+    missing = await client.post(url, json={"primaryObjectId": rid, "objectIdToMerge": "999999"})
+    assert missing.status_code == 404
+    itself = await client.post(url, json={"primaryObjectId": rid, "objectIdToMerge": rid})
+    assert itself.status_code == 400
+    assert (await client.post(url, json={"primaryObjectId": rid})).status_code == 400
+    assert fake.live_ids() == [rid]
+
+
+async def test_archived_listing_carries_archived_at_on_the_fake_clock(
+    fake: HubSpotFake, clock: FakeClock, client: httpx.AsyncClient
+) -> None:
+    early = fake.seed({"email": "early@example.com"})
+    late = fake.seed({"email": "late@example.com"})
+    fake.archive(early)
+    clock.advance(60)
+    fake.archive(late)
+    listed = (await client.get(CONTACTS, params={"archived": "true", "limit": 1})).json()
+    assert [r["id"] for r in listed["results"]] == [early]
+    assert listed["paging"]["next"]["after"]
+    rest = (
+        await client.get(CONTACTS, params={"archived": "true", "after": listed["paging"]["next"]["after"]})
+    ).json()
+    stamps = {r["id"]: r["archivedAt"] for r in [*listed["results"], *rest["results"]]}
+    assert set(stamps) == {early, late}
+    assert all(r["archived"] for r in rest["results"])
+    assert stamps[early] < stamps[late]

@@ -95,6 +95,10 @@ async def test_fake_responses_match_the_openapi_documents(
     )
     await call("POST", f"{CONTACTS}/batch/archive", json={"inputs": [{"id": created[1]["id"]}]})
     await call("DELETE", f"{CONTACTS}/{created[0]['id']}")
+    await call("GET", CONTACTS, params={"archived": "true", "properties": "email"})
+    twin = fake.seed({"email": "ada.twin@example.com"})
+    await call("POST", f"{CONTACTS}/merge", json={"primaryObjectId": ada, "objectIdToMerge": twin})
+    await call("POST", f"{CONTACTS}/merge", json={"primaryObjectId": ada, "objectIdToMerge": twin})  # 404
     await call("POST", f"{CONTACTS}/gdpr-delete", json={"objectId": ada})
     await call("POST", "/crm/v3/objects/companies", json={"properties": {"name": "Acme"}, "associations": []})
     await call("GET", "/crm/v3/objects/companies")

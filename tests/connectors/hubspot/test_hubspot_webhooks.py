@@ -180,12 +180,57 @@ def test_legacy_event_type_field_is_understood() -> None:
     assert hint.deleted
 
 
-def test_merge_asks_to_reread_the_surviving_and_the_merged_records() -> None:
+def test_merge_webhook_names_merged_away_ids() -> None:
     merge = event("contact.merge", 600, primaryObjectId=600, mergedObjectIds=[601, 602], newObjectId=600)
-    hints = offline().parse_webhook({}, json.dumps([merge]).encode())
-    assert sorted(h.record_id for h in hints) == ["600", "601", "602"]
-    assert not any(h.deleted for h in hints)
-    assert len({h.event_id for h in hints}) == 3
+    (hint,) = offline().parse_webhook({}, json.dumps([merge]).encode())
+    assert (hint.record_id, hint.replaces, hint.deleted) == ("600", ("601", "602"), False)
+
+
+def test_merge_webhook_with_a_new_id_replaces_the_primary_too() -> None:
+    merge = event("contact.merge", 600, primaryObjectId=600, mergedObjectIds=[601], newObjectId=700)
+    (hint,) = offline().parse_webhook({}, json.dumps([merge]).encode())
+    assert (hint.record_id, hint.replaces) == ("700", ("600", "601"))
+
+
+def test_merge_webhook_without_new_object_id_hints_the_primary() -> None:
+    merge = event("contact.merge", 601, primaryObjectId=600, mergedObjectIds=[601])
+    (hint,) = offline().parse_webhook({}, json.dumps([merge]).encode())
+    assert (hint.record_id, hint.replaces) == ("600", ("601",))
+
+
+def test_deletion_of_a_merged_away_id_in_the_same_delivery_is_not_a_delete() -> None:
+    batch = [
+        event("contact.merge", 600, 1, primaryObjectId=600, mergedObjectIds=[601], newObjectId=600),
+        event("contact.deletion", 601, 2),
+        event("contact.deletion", 602, 3),
+    ]
+    hints = offline().parse_webhook({}, json.dumps(batch).encode())
+    assert [(h.record_id, h.deleted, h.replaces) for h in hints] == [
+        ("600", False, ("601",)),
+        ("602", True, ()),
+    ]
+
+
+def test_merge_webhook_with_malformed_merged_ids_is_a_clear_error() -> None:
+    merge = event("contact.merge", 600, primaryObjectId=600, mergedObjectIds="601")
+    with pytest.raises(ValueError, match="mergedObjectIds"):
+        offline().parse_webhook({}, json.dumps([merge]).encode())
+
+
+async def test_merge_through_the_api_comes_back_as_a_verified_hint_for_the_survivor(
+    fake: HubSpotFake, receiver: WebhookReceiver, connector: HubSpotConnector
+) -> None:
+    primary = fake.seed({"email": "ada@example.com"})
+    other = fake.seed({"email": "ada.l@example.com"})
+    await connector.api.http.post(
+        "/crm/v3/objects/contacts/merge", json={"primaryObjectId": primary, "objectIdToMerge": other}
+    )
+    await fake.webhooks_idle()
+    hints = []
+    for method, url, headers, body in receiver.received:
+        connector.verify_webhook(method, url, headers, body)
+        hints += connector.parse_webhook(headers, body)
+    assert [(h.record_id, h.replaces, h.deleted) for h in hints] == [(primary, (other,), False)]
 
 
 @pytest.mark.parametrize(

@@ -397,3 +397,24 @@ async def test_standalone_server_serves_the_api_until_terminated() -> None:
         async with asyncio.timeout(20):
             await process.wait()
     assert process.returncode == 0
+
+
+async def test_email_change_through_the_api_sends_upemail_and_keeps_the_stable_ids(
+    api: httpx.AsyncClient, fake: MailchimpFake, receiver: Receiver
+) -> None:
+    fake.add_webhook(receiver.url)
+    old_id = fake.seed("ada@lovelace.io")
+    before = (await api.get(f"{MEMBERS}/{old_id}")).json()
+    after = (await api.patch(f"{MEMBERS}/{old_id}", json={"email_address": "Ada@Byron.io"})).json()
+    assert after["id"] == subscriber_hash("ada@byron.io") != old_id
+    # The subscriber hash follows the address; these ids do not.
+    assert (after["unique_email_id"], after["contact_id"], after["web_id"]) == (
+        before["unique_email_id"],
+        before["contact_id"],
+        before["web_id"],
+    )
+    await fake.webhooks_idle()
+    (event,) = [_form(r.body) for r in receiver.posts]
+    assert event["type"] == "upemail"
+    assert (event["data[old_email]"], event["data[new_email]"]) == ("ada@lovelace.io", "Ada@Byron.io")
+    assert event["data[new_id]"] == after["unique_email_id"]

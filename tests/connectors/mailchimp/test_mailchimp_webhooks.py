@@ -89,6 +89,36 @@ def test_upemail_event_names_the_member_by_its_new_address(connector: MailchimpC
     body = _body("upemail", new_id="51da8c3259", new_email="ada@byron.io", old_email="ada@lovelace.io")
     (hint,) = connector.parse_webhook(FORM, body)
     assert hint.record_id == subscriber_hash("ada@byron.io")
+    assert hint.replaces == (subscriber_hash("ada@lovelace.io"),)
+
+
+def test_upemail_without_an_old_address_is_malformed(connector: MailchimpConnector) -> None:
+    body = _body("upemail", new_id="51da8c3259", new_email="ada@byron.io")
+    with pytest.raises(ValueError, match="old_email"):
+        connector.parse_webhook(FORM, body)
+
+
+def test_upemail_that_only_changes_case_replaces_nothing(connector: MailchimpConnector) -> None:
+    body = _body("upemail", new_id="51da8c3259", new_email="Ada@Byron.io", old_email="ada@byron.io")
+    (hint,) = connector.parse_webhook(FORM, body)
+    assert (hint.record_id, hint.replaces) == (subscriber_hash("ada@byron.io"), ())
+
+
+async def test_email_change_by_the_connector_comes_back_as_upemail_replacing_the_old_id(
+    fake: MailchimpFake, connector: MailchimpConnector, receiver: Receiver
+) -> None:
+    await _register(fake, receiver, {"user": True, "admin": True, "api": True})
+    old_id = fake.seed("ada@lovelace.io")
+    (result,) = await connector.update(
+        "members", [WriteItem(key="k", id=old_id, fields={"email_address": "ada@byron.io"})]
+    )
+    assert result.record is not None
+    await fake.webhooks_idle()
+    hints = []
+    for request in receiver.posts:
+        connector.verify_webhook(request.method, request.url, request.headers, request.body)
+        hints += connector.parse_webhook(request.headers, request.body)
+    assert [(h.record_id, h.replaces) for h in hints] == [(result.record.id, (old_id,))]
 
 
 @pytest.mark.parametrize(("action", "deleted"), [("unsub", False), ("delete", True)])

@@ -167,6 +167,7 @@ async def test_changing_the_email_moves_the_member_to_the_hash_of_the_new_addres
     )
     assert result.record is not None
     assert result.record.id == subscriber_hash("ada@byron.io")
+    assert result.record.replaces == (old_id,), "the result names the id the member had before"
     assert fake.member(old_id) is None
     moved = fake.member("ada@byron.io")
     assert moved is not None
@@ -278,3 +279,40 @@ async def test_a_rejected_api_key_fails_the_whole_batch(make_connector: Connecto
     with pytest.raises(AuthError) as raised:
         await connector.create("members", [_item("k1", email_address="ada@lovelace.io")])
     assert "wrong-key-us1" not in str(raised.value)
+
+
+async def test_email_change_moves_member_id_and_the_result_replaces_the_old_one(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    old_id = fake.seed("ada@lovelace.io")
+    other = fake.seed("grace@hopper.io")
+    results = await connector.update(
+        "members",
+        [
+            _item("moved", old_id, email_address="ada@byron.io"),
+            _item("stays", other, merge_fields={"FNAME": "Grace"}),
+        ],
+    )
+    assert [(r.record.id, r.record.replaces) for r in results if r.record is not None] == [
+        (subscriber_hash("ada@byron.io"), (old_id,)),
+        (other, ()),
+    ]
+    (read,) = await connector.get("members", [subscriber_hash("ada@byron.io")])
+    assert read.fields["email_address"] == "ada@byron.io"
+    assert await connector.get("members", [old_id]) == []
+
+
+async def test_a_change_of_case_only_keeps_the_member_id(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    member_id = fake.seed("ada@lovelace.io")
+    (result,) = await connector.update("members", [_item("k", member_id, email_address="Ada@Lovelace.io")])
+    assert result.record is not None
+    assert (result.record.id, result.record.replaces) == (member_id, ())
+    assert result.record.fields["email_address"] == "Ada@Lovelace.io"
+
+
+def test_delete_archives_unless_deletes_are_permanent(make_connector: ConnectorFactory) -> None:
+    assert make_connector().capabilities.archives
+    assert not make_connector(delete_mode="permanent").capabilities.archives
+    assert MailchimpConnector.capabilities.archives

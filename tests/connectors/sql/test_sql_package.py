@@ -29,17 +29,21 @@ def test_capabilities_advertise_incremental_reads_conditional_writes_and_tombsto
     assert (caps.create, caps.update, caps.delete) == (True,) * 3
     assert not caps.webhooks
     assert caps.batch_size == 500
+    assert caps.id_listing
 
 
-def test_an_instance_claims_tombstones_only_with_a_deleted_at_column(tmp_path: Path) -> None:
+def test_an_instance_claims_tombstones_and_archives_only_with_a_deleted_at_column(tmp_path: Path) -> None:
     def connector(**settings: str) -> SqlConnector:
         return SqlConnector(SqlSettings(url=f"sqlite:///{tmp_path / 'app.db'}", table="users", **settings))
 
     hard, soft = connector(updated_at="updated_at"), connector(deleted_at="deleted_at")
     assert not hard.capabilities.tombstones
     assert soft.capabilities.tombstones
+    # A hard DELETE cannot be undone: only a soft delete lets the archive policy reach this table.
+    assert not hard.capabilities.archives
+    assert soft.capabilities.archives
     # Everything else is what the class declares (the engine reads batch_size, create, conditional_writes).
-    assert dataclasses.replace(hard.capabilities, tombstones=True) == SqlConnector.capabilities
+    assert dataclasses.replace(hard.capabilities, tombstones=True, archives=True) == SqlConnector.capabilities
     assert soft.capabilities == SqlConnector.capabilities
     assert SqlConnector.capabilities.tombstones
 

@@ -17,8 +17,14 @@ What it reproduces, because sync code must cope with it (see api-reference.md se
   (errors carry ``context.objectWriteTraceId`` or ``context.ids`` so clients can tell which input
   failed). As observed in HubSpot's issue tracker, a duplicate email fails a whole
   ``batch/create`` with 409 naming only the first existing contact;
-* archive (soft; listed with ``archived=true``; restorable through the backdoor) versus
-  ``gdpr-delete`` (permanent; an unknown email is blocklisted);
+* archive (soft; listed with ``archived=true`` with its ``archivedAt``; restorable through the
+  backdoor) versus ``gdpr-delete`` (permanent; an unknown email is blocklisted);
+* merge (``POST /merge``, or ``merge`` in the backdoor): the primary's values win, empty ones are
+  filled from the merged record, the merged-away id leaves every listing and the survivor names
+  it in ``hs_merged_object_ids``; a ``*.merge`` webhook carries ``primaryObjectId``,
+  ``mergedObjectIds``, ``newObjectId`` and ``numberOfPropertiesMoved``. Knobs cover what the
+  reference leaves open: ``resolve_merged_ids`` (reading a merged-away id returns the survivor
+  instead of 404) and ``merge_mints_new_id`` (the survivor gets a new id);
 * webhooks for every change, API writes included (that is how echoes reach syncd): JSON arrays
   of at most 100 events, signed with HubSpot's v3 signature (base64 HMAC-SHA256 of method +
   URI + body + millisecond timestamp) plus the legacy v1 header.
@@ -27,7 +33,7 @@ Modelling choices where HubSpot's behaviour is not documented are marked *unveri
 Modules: ``_model`` (clock, properties, records), ``_search``, ``_errors``, ``_signing``, ``_app``
 (the server, state changes, backdoor, webhooks) and ``__main__`` (standalone).
 Tests drive time through ``clock`` (a ``FakeClock``) and play a human through the backdoor:
-``seed``, ``edit``, ``archive``, ``restore``, ``record``.
+``seed``, ``edit``, ``archive``, ``restore``, ``merge``, ``record``.
 
 Standalone: ``python -m syncd.testing.fakes.hubspot --port 8081 --token T --secret S --webhook-url U``.
 """

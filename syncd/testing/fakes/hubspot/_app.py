@@ -33,6 +33,7 @@ from ._model import (
     MAX_QUERY_CHARS,
     MAX_SEARCH_LIMIT,
     MAX_WEBHOOK_EVENTS,
+    MERGED_IDS,
     SEARCH_WINDOW,
     SPECS,
     Collection,
@@ -120,6 +121,11 @@ class HubSpotFake(FakeApp):
         #: Robustness knobs for clients (HubSpot documents neither the echo nor the order).
         self.echo_write_trace_ids = True
         self.reverse_batch_results = False
+        #: Merge behaviours HubSpot's reference leaves open (both unverified, both off by default):
+        #: reads of a merged-away id answer with the record it was merged into (else 404), and a
+        #: merge gives the combined record a new id (``newObjectId``) instead of the primary's.
+        self.resolve_merged_ids = False
+        self.merge_mints_new_id = False
         self.app.middlewares.append(self._hubspot_middleware)
 
     def lose_responses(self, times: int = 1, path_prefix: str = "") -> None:
@@ -138,6 +144,7 @@ class HubSpotFake(FakeApp):
         router.add_post(base, self._create_one)
         router.add_post(base + "/search", self._search)
         router.add_post(base + "/gdpr-delete", self._gdpr_delete)
+        router.add_post(base + "/merge", self._merge_route)
         router.add_post(base + "/batch/{action}", self._batch)
         router.add_get(base + "/{id}", self._get_one)
         router.add_patch(base + "/{id}", self._update_one)
@@ -313,6 +320,9 @@ class HubSpotFake(FakeApp):
         if not ident.strip().isdigit():
             return None
         rec = coll.records.get(int(ident))
+        if rec is None and not archived and self.resolve_merged_ids:
+            survivor = coll.merged_into.get(int(ident))
+            rec = coll.records.get(survivor) if survivor is not None else None
         return rec if rec is not None and rec.archived == archived else None
 
     # -- property validation -------------------------------------------------------------------
@@ -480,6 +490,63 @@ class HubSpotFake(FakeApp):
         self._index(rec)
         self._event(coll, "restore", rec.id, rec.updated_ms, source)
 
+    def _merge(self, coll: Collection, primary: Record, secondary: Record, *, source: str) -> Record:
+        """Merge ``secondary`` into ``primary``; returns the record that holds both from now on.
+
+        The primary's values win; a property the primary lacks takes the secondary's value (each
+        such copy counts in ``numberOfPropertiesMoved``). A contact's second address is kept in
+        ``hs_additional_emails`` (unverified detail of HubSpot's merge). The merged-away ids are
+        gone from every listing; the survivor lists them in ``hs_merged_object_ids``.
+        """
+        values = dict(primary.properties)
+        moved = 0
+        for name, value in secondary.properties.items():
+            if name == MERGED_IDS:
+                continue
+            if coll.spec.email_unique and name == "email" and values.get("email"):
+                if value != values["email"]:
+                    extra = [e for e in values.get("hs_additional_emails", "").split(";") if e]
+                    values["hs_additional_emails"] = ";".join(dict.fromkeys([*extra, value]))
+                continue
+            if not values.get(name):
+                values[name] = value
+                moved += 1
+        gone = [secondary, primary] if self.merge_mints_new_id else [secondary]
+        earlier = [i for r in (primary, secondary) for i in r.properties.get(MERGED_IDS, "").split(";") if i]
+        merged_ids = sorted({*map(int, earlier), *(r.id for r in gone)})
+        values[MERGED_IDS] = ";".join(map(str, merged_ids))
+        stamp = self._stamp()
+        if self.merge_mints_new_id:
+            survivor = Record(next(self._ids), values, min(primary.created_ms, secondary.created_ms), stamp)
+            coll.records[survivor.id] = survivor
+        else:
+            survivor = primary
+            survivor.properties = values
+            survivor.updated_ms = stamp
+        for rec in gone:
+            del coll.records[rec.id]
+        gone_ids = {rec.id for rec in gone}
+        for old, into in list(coll.merged_into.items()):
+            if into in gone_ids:
+                coll.merged_into[old] = survivor.id
+        for old in merged_ids:
+            coll.merged_into[old] = survivor.id
+        self._index(survivor)
+        self._event(
+            coll,
+            "merge",
+            survivor.id,
+            stamp,
+            source,
+            extra={
+                "primaryObjectId": primary.id,
+                "mergedObjectIds": [secondary.id],
+                "newObjectId": survivor.id,
+                "numberOfPropertiesMoved": moved,
+            },
+        )
+        return survivor
+
     def _purge(self, coll: Collection, rec: Record, *, source: str) -> None:
         del coll.records[rec.id]
         stamp = self._stamp()
@@ -628,6 +695,17 @@ class HubSpotFake(FakeApp):
         self._restore(coll, coll.records[int(record_id)], source=source)
         self._flush_events()
 
+    def merge(
+        self, primary_id: str, merged_id: str, *, object: str = "contacts", source: str = "CRM_UI"
+    ) -> str:
+        """Merge two records as a user would in HubSpot; emits a merge webhook; returns the survivor's id."""
+        coll = self.collections[object]
+        survivor = self._merge(
+            coll, coll.records[int(primary_id)], coll.records[int(merged_id)], source=source
+        )
+        self._flush_events()
+        return str(survivor.id)
+
     def record(self, record_id: str, *, object: str = "contacts") -> dict[str, Any] | None:
         """The record as the API would show it with every set property, or None if purged."""
         coll = self.collections[object]
@@ -720,6 +798,28 @@ class HubSpotFake(FakeApp):
         if rec is not None:
             self._archive(coll, rec, source="API")
         return web.Response(status=204)
+
+    async def _merge_route(self, request: web.Request) -> web.StreamResponse:
+        coll = self._collection(request)
+        body = await self._json_body(request)
+        found: list[Record] = []
+        for key in ("primaryObjectId", "objectIdToMerge"):
+            value = body.get(key)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, str | int)
+                or not str(value).strip().isdigit()
+            ):
+                raise bad_request(f"{key} is required and must be a {coll.spec.singular} id")
+            rec = self._find(coll, str(value), None, archived=False)
+            if rec is None:
+                raise HubSpotError(404, "OBJECT_NOT_FOUND", f"{coll.spec.label} {value} does not exist")
+            found.append(rec)
+        primary, secondary = found
+        if primary.id == secondary.id:
+            raise bad_request(f"Cannot merge a {coll.spec.singular} with itself")
+        survivor = self._merge(coll, primary, secondary, source="API")
+        return web.json_response(self._public(coll, survivor, self._requested(coll, [])))
 
     async def _gdpr_delete(self, request: web.Request) -> web.StreamResponse:
         coll = self._collection(request)

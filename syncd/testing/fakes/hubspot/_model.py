@@ -19,6 +19,9 @@ MAX_FILTER_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6
 MAX_FILTERS = 18
 DEFAULT_LIMIT = 10
+#: The property listing the ids merged into a record, ``;``-separated (HubSpot's name for it; not
+#: in the published OpenAPI documents, which describe no property at all).
+MERGED_IDS = "hs_merged_object_ids"
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -179,6 +182,7 @@ def _contact_properties() -> tuple[PropertyDef, ...]:
         PropertyDef("createdate", "Create Date", "datetime", "date", group, read_only=True),
         PropertyDef("lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
         PropertyDef("hs_object_id", "Record ID", "number", "number", group, read_only=True),
+        PropertyDef(MERGED_IDS, "Merged Contact IDs", "enumeration", "checkbox", group, read_only=True),
     )
 
 
@@ -197,6 +201,7 @@ def _company_properties() -> tuple[PropertyDef, ...]:
         PropertyDef("createdate", "Create Date", "datetime", "date", group, read_only=True),
         PropertyDef("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", group, read_only=True),
         PropertyDef("hs_object_id", "Record ID", "number", "number", group, read_only=True),
+        PropertyDef(MERGED_IDS, "Merged Company IDs", "enumeration", "checkbox", group, read_only=True),
     )
 
 
@@ -255,6 +260,8 @@ class Collection:
     def __init__(self, spec: ObjectSpec, created_ms: int) -> None:
         self.spec = spec
         self.records: dict[int, Record] = {}
+        #: Ids merged away, each to the id of the record that now holds its data.
+        self.merged_into: dict[int, int] = {}
         self.properties: dict[str, PropertyDef] = {}
         for prop in spec.builtin:
             self.properties[prop.name] = PropertyDef(**{**prop.__dict__, "created_ms": created_ms})
