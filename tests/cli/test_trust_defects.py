@@ -283,6 +283,7 @@ def test_person_recreated_after_a_propagated_delete_gets_no_stale_values_back(tm
     live_a = world.rows("a", "email = 'ada@example.com' AND deleted_at IS NULL")
     live_b = world.rows("b", "email = 'ada@example.com' AND deleted_at IS NULL")
     assert len(live_a) == 1
+    assert len(live_b) == 1, f"the recreated person is not (only once) in b: {live_b}"
     for app, rows in (("a", live_a), ("b", live_b)):
         for row in rows:
             assert (row["phone"], row["company"]) == (None, None), (
