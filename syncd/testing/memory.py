@@ -13,7 +13,14 @@ Misbehaviours (all off by default):
   pagination bug) — the engine's mass-delete guard must catch it;
 * ``fail_listing_after``: full listings raise TransientError after N records;
 * ``after_call``: a hook run after each remote operation took effect (raise in it to simulate a
-  crash between the remote call and syncd's commit).
+  crash between the remote call and syncd's commit);
+* ``rewrite``: the app's automation, run on the whole stored record after each create or update
+  through the API (e.g. promoting lifecycle ``lead`` to ``mql``); the write returns the record as
+  the automation left it;
+* ``hard_deletes``: deletes (the backdoor's and the API's) remove the record outright: no
+  tombstone in the change feed, only its absence from listings and lookups tells;
+* ``id_listing``: the connector declares the ``id_listing`` capability and serves ``list_ids``
+  (every live id, no fields), so hard deletes can be found without a full listing.
 """
 
 from __future__ import annotations
@@ -84,6 +91,9 @@ class MemoryApp:
     after_call: Callable[[str], None] | None = None
     #: Deletes archive (restorable) rather than remove: the ``archive`` delete policy reaches it.
     archives: bool = False
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    hard_deletes: bool = False
+    id_listing: bool = False
     #: Every remote operation, as (op, object, ids), for assertions on writes.
     calls: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -123,9 +133,22 @@ class MemoryApp:
         self._touch(row)
 
     def remove(self, obj: str, rid: str) -> None:
+        if self.hard_deletes:
+            del self.table(obj)[rid]
+            return
         row = self.table(obj)[rid]
         row.deleted = True
         self._touch(row)
+
+    def _automate(self, obj: str, rid: str) -> None:
+        """Run the app's automation on a record syncd just wrote (a change of its own if any)."""
+        if self.rewrite is None:
+            return
+        row = self.table(obj)[rid]
+        rewritten = self.rewrite(_copy(row.fields))
+        if rewritten != row.fields:
+            row.fields = rewritten
+            self._touch(row)
 
     def _touch(self, row: _Row) -> None:
         row.version += 1
@@ -168,9 +191,14 @@ class MemoryConnector(Connector):
         self.backend = (
             backend if backend is not None else SPACES.setdefault(config.space, MemoryApp(config.space))
         )
-        if self.backend.archives:
-            # Capabilities are per class; an archiving backend gets its own on this instance.
-            self.__dict__["capabilities"] = dataclasses.replace(self.capabilities, archives=True)
+        if self.backend.hard_deletes or self.backend.id_listing or self.backend.archives:
+            # What this app can do, as the SQL connector declares it per table.
+            vars(self)["capabilities"] = dataclasses.replace(
+                type(self).capabilities,
+                tombstones=not self.backend.hard_deletes,
+                id_listing=self.backend.id_listing,
+                archives=self.backend.archives,
+            )
 
     @classmethod
     def over(
@@ -233,6 +261,12 @@ class MemoryConnector(Connector):
         self.backend.calls.append(("get", obj, tuple(ids)))
         return [self.backend.record(obj, rid) for rid in found]
 
+    async def list_ids(self, obj: str) -> list[str]:
+        if not self.backend.id_listing:
+            raise NotImplementedError(f"{self.app} has no id listing")
+        self.backend.calls.append(("list_ids", obj, ()))
+        return sorted(rid for rid, row in self.backend.table(obj).items() if not row.deleted)
+
     async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
         wanted = {v.strip().lower() for v in values}
         out = []
@@ -262,6 +296,7 @@ class MemoryConnector(Connector):
                 results.append(WriteResult(item.key, error=error))
                 continue
             rid = self.backend.seed(obj, self._stored(item.fields))
+            self.backend._automate(obj, rid)
             results.append(WriteResult(item.key, record=self.backend.record(obj, rid)))
         self.backend._called("create", obj, [r.record.id for r in results if r.record])
         return results
@@ -289,6 +324,7 @@ class MemoryConnector(Connector):
                 continue
             assert item.id is not None
             self.backend.edit(obj, item.id, self._stored(item.fields))
+            self.backend._automate(obj, item.id)
             results.append(WriteResult(item.key, record=self.backend.record(obj, item.id)))
         self.backend._called("update", obj, [i.id or "" for i in items])
         return results
@@ -305,7 +341,15 @@ class MemoryConnector(Connector):
                 results.append(WriteResult(item.key, error=error))
                 continue
             assert item.id is not None
+            gone = self.backend.record(obj, item.id)
             self.backend.remove(obj, item.id)
-            results.append(WriteResult(item.key, record=self.backend.record(obj, item.id)))
+            results.append(
+                WriteResult(
+                    item.key,
+                    record=self.backend.record(obj, item.id)
+                    if item.id in table
+                    else dataclasses.replace(gone, deleted=True),
+                )
+            )
         self.backend._called("delete", obj, [i.id or "" for i in items])
         return results
