@@ -48,7 +48,6 @@ from syncd.engine import (
     merge_record,
     needs_write,
     new_entity_values,
-    pending_for,
     plan_entity,
     same,
 )
@@ -475,10 +474,19 @@ class Runner:
         """Move links from the ids records replaced (app-side merges, ids derived from a changed
         key) to the records themselves. An entity whose record was merged into a record another
         entity is linked to loses its link there: nothing is deleted and nothing is re-created."""
-        pairs = [(old, r.id) for r in records if not r.deleted for old in r.replaces if old != r.id]
+        sync = mapping.name
+        pairs: list[tuple[str, str]] = [
+            (old, r.id) for r in records if not r.deleted for old in r.replaces if old != r.id
+        ]
+        aliased: dict[str, str] = {r.alias: r.id for r in records if not r.deleted and r.alias}
+        if aliased:
+            # A record whose id changed without anyone saying so (no webhook): its stable alias
+            # is already linked under the old id.
+            for alias, link in store.links_by_alias(sync, app, aliased).items():
+                if link.remote_id != aliased[alias]:
+                    pairs.append((link.remote_id, aliased[alias]))
         if not pairs:
             return
-        sync = mapping.name
         old_links = store.links_by_remote(sync, app, [old for old, _ in pairs])
         if not old_links:
             return
@@ -488,9 +496,10 @@ class Runner:
         moved: list[Link] = []
         dropped: list[Link] = []
         for old, new in pairs:
-            link = old_links.pop(old, None)
-            if link is None:
+            found = old_links.pop(old, None)
+            if found is None:
                 continue
+            link = found
             holder = holders.get(new)
             if holder is None:
                 link.remote_id = new
@@ -583,6 +592,7 @@ class Runner:
                 held = parked.get(entity.id, set())
                 outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                 link.version, link.remote_updated_at = record.version, at
+                link.alias = record.alias or link.alias
                 for name, value in outcome.parked_updates.items():
                     store.update_parked(entity.id, name, app, value, at)
                 changes += outcome.changes
@@ -658,7 +668,9 @@ class Runner:
                         )
                     )
                     changes += new_entity_values(mapping, entity, app, obs, at, run)
-                    link = Link(None, entity.id, app, record.id, dict(obs), record.version, at)
+                    link = Link(
+                        None, entity.id, app, record.id, dict(obs), record.version, at, alias=record.alias
+                    )
                 else:
                     if not self._in_scope_after(mapping, entity, app, record.id, obs, at, held, run):
                         continue
@@ -668,7 +680,15 @@ class Runner:
                             Change(entity.id, "*", None, key, app, f"restored: {app} has the key again")
                         )
                     entity.excluded = [a for a in entity.excluded if a != app]
-                    link = Link(None, entity.id, app, record.id, version=record.version, remote_updated_at=at)
+                    link = Link(
+                        None,
+                        entity.id,
+                        app,
+                        record.id,
+                        version=record.version,
+                        remote_updated_at=at,
+                        alias=record.alias,
+                    )
                     outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                     changes.append(
                         Change(entity.id, "*", None, record.id, app, f"linked existing {app} record by key")
@@ -682,7 +702,9 @@ class Runner:
                 if key:
                     by_key[key] = entity
                 changes += new_entity_values(mapping, entity, app, obs, at, run)
-                link = Link(None, entity.id, app, record.id, dict(obs), record.version, at)
+                link = Link(
+                    None, entity.id, app, record.id, dict(obs), record.version, at, alias=record.alias
+                )
                 self.stats.entities_new += 1
             all_links.setdefault(entity.id, {})[app] = link
             save_links[id(link)] = link
@@ -767,7 +789,7 @@ class Runner:
         if entity.state != "active":
             changes.append(Change(entity.id, "*", None, None, app, f"{reason}: link dropped"))
             return
-        if pending_for(mapping, entity, link):
+        if needs_write(mapping, entity, link):
             changes.append(
                 Change(entity.id, "*", None, None, app, f"{reason}, but edited elsewhere: the edit wins")
             )
@@ -1245,7 +1267,16 @@ class Runner:
                     continue
                 entity = entities[intent.entity_id]
                 record = result.record
-                link = Link(None, entity.id, app, record.id, {}, record.version, _iso(record.updated_at))
+                link = Link(
+                    None,
+                    entity.id,
+                    app,
+                    record.id,
+                    {},
+                    record.version,
+                    _iso(record.updated_at),
+                    alias=record.alias,
+                )
                 baseline_after_write(mapping, link, intent.values, intent.payload, record.fields)
                 outcome = merge_record(
                     mapping,
@@ -1405,6 +1436,7 @@ class Runner:
                     link.remote_id = record.id
                 baseline_after_write(mapping, link, intent.values, intent.payload, record.fields)
                 link.version, link.remote_updated_at = record.version, _iso(record.updated_at)
+                link.alias = record.alias or link.alias
                 # What the app kept is read like any read: a value an automation put in place of
                 # ours is a change from that app (and propagates), an equivalent form settles.
                 outcome = merge_record(

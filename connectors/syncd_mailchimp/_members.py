@@ -64,4 +64,6 @@ def to_record(member: Mapping[str, Any]) -> RemoteRecord:
         version=last_changed,
         updated_at=updated_at,
         deleted=fields["status"] == "archived",
+        # The member id is the hash of the email and changes with it; the contact id stays.
+        alias=str(member["contact_id"]) if member.get("contact_id") else None,
     )

@@ -39,6 +39,10 @@ class RemoteRecord:
     #: Why the record could not be read (undecodable data), without its values; ``fields`` is
     #: then empty. The engine quarantines such a record and goes on with the rest of the page.
     error: str | None = None
+    #: A second id the app keeps for the record when ``id`` can change (Mailchimp's member id is
+    #: the hash of the email; its ``contact_id`` stays): a record whose id changed without a
+    #: webhook saying so is still recognised, and its link moves.
+    alias: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

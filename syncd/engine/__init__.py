@@ -2,7 +2,7 @@
 
 from .model import Candidate, Change, Conflict, Entity, Link, PlannedWrite
 from .plan import baseline_after_write, needs_write, plan_entity
-from .reconcile import decide, merge_record, new_entity_values, pending_for, roundtrip, same
+from .reconcile import decide, merge_record, new_entity_values, roundtrip, same
 
 __all__ = [
     "Candidate",
@@ -16,7 +16,6 @@ __all__ = [
     "merge_record",
     "needs_write",
     "new_entity_values",
-    "pending_for",
     "plan_entity",
     "roundtrip",
     "same",

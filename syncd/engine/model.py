@@ -39,8 +39,10 @@ class Link:
     baseline: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
     remote_updated_at: str | None = None
-    #: field -> [value we wrote, value the app kept] when the app normalised what we wrote.
+    #: field -> [value we wrote, value the app kept] when the app kept a shortened value.
     coerced: dict[str, list[Any]] = field(default_factory=dict)
+    #: The app's second, stable id for the record (``RemoteRecord.alias``), where it has one.
+    alias: str | None = None
 
 
 @dataclass(frozen=True)

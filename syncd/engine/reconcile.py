@@ -317,17 +317,6 @@ def new_entity_values(
     return changes
 
 
-def pending_for(mapping: MappingView, entity: Entity, link: Link) -> bool:
-    """True if the entity holds values the app has not received yet (its record is behind)."""
-    rt = roundtrip(mapping, link.app, entity.values)
-    readable = set(mapping.readable(link.app))
-    for name in mapping.writable(link.app):
-        want = rt.get(name) if name in readable else entity.values.get(name)
-        if not same(want, link.baseline.get(name)):
-            return True
-    return False
-
-
 def roundtrip(mapping: MappingView, app: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical values the app would hold after we wrote ``values`` to it."""
     return mapping.to_canonical(app, mapping.to_remote(app, values))

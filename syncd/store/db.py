@@ -258,7 +258,17 @@ class Store:
             version=row["version"],
             remote_updated_at=row["remote_updated_at"],
             coerced=_loads(row["coerced"]),
+            alias=row["alias"],
         )
+
+    def links_by_alias(self, sync: str, app: str, aliases: Iterable[str]) -> dict[str, Link]:
+        out: dict[str, Link] = {}
+        for chunk in _chunks(sorted(set(aliases))):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM links WHERE sync = ? AND app = ? AND alias IN ({marks})"
+            for row in self._q(sql, [sync, app, *chunk]):
+                out[row["alias"]] = self._link(row)
+        return out
 
     def links_by_remote(self, sync: str, app: str, remote_ids: Iterable[str]) -> dict[str, Link]:
         out: dict[str, Link] = {}
@@ -296,18 +306,19 @@ class Store:
                 link.version,
                 link.remote_updated_at,
                 _dumps(link.coerced),
+                link.alias,
                 run_id,
             )
             if link.id is None:
                 cur = self.conn.execute(
-                    "INSERT INTO links (baseline, version, remote_updated_at, coerced, seen_run, sync, app, "
-                    "remote_id, entity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO links (baseline, version, remote_updated_at, coerced, alias, seen_run, sync, "
+                    "app, remote_id, entity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*params, sync, link.app, link.remote_id, link.entity_id),
                 )
                 link.id = int(cur.lastrowid or 0)
             else:
                 self.conn.execute(
-                    "UPDATE links SET baseline = ?, version = ?, remote_updated_at = ?, coerced = ?, "
+                    "UPDATE links SET baseline = ?, version = ?, remote_updated_at = ?, coerced = ?, alias = ?, "
                     "seen_run = max(coalesce(seen_run, 0), coalesce(?, 0)), remote_id = ?, entity_id = ? WHERE id = ?",
                     (*params, link.remote_id, link.entity_id, link.id),
                 )

@@ -110,3 +110,14 @@ def m004_erasure(db: Database) -> None:
 def m005_conflict_note(db: Database) -> None:
     """What a person should know to settle a conflict (the transform that ends an oscillation)."""
     db.executescript("ALTER TABLE conflicts ADD COLUMN note TEXT;")
+
+
+@migrations()
+def m006_link_alias(db: Database) -> None:
+    """A second id the app keeps for a record across changes of its main id (see RemoteRecord.alias)."""
+    db.executescript(
+        """
+        ALTER TABLE links ADD COLUMN alias TEXT;
+        CREATE INDEX links_alias ON links (sync, app, alias) WHERE alias IS NOT NULL;
+        """
+    )
