@@ -138,7 +138,8 @@ class SheetConnector(Connector):
         ]
         gone = [RemoteRecord(rid, {}, deleted=True) for rid in known if rid not in current]
         records = changed + gone
-        final = make_cursor(snapshot.sig, snapshot.racy, current)
+        # Rows still waiting for an id (the file is open) must be looked at again: no parse-free poll.
+        final = make_cursor(snapshot.sig, snapshot.racy or table.needs_ids, current)
         size = self.settings.page_size
         if len(records) <= size:
             yield Page(records, final, complete=cursor is None)
@@ -222,7 +223,11 @@ class SheetConnector(Connector):
         in a spreadsheet app) those rows are left out of reads.
         """
         cached = self._cache
-        if cached is not None and not cached.racy and cached.sig == files.stat(self.path):
+        if (
+            cached is not None
+            and not (cached.racy or cached.table.needs_ids)
+            and cached.sig == files.stat(self.path)
+        ):
             return cached
         snapshot = self._fresh()
         if snapshot.table.needs_ids:

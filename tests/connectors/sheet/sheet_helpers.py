@@ -98,7 +98,9 @@ class XlsxPerson(Person):
     def table(self) -> tuple[list[str], list[list[Any]]]:
         sheet = openpyxl.load_workbook(self.path)[self.sheet]
         lines = [list(row) for row in sheet.iter_rows(values_only=True)]
-        return [str(c) for c in lines[0] if c is not None], [row for row in lines[1:] if any(c is not None for c in row)]
+        return [str(c) for c in lines[0] if c is not None], [
+            row for row in lines[1:] if any(c is not None for c in row)
+        ]
 
     def save(self, header: list[str], rows: list[list[Any]]) -> None:
         workbook = openpyxl.load_workbook(self.path)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from sheet_helpers import CsvPerson, Person, XlsxPerson
 
@@ -56,10 +57,10 @@ class TestCsvConformance(ConnectorConformance):
     object_name = "rows"
 
     @pytest.fixture
-    async def harness(self, tmp_path: Path) -> AsyncIterator[Harness]:
+    async def harness(self, tmp_path: Path) -> Harness:
         person = CsvPerson(tmp_path / "contacts.csv")
         person.create(["email", "name"], [])
-        yield SheetHarness(person)
+        return SheetHarness(person)
 
 
 class TestXlsxConformance(ConnectorConformance):
@@ -68,17 +69,15 @@ class TestXlsxConformance(ConnectorConformance):
     object_name = "rows"
 
     @pytest.fixture
-    async def harness(self, tmp_path: Path) -> AsyncIterator[Harness]:
+    async def harness(self, tmp_path: Path) -> Harness:
         person = XlsxPerson(tmp_path / "contacts.xlsx", sheet="People")
         person.create(["email", "name", "syncd_id"], [])
         workbook_first_sheet(person.path)
-        yield SheetHarness(person, sheet="People")
+        return SheetHarness(person, sheet="People")
 
 
 def workbook_first_sheet(path: Path) -> None:
     """Put another worksheet in front of the synced one."""
-    import openpyxl
-
     workbook = openpyxl.load_workbook(path)
     other = workbook.create_sheet("Notes", 0)
     other["A1"] = "not synced"
