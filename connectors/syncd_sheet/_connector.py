@@ -136,13 +136,29 @@ class SheetConnector(Connector):
         changed: list[RemoteRecord] = [
             row.record for rid, row in table.rows.items() if known.get(rid) != current[rid]
         ]
-        gone = [RemoteRecord(rid, {}, deleted=True) for rid in known if rid not in current]
+        vanished = {rid: known[rid] for rid in known if rid not in current}
+        gone: list[RemoteRecord] = []
+        if table.unidentified:
+            # A row without a (unique) id may be one whose id vanished (a key cell cleared or being
+            # retyped): no tombstones and no complete listing until every row has an id again, so
+            # a half-edited row never deletes its record elsewhere. The vanished ids stay in the cursor.
+            log.warning(
+                "rows without an id are not read; deletes are not reported until they have one",
+                app=self.app,
+                file=str(self.path),
+                rows=[row.position for row in table.unidentified][:20],
+                id_column=table.id_name,
+            )
+            current = {**vanished, **current}
+        else:
+            gone = [RemoteRecord(rid, {}, deleted=True) for rid in vanished]
         records = changed + gone
+        complete = cursor is None and not table.unidentified
         # Rows still waiting for an id (the file is open) must be looked at again: no parse-free poll.
         final = make_cursor(snapshot.sig, snapshot.racy or table.needs_ids, current)
         size = self.settings.page_size
         if len(records) <= size:
-            yield Page(records, final, complete=cursor is None)
+            yield Page(records, final, complete=complete)
             return
         seen = dict(known)
         for start in range(0, len(records), size):
@@ -154,7 +170,7 @@ class SheetConnector(Connector):
                 else:
                     seen[record.id] = current[record.id]
             page_cursor = final if last else make_cursor(None, False, seen)
-            yield Page(chunk, page_cursor, complete=last and cursor is None)
+            yield Page(chunk, page_cursor, complete=last and complete)
 
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
         """The rows with these ids, in the order asked; missing ids are absent."""

@@ -99,3 +99,18 @@ async def test_missing_key_column_is_a_config_error_naming_file_and_column(
     connector = connect(person.path, key_column="e-mail")
     with pytest.raises(ConfigError, match=r"people\.(csv|xlsx): key column 'e-mail' is not in the header"):
         await connector.check()
+
+
+async def test_a_cleared_key_cell_never_reads_as_a_delete(person: Person, connect: ConnectorFactory) -> None:
+    connector = connect(person.path, key_column="email")
+    listing = [page async for page in connector.read_changes("rows", None)]
+    assert listing[-1].complete
+    person.edit("email", "bob@example.com", {"email": None})  # the person is retyping Bob's email
+    pages = [page async for page in connector.read_changes("rows", listing[-1].cursor)]
+    assert not any(r.deleted for p in pages for r in p.records), "a half-edited row was reported deleted"
+    full = [page async for page in connector.read_changes("rows", None)]
+    assert not full[-1].complete, "a listing missing a row must not claim to be complete"
+    person.edit("name", "Bob", {"email": "robert@example.com"})  # ...and types a different one
+    pages = [page async for page in connector.read_changes("rows", pages[-1].cursor)]
+    changes = {r.id: r.deleted for p in pages for r in p.records}
+    assert changes == {"robert@example.com": False, "bob@example.com": True}

@@ -10,6 +10,7 @@ import pytest
 from conftest import ConnectorFactory
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
+from openpyxl.worksheet.table import Table
 
 from syncd.connector import ConfigError, PermanentError, WriteItem
 
@@ -133,3 +134,19 @@ async def test_missing_worksheet_is_a_config_error_naming_the_sheets(
     formatted_workbook(path)
     with pytest.raises(ConfigError, match=r"no worksheet 'Customers'.*'Notes', 'People'"):
         await connect(path, sheet="Customers").check()
+
+
+async def test_an_excel_table_grows_with_appended_rows(tmp_path: Path, connect: ConnectorFactory) -> None:
+    path = tmp_path / "crm.xlsx"
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["email", "name"])
+    sheet.append(["ann@example.com", "Ann"])
+    sheet.add_table(Table(displayName="Customers", ref="A1:B2"))
+    workbook.save(path)
+    connector = connect(path, key_column="email")
+    (result,) = await connector.create("rows", [WriteItem("c", {"email": "bob@example.com", "name": "Bob"})])
+    assert result.ok, result.error
+    table = openpyxl.load_workbook(path).active.tables["Customers"]  # type: ignore[union-attr]
+    assert table.ref == "A1:B3"
