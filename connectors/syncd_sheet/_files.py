@@ -58,7 +58,7 @@ def office_lock(path: Path) -> Path | None:
 
 
 def refuse_if_open(path: Path) -> None:
-    lock = office_lock(path)
+    lock = office_lock(path) or office_lock(path.resolve())
     if lock is not None:
         raise TransientError(
             f"{path}: open in a spreadsheet app (lock file {lock.name}); syncd writes once it is closed. "
@@ -101,7 +101,8 @@ def read(path: Path) -> tuple[bytes, FileSig]:
 @contextlib.contextmanager
 def locked(path: Path, timeout: float) -> Iterator[None]:
     """Hold the exclusive lock on ``.NAME.syncd-lock`` next to ``path`` (TransientError on timeout)."""
-    lock_path = path.with_name(f".{path.name}.syncd-lock")
+    real = path.resolve()
+    lock_path = real.with_name(f".{real.name}.syncd-lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except PermissionError as exc:
@@ -133,9 +134,11 @@ def locked(path: Path, timeout: float) -> Iterator[None]:
 def replace(path: Path, data: bytes, expected: FileSig) -> FileSig:
     """Atomically replace ``path`` with ``data`` unless it changed since ``expected`` was read.
 
-    The temporary file gets the original's permission bits. On any failure the temporary file
-    is removed and the original is left as it was.
+    A symbolic link is followed: the file it points to is replaced, the link stays. The temporary
+    file gets the original's permission bits (and owner, where the process may set it). On any
+    failure the temporary file is removed and the original is left as it was.
     """
+    path = path.resolve()
     folder = path.parent
     try:
         fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".syncd-tmp")
@@ -151,6 +154,9 @@ def replace(path: Path, data: bytes, expected: FileSig) -> FileSig:
             os.fsync(handle.fileno())
         current = path.stat()
         os.chmod(temp, current.st_mode & 0o7777)
+        if (current.st_uid, current.st_gid) != (os.getuid(), os.getgid()):
+            with contextlib.suppress(PermissionError):
+                os.chown(temp, current.st_uid, current.st_gid)
         if FileSig.of(current) != expected:
             raise TransientError(f"{path}: changed while syncd was writing it; the write will be retried")
         os.replace(temp, path)

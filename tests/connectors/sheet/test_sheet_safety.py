@@ -150,3 +150,19 @@ async def test_a_batch_is_one_rewrite_of_the_file(
     assert all(r.ok for r in updates)
     assert len(replaced) == 2
     assert len(person.records()) == 7
+
+
+async def test_a_symlinked_file_is_written_through_the_link(
+    person: Person, connect: ConnectorFactory, tmp_path: Path
+) -> None:
+    link = tmp_path / "elsewhere" / f"link{person.path.suffix}"
+    link.parent.mkdir()
+    link.symlink_to(person.path)
+    person.path.chmod(0o640)
+    connector = connect(link)
+    (ann,) = await connector.find("rows", "email", ["ann@example.com"])
+    (result,) = await connector.update("rows", [WriteItem("u", {"name": "Ann Smith"}, id=ann.id)])
+    assert result.ok, result.error
+    assert link.is_symlink(), "the link was replaced by a copy of the file"
+    assert {r["name"] for r in person.records()} == {"Ann Smith", "Bob"}
+    assert person.path.stat().st_mode & 0o777 == 0o640, "the file lost its permission bits"
