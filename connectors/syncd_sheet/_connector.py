@@ -284,14 +284,11 @@ class SheetConnector(Connector):
             files.refuse_if_open(self.path)
             new_sig = files.replace(self.path, new_data, sig)
             self._cache = _Snapshot(new_sig, True, written)
+            results = planner.results(written)
             log.info(
-                "sheet written",
-                app=self.app,
-                file=str(self.path),
-                items=len(planner.results(written)),
-                bytes=len(new_data),
+                "sheet written", app=self.app, file=str(self.path), items=len(results), bytes=len(new_data)
             )
-            return planner.results(written)
+            return results
 
 
 def _writable(folder: Path) -> bool:

@@ -150,3 +150,33 @@ async def test_an_excel_table_grows_with_appended_rows(tmp_path: Path, connect: 
     assert result.ok, result.error
     table = openpyxl.load_workbook(path).active.tables["Customers"]  # type: ignore[union-attr]
     assert table.ref == "A1:B3"
+
+
+async def test_written_values_follow_the_type_of_their_column(
+    tmp_path: Path, connect: ConnectorFactory
+) -> None:
+    path = tmp_path / "crm.xlsx"
+    formatted_workbook(path)  # name: text, signed up: dates, seats: numbers
+    connector = connect(path, sheet="People", key_column="email")
+    (first,) = await connector.update("rows", [WriteItem("u", {"seats": "12.5"}, id="ann@example.com")])
+    assert first.record is not None
+    assert first.record.fields["seats"] == 12.5, "text reading as a number went into a number column as text"
+    (result,) = await connector.update(
+        "rows",
+        [WriteItem("u", {"name": 42, "seats": "007", "signed up": "not a date"}, id="bob@example.com")],
+    )
+    assert result.ok, result.error
+    sheet = openpyxl.load_workbook(path)["People"]
+    assert (sheet["B3"].value, sheet["B3"].data_type) == ("42", "s"), (
+        "a number went into a text column as a number"
+    )
+    assert sheet["D3"].value == "007", "leading zeros were lost to a number conversion"
+    assert sheet["C3"].value == "not a date"
+    assert result.record is not None
+    assert result.record.fields == {
+        "email": "bob@example.com",
+        "name": "42",
+        "signed up": "not a date",
+        "seats": "007",
+        "internal note": None,
+    }
