@@ -73,7 +73,8 @@ async def test_kill_9_at_random_moments_with_edits_on_both_sides_converges_witho
     config = write_config(
         tmp_path,
         apps={"alpha": sql_app(alpha, 0.5), "beta": sql_app(beta, 0.5)},
-        mapping=PEOPLE_MAPPING,
+        # Differing values at a first match (an edit during the initial sync) follow the policy too.
+        mapping=PEOPLE_MAPPING.replace('key = "email"', 'key = "email"\ninitial_conflict = "policy"'),
         daemon={"full_reconcile_interval": 86400.0, "drain_timeout": 2.0},
     )
     env = base_env(SYNCD_DAEMON__ADMIN_TOKEN=ADMIN_TOKEN)
@@ -111,15 +112,22 @@ async def test_kill_9_at_random_moments_with_edits_on_both_sides_converges_witho
     final = DaemonProcess(config, env, name="final")
     await final.start(within=60)
     try:
+        seen: dict[str, object] = {}
 
         async def quiet() -> bool:
-            if alpha.names() != beta.names():
-                return False
+            a, b = alpha.names(), beta.names()
             async with final.client() as admin:
                 status = (await admin.get("/api/status")).json()
-            return bool(status["outbox_depth"] == 0 and status.get("inbox_pending", 0) == 0)
+            seen["differ"] = sorted((e, a.get(e), b.get(e)) for e in set(a) | set(b) if a.get(e) != b.get(e))[
+                :5
+            ]
+            seen["outbox_depth"] = status["outbox_depth"]
+            return bool(a == b and status["outbox_depth"] == 0 and status.get("inbox_pending", 0) == 0)
 
-        await wait_for(quiet, 300, what="both apps to converge after the kills", every=0.5)
+        try:
+            await wait_for(quiet, 300, what="both apps to converge after the kills", every=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: {seen}") from exc
         assert await final.stop(within=30) == 0
     finally:
         final.kill()
