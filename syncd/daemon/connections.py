@@ -63,8 +63,8 @@ class ConnectionLimiter:
         try:
             return await handler(request)
         finally:
-            left = self._busy.pop(protocol) - 1
-            if left:
+            left = self._busy.pop(protocol, 1) - 1
+            if left > 0:
                 self._busy[protocol] = left
 
     def _admit(self, conn: _Tracked) -> bool:
@@ -83,8 +83,8 @@ class ConnectionLimiter:
         return True
 
     def _forget(self, conn: _Tracked) -> None:
+        # Its handler may still run (until it notices the loss): the middleware clears ``_busy``.
         self._open.pop(conn, None)
-        self._busy.pop(conn.inner, None)
 
     def _warn(self) -> None:
         now = time.monotonic()
