@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 
 import structlog
 from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd.connector import Connector, WebhookHint
 
@@ -28,6 +29,7 @@ from .metrics import Metrics
 log = structlog.get_logger("syncd.daemon")
 
 _CHUNK = 64 * 1024
+_REASON_MAX = 300
 
 
 def _error(status: int, reason: str, **headers: str) -> web.Response:
@@ -80,6 +82,8 @@ class WebhookIntake:
         return web.json_response({"app": app, "status": "ready"})
 
     def _reject(self, app: str, status: int, reason: str, label: str, **headers: str) -> web.Response:
+        # Reasons may quote the sender's bytes: keep log lines and answers short.
+        reason = reason if len(reason) <= _REASON_MAX else reason[: _REASON_MAX - 3] + "..."
         self.metrics.webhooks_rejected.labels(app=app, reason=label).inc()
         log.warning("webhook rejected", app=app, status=status, reason=reason)
         return _error(status, reason, **headers)
@@ -121,6 +125,8 @@ class WebhookIntake:
             # Nobody is left to answer: not an error of ours, and no traceback.
             log.info("webhook sender disconnected before its body was complete", app=app, reason=str(exc))
             return _error(400, "connection closed before the body was complete")
+        except HttpProcessingError as exc:  # a body aiohttp cannot decode (a bad gzip stream...)
+            return self._reject(app, 400, f"unreadable body: {exc.message}", "malformed")
         if body is None:
             return self._reject(app, 413, f"body larger than {self.max_bytes} bytes", "too_large")
         try:
