@@ -179,6 +179,8 @@ class AdminApi:
                 body = await request.json()
         except TimeoutError:
             return _error(408, f"body not received within {self.body_timeout:g}s", Connection="close")
+        except web.RequestPayloadError:
+            return _error(400, "the body cannot be read (its Content-Encoding does not match it)")
         except (ValueError, UnicodeDecodeError):
             return _error(400, 'body must be JSON: {"take": APP} or {"value": VALUE}')
         if (

@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 
 import structlog
 from aiohttp import ClientPayloadError, web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from syncd.connector import Connector, WebhookHint
 
@@ -125,8 +124,8 @@ class WebhookIntake:
             # Nobody is left to answer: not an error of ours, and no traceback.
             log.info("webhook sender disconnected before its body was complete", app=app, reason=str(exc))
             return _error(400, "connection closed before the body was complete")
-        except HttpProcessingError as exc:  # a body aiohttp cannot decode (a bad gzip stream...)
-            return self._reject(app, 400, f"unreadable body: {exc.message}", "malformed")
+        except web.RequestPayloadError as exc:  # a body aiohttp cannot decode (a bad gzip stream...)
+            return self._reject(app, 400, f"unreadable body: {exc}", "malformed")
         if body is None:
             return self._reject(app, 413, f"body larger than {self.max_bytes} bytes", "too_large")
         try:
