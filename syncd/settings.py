@@ -8,6 +8,7 @@ config file can be committed and shared. Validation errors are reported as
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +22,33 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 #: Keys whose values are secrets: refused in the TOML file (use the environment or a ``*_file`` key).
 SECRET_KEY_PARTS = ("token", "secret", "password", "api_key", "apikey", "client_secret")
+
+#: Shortest admin token accepted: a short token can be guessed, an empty one opens the admin API.
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+
+def is_secret_list_key(key: str) -> bool:
+    """True for keys holding several secrets (``previous_client_secrets``): a list, not one string."""
+    return key.lower().endswith("secrets")
+
+
+def _secret_list(key: str, value: Any) -> Any:
+    """A secret list given as text (an environment variable) parsed as a JSON list of strings."""
+    if not isinstance(value, str | dict):
+        return value
+    hint = (
+        f"{key} must be a JSON list of strings, e.g. SYNCD_..._{key.upper()}='[\"old-secret\"]', "
+        f"or {key}_file = PATH with one secret per line"
+    )
+    if isinstance(value, dict):
+        raise ValueError(hint)
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise ValueError(hint) from None
+    if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+        raise ValueError(hint)
+    return parsed
 
 
 class ConfigFileError(Exception):
@@ -55,6 +83,12 @@ class AppSettings(BaseModel):
         default=True, description="Set false to leave the app out without deleting its section."
     )
 
+    @field_validator("settings")
+    @classmethod
+    def _secret_lists(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        # Environment variables are text: a rotation list arrives as a JSON array.
+        return {k: _secret_list(k, v) if is_secret_list_key(k) else v for k, v in settings.items()}
+
 
 class DaemonSettings(BaseModel):
     """Settings of ``syncd run``."""
@@ -66,7 +100,9 @@ class DaemonSettings(BaseModel):
         default=8750, ge=0, le=65535, description="Port of the webhook and admin server (0 = any free port)."
     )
     admin_token: SecretStr | None = Field(
-        default=None, description="Bearer token for the admin API (env only)."
+        default=None,
+        description=f"Bearer token for the admin API (env or admin_token_file; at least "
+        f"{MIN_ADMIN_TOKEN_LENGTH} characters).",
     )
     full_reconcile_interval: float = Field(
         default=86400.0, gt=0, description="Seconds between full reconciliations."
@@ -75,6 +111,20 @@ class DaemonSettings(BaseModel):
         default=0.1, ge=0, le=1, description="Random share of the poll interval added as jitter."
     )
     webhook_max_bytes: int = Field(default=1_000_000, gt=0, description="Largest webhook body accepted.")
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers, and the most an idle "
+        "connection stays open; then it is closed.",
+    )
+    body_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's body (408 after)."
+    )
+    max_connections: int = Field(
+        default=256,
+        ge=1,
+        description="Most open client connections; when full, the oldest idle one is closed for a newcomer.",
+    )
     drain_timeout: float = Field(default=8.0, gt=0, description="Seconds SIGTERM waits for in-flight writes.")
     lease_ttl: float = Field(
         default=30.0, gt=0, description="Seconds before another instance may take over the lease."
@@ -82,6 +132,26 @@ class DaemonSettings(BaseModel):
     changelog_retention_days: int = Field(
         default=90, gt=0, description="Change-log entries older than this are pruned."
     )
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is None:
+            return None
+        value = token.get_secret_value().strip()
+        if not value:
+            raise ValueError(
+                "the admin token is empty; set a long random one "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
+                "or leave it unset to disable the admin API"
+            )
+        if len(value) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"the admin token is {len(value)} characters long; use at least "
+                f"{MIN_ADMIN_TOKEN_LENGTH} random ones "
+                "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return SecretStr(value)
 
 
 #: Set by ``load_settings`` while it builds Settings: the apps the config file defines, and where
@@ -189,7 +259,10 @@ def _find_secrets(data: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 
 def _read_secret_files(data: dict[str, Any], base: Path) -> None:
-    """Replace ``foo_file = "path"`` keys by ``foo = <file contents>`` (secrets from files)."""
+    """Replace ``foo_file = "path"`` keys by ``foo = <file contents>`` (secrets from files).
+
+    A ``*_secrets_file`` (a rotation list) holds one secret per line; blank lines are skipped.
+    """
     for key in list(data):
         value = data[key]
         if isinstance(value, dict):
@@ -199,7 +272,12 @@ def _read_secret_files(data: dict[str, Any], base: Path) -> None:
             and isinstance(value, str)
             and any(p in key.lower() for p in SECRET_KEY_PARTS)
         ):
-            data[key.removesuffix("_file")] = (base / value).read_text().strip()
+            name = key.removesuffix("_file")
+            text = (base / value).read_text()
+            if is_secret_list_key(name):
+                data[name] = [line.strip() for line in text.splitlines() if line.strip()]
+            else:
+                data[name] = text.strip()
             del data[key]
 
 
@@ -210,6 +288,8 @@ def _format_error(source: str, error: ValidationError) -> list[str]:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] == "value_error":
+            msg = msg.removeprefix("Value error, ")
         elif err["type"] == "missing":
             msg = "required key is missing"
         problems.append(f"{source}: {loc}: {msg}")

@@ -106,3 +106,81 @@ def test_environment_settings_of_an_undefined_app_are_ignored_unless_they_name_a
         f"{cfg}: apps.ghost: SYNCD_APPS__GHOST__* is set in the environment, but the config file "
         "defines no such app: ignored"
     ]
+
+
+@pytest.mark.parametrize("token", ["", "   ", "short-token"])
+def test_empty_or_short_admin_token_from_the_environment_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("[daemon]\nport = 0\n")
+    monkeypatch.setenv("SYNCD_DAEMON__ADMIN_TOKEN", token)
+    with pytest.raises(ConfigFileError) as err:
+        load_settings(cfg)
+    [problem] = err.value.problems
+    assert problem.startswith(f"{cfg}: daemon.admin_token: the admin token is ")
+    reason = problem.removeprefix(f"{cfg}: daemon.admin_token: ")
+    assert ("is empty" in reason) == (not token.strip())
+    assert token.strip() == "" or token not in reason
+
+
+def test_blank_admin_token_file_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "admin").write_text("  \n")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[daemon]\nadmin_token_file = "admin"\n')
+    with pytest.raises(ConfigFileError) as err:
+        load_settings(cfg)
+    assert err.value.problems[0].startswith(f"{cfg}: daemon.admin_token: the admin token is empty")
+
+
+def test_admin_token_file_is_read_and_stripped(tmp_path: Path) -> None:
+    (tmp_path / "admin").write_text("0123456789abcdef-admin\n")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[daemon]\nadmin_token_file = "admin"\n')
+    token = load_settings(cfg).daemon.admin_token
+    assert token is not None
+    assert token.get_secret_value() == "0123456789abcdef-admin"
+
+
+def test_previous_secrets_from_the_environment_as_a_json_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[apps.crm]\nconnector = "hubspot"\n')
+    monkeypatch.setenv("SYNCD_APPS__CRM__SETTINGS__PREVIOUS_CLIENT_SECRETS", '["old-one", "older-two"]')
+    settings = load_settings(cfg)
+    assert settings.apps["crm"].settings["previous_client_secrets"] == ["old-one", "older-two"]
+
+
+def test_previous_secrets_file_holds_one_secret_per_line(tmp_path: Path) -> None:
+    (tmp_path / "old").write_text("old-one\n\n  older-two  \n")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[apps.email]\nconnector = "mailchimp"\n[apps.email.settings]\nprevious_webhook_secrets_file = "old"\n'
+    )
+    settings = load_settings(cfg)
+    assert settings.apps["email"].settings["previous_webhook_secrets"] == ["old-one", "older-two"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SYNCD_APPS__CRM__SETTINGS__PREVIOUS_CLIENT_SECRETS", "old-one"),
+        ("SYNCD_APPS__CRM__SETTINGS__PREVIOUS_CLIENT_SECRETS", "old-one,older-two"),
+        ("SYNCD_APPS__CRM__SETTINGS__PREVIOUS_CLIENT_SECRETS", '{"a": "b"}'),
+        ("SYNCD_APPS__CRM__SETTINGS__PREVIOUS_CLIENT_SECRETS", "[1, 2]"),
+        ("SYNCD_APPS__CRM__SETTINGS__PREVIOUS_CLIENT_SECRETS__0", "old-one"),
+    ],
+)
+def test_other_forms_of_a_secret_list_get_an_error_that_shows_the_json_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[apps.crm]\nconnector = "hubspot"\n')
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigFileError) as err:
+        load_settings(cfg)
+    [problem] = err.value.problems
+    assert problem.startswith(f"{cfg}: apps.crm.settings: previous_client_secrets must be a JSON list")
+    assert "previous_client_secrets_file = PATH" in problem
+    assert "old-one" not in problem

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from syncd.connector import ConnectorConfig, ObjectType
+from syncd.connector.webhooks import WebhookSecret
 
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -85,9 +86,9 @@ class HubSpotConfig(ConnectorConfig):
     base_url: str = "https://api.hubapi.com"
     token: SecretStr
     #: The app's client secret, signing webhooks (v3 signature). None: webhooks are refused.
-    client_secret: SecretStr | None = None
+    client_secret: WebhookSecret | None = None
     #: Secrets still accepted during a rotation, besides ``client_secret``.
-    previous_client_secrets: list[SecretStr] = Field(default_factory=list)
+    previous_client_secrets: list[WebhookSecret] = Field(default_factory=list)
     #: Object types served.
     objects: list[ObjectName] = Field(default_factory=_contacts_only, min_length=1)
     #: Contact properties read (mapping paths look like ``properties.email``).
@@ -140,4 +141,4 @@ class HubSpotConfig(ConnectorConfig):
     def secrets(self) -> list[str]:
         """Every client secret currently accepted for webhook signatures."""
         found = [self.client_secret, *self.previous_client_secrets]
-        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
+        return [s.get_secret_value() for s in found if s is not None]

@@ -326,6 +326,15 @@ class HubSpotConnector(Connector):
 
     # -- webhooks ------------------------------------------------------------------------------
 
+    def verify_webhook_request(self, method: str, url: str, headers: Mapping[str, str]) -> None:
+        # The signature covers the body; what needs no body (headers, freshness) is checked first.
+        _webhooks.signature_headers(
+            headers,
+            self.settings.secrets(),
+            tolerance=self.settings.webhook_tolerance_seconds,
+            now=self._now(),
+        )
+
     def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
         urls = [url] + ([self.settings.webhook_url] if self.settings.webhook_url else [])
         _webhooks.verify(

@@ -58,17 +58,10 @@ def signed_uri(url: str) -> str:
     return _ESCAPE.sub(lambda m: _DECODED.get(m.group(0).upper(), m.group(0)), url)
 
 
-def verify(
-    method: str,
-    urls: Iterable[str],
-    headers: Mapping[str, str],
-    body: bytes,
-    secrets: Sequence[str],
-    *,
-    tolerance: float,
-    now: float | None = None,
-) -> None:
-    """Raise WebhookVerificationError unless one secret signed this request for one of ``urls``."""
+def signature_headers(
+    headers: Mapping[str, str], secrets: Sequence[str], *, tolerance: float, now: float | None = None
+) -> tuple[str, str]:
+    """The signature and timestamp headers, once present, well-formed and fresh (no body needed)."""
     if not secrets:
         raise WebhookVerificationError("hubspot: no client_secret configured to verify webhooks", status=401)
     lowered = {k.lower(): v for k, v in headers.items()}
@@ -81,6 +74,21 @@ def verify(
     if not stamp.strip().isdigit():
         raise WebhookVerificationError(f"hubspot: malformed webhook timestamp {stamp[:40]!r}", status=401)
     check_timestamp(int(stamp) / 1000, tolerance=tolerance, now=now)
+    return signature, stamp
+
+
+def verify(
+    method: str,
+    urls: Iterable[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[str],
+    *,
+    tolerance: float,
+    now: float | None = None,
+) -> None:
+    """Raise WebhookVerificationError unless one secret signed this request for one of ``urls``."""
+    signature, stamp = signature_headers(headers, secrets, tolerance=tolerance, now=now)
     verb = method.upper().encode()
     expected = [
         hmac_sha256_b64(secret, verb + uri.encode() + body + stamp.encode())

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from syncd.connector import ConfigError, ConnectorConfig
+from syncd.connector.webhooks import WebhookSecret
 
 _DATA_CENTRE = re.compile(r"^[a-z]+\d+$")
 
@@ -30,9 +31,9 @@ class MailchimpConfig(ConnectorConfig):
     #: Members per listing request (Mailchimp allows at most 1000).
     page_size: int = Field(default=500, ge=1, le=1000)
     #: Secret expected in the webhook URL's query (``?secret=...``); webhooks are refused without it.
-    webhook_secret: SecretStr | None = None
+    webhook_secret: WebhookSecret | None = None
     #: Secrets still accepted while a new ``webhook_secret`` is being rolled out.
-    previous_webhook_secrets: list[SecretStr] = Field(default_factory=list)
+    previous_webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
     #: ``archive`` keeps the contact's history (it can be re-added); ``permanent`` erases it for good.
     delete_mode: Literal["archive", "permanent"] = "archive"
     status_if_new: Literal["pending", "subscribed", "unsubscribed", "transactional"] = "pending"

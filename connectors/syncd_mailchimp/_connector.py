@@ -332,6 +332,10 @@ class MailchimpConnector(Connector):
         current = [self.settings.webhook_secret] if self.settings.webhook_secret is not None else []
         return [s.get_secret_value() for s in [*current, *self.settings.previous_webhook_secrets]]
 
+    def verify_webhook_request(self, method: str, url: str, headers: Mapping[str, str]) -> None:
+        # The secret is in the URL: the whole check happens before the body is read.
+        verify_secret(url, self._webhook_secrets())
+
     def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
         verify_secret(url, self._webhook_secrets())
 

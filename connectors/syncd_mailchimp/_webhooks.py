@@ -29,13 +29,22 @@ MEMBER_EVENTS = ("subscribe", "unsubscribe", "profile", "upemail", "cleaned")
 
 
 def verify_secret(url: str, secrets: Sequence[str]) -> None:
-    """Raise WebhookVerificationError unless the URL's ``secret`` query value is one of ``secrets``."""
+    """Raise WebhookVerificationError unless the URL has exactly one ``secret`` query value, one of ``secrets``.
+
+    Several ``secret`` values are refused outright: accepting any of them would let a caller try
+    many guesses in one request.
+    """
+    secrets = [s for s in secrets if s]
     if not secrets:
         raise WebhookVerificationError(
             "mailchimp: no webhook_secret is configured, so webhooks cannot be authenticated", status=401
         )
     provided = parse_qs(urlsplit(url).query, keep_blank_values=True).get("secret", [])
-    if not matches_any(secrets, provided):
+    if len(provided) > 1:
+        raise WebhookVerificationError(
+            "mailchimp: the webhook URL carries several secret parameters", status=401
+        )
+    if not provided or not provided[0] or not matches_any(secrets, provided):
         raise WebhookVerificationError("mailchimp: the webhook URL's secret is missing or wrong", status=401)
 
 

@@ -152,6 +152,15 @@ class Connector(ABC):
 
     # -- webhooks ------------------------------------------------------------------------------
 
+    def verify_webhook_request(self, method: str, url: str, headers: Mapping[str, str]) -> None:  # noqa: B027
+        """Raise WebhookVerificationError if the request can be refused before its body is read.
+
+        The daemon calls this first, so an unauthenticated sender cannot make it buffer a body:
+        check here what needs no body (a secret in the URL, required signature headers, a
+        timestamp's freshness). ``verify_webhook`` still runs on the full request afterwards.
+        The default accepts everything (the full check decides).
+        """
+
     def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
         """Raise WebhookVerificationError unless the request is authentic and fresh."""
         raise WebhookVerificationError(f"{self.name} does not accept webhooks")

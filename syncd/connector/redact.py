@@ -2,7 +2,11 @@
 
 ``redact_secrets`` is a structlog processor: it masks the values of keys that name credentials
 (``authorization``, ``api_key``, ``token``, ``password``...) and every occurrence of a value
-registered with ``register_secret`` anywhere in the event, however deeply nested. Add it to the
+registered with ``register_secret`` anywhere in the event, however deeply nested. Text is also
+masked where it *looks* like a credential, registered or not: the value of a ``secret=``,
+``token=``, ``api_key=``, ``password=`` or ``signature=`` parameter, and what follows
+``Bearer``/``Basic`` — a library quoting a request line or its headers (a guessed secret, a
+wrong admin token) leaks nothing either. Add it to the
 processor chain after ``format_exc_info`` and before the renderer; the HTTP client registers the credentials it is given, so a
 token that slips into a log line or an app's error text is masked all the same.
 """
@@ -24,6 +28,14 @@ _SENSITIVE_KEY = re.compile(
     r"(?:^|_)(?:authorization|proxy_authorization|token|api_?key|apikey|secret|password|passwd|"
     r"cookie|set_cookie|signature|credentials?|private_key)$"
 )
+
+#: ``name=value`` parameters (query strings, forms) whose value is a credential.
+_INLINE_PARAM = re.compile(
+    r"(?i)(?<![a-z0-9_])((?:client_|webhook_|access_|refresh_)?(?:secret|token|api_?key|apikey|password|"
+    r"passwd|signature)=)[^&;\s'\"<>]+"
+)
+#: HTTP authorization values: ``Bearer <token>``, ``Basic <base64>`` (long enough to be one).
+_AUTH_VALUE = re.compile(r"(?i)\b((?:bearer|basic)\s+)[A-Za-z0-9._~+/-]{12,}=*")
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
@@ -52,14 +64,16 @@ def is_sensitive_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
+    """``text`` with every registered secret, and every credential-looking value, replaced by ``***``."""
     secrets = _secrets
     if text in secrets:
         return MASK
     for secret in sorted(secrets, key=len, reverse=True):
         if len(secret) >= _MIN_SUBSTRING_LEN and secret in text:
             text = text.replace(secret, MASK)
-    return text
+    if "=" in text:
+        text = _INLINE_PARAM.sub(lambda m: m.group(1) + MASK, text)
+    return _AUTH_VALUE.sub(lambda m: m.group(1) + MASK, text)
 
 
 def redact_value(value: Any) -> Any:

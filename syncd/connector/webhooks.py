@@ -3,6 +3,9 @@
 Connectors verify a webhook over the raw request bytes, against every secret currently valid
 (several during a rotation), and reject deliveries whose signed timestamp is too old to rule out
 a replay. The helpers raise or return plainly; the connector decides which header holds what.
+
+``WebhookSecret`` is the settings type of a webhook secret: an empty or blank one is a
+configuration error (it would accept a request carrying an empty signature or ``?secret=``).
 """
 
 from __future__ import annotations
@@ -13,8 +16,24 @@ import hmac
 import math
 import time
 from collections.abc import Iterable
+from typing import Annotated
+
+from pydantic import AfterValidator, SecretStr
 
 from ._errors import WebhookVerificationError
+
+
+def _non_blank(secret: SecretStr) -> SecretStr:
+    value = secret.get_secret_value()
+    if not value.strip():
+        raise ValueError("a webhook secret cannot be empty: set the app's secret, or leave the key out")
+    if value != value.strip():
+        raise ValueError("a webhook secret cannot start or end with whitespace")
+    return secret
+
+
+#: A webhook secret in a connector's settings model: ``SecretStr``, never empty or blank.
+WebhookSecret = Annotated[SecretStr, AfterValidator(_non_blank)]
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -62,4 +81,4 @@ def check_timestamp(ts_seconds: float, *, tolerance: float = 300.0, now: float |
         )
 
 
-__all__ = ["check_timestamp", "hmac_sha256_b64", "hmac_sha256_hex", "matches_any"]
+__all__ = ["WebhookSecret", "check_timestamp", "hmac_sha256_b64", "hmac_sha256_hex", "matches_any"]

@@ -8,6 +8,7 @@ configured token the API refuses everything but ``/healthz``; the daemon says so
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -61,23 +62,34 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=str))
 
 
+def bearer_matches(header: str, secret: bytes) -> bool:
+    """True if ``header`` is ``Bearer <token>`` with ``token`` equal to ``secret`` (constant time).
+
+    An empty presented token never matches, whatever ``secret`` is, and neither does any token
+    when ``secret`` itself is empty: an unset or blank admin token must never open the API.
+    """
+    scheme, _, given = header.partition(" ")
+    presented = given.strip().encode()
+    same = hmac.compare_digest(presented, secret)
+    return scheme.lower() == "bearer" and bool(presented) and bool(secret) and same
+
+
 def auth_middleware(token: SecretStr | None) -> Any:
     """Bearer-token check for every path but the open ones (see the module docstring)."""
-    secret = token.get_secret_value().encode() if token is not None else None
+    secret = token.get_secret_value().strip().encode() if token is not None else b""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
             return await handler(request)
         challenge = {"WWW-Authenticate": 'Bearer realm="syncd"'}
-        if secret is None:
+        if not secret:
             return _error(
                 401,
                 "the admin API is disabled: no admin token is configured (SYNCD_DAEMON__ADMIN_TOKEN)",
                 **challenge,
             )
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), secret):
+        if not bearer_matches(request.headers.get("Authorization", ""), secret):
             return _error(401, "missing or wrong bearer token", **challenge)
         return await handler(request)
 
@@ -118,8 +130,9 @@ def _int_param(request: web.Request, name: str, default: int | None, low: int, h
 class AdminApi:
     """The admin handlers over an ``AdminBackend``."""
 
-    def __init__(self, backend: AdminBackend) -> None:
+    def __init__(self, backend: AdminBackend, *, body_timeout: float = 10.0) -> None:
         self.backend = backend
+        self.body_timeout = body_timeout
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -165,7 +178,12 @@ class AdminApi:
         if not raw.isdigit():
             return _error(400, f"conflict id must be a number, not {raw[:40]!r}")
         try:
-            body = await request.json()
+            async with asyncio.timeout(self.body_timeout):
+                body = await request.json()
+        except TimeoutError:
+            return _error(408, f"body not received within {self.body_timeout:g}s", Connection="close")
+        except web.RequestPayloadError:
+            return _error(400, "the body cannot be read (its Content-Encoding does not match it)")
         except (ValueError, UnicodeDecodeError):
             return _error(400, 'body must be JSON: {"take": APP} or {"value": VALUE}')
         if (

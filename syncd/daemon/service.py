@@ -40,6 +40,7 @@ from syncd.settings import ConfigFileError, Settings
 from syncd.store import AsyncStore, Store
 
 from .admin import AdminApi, auth_middleware, error_middleware
+from .connections import ConnectionLimiter
 from .dispatcher import Dispatcher
 from .inbox import INBOX_RETENTION_DAYS, Inbox, InboxWorker
 from .lease import Lease
@@ -106,6 +107,7 @@ class Daemon:
         self._dispatcher: Dispatcher | None = None
         self._worker: InboxWorker | None = None
         self.web_app: web.Application | None = None
+        self.connections: ConnectionLimiter | None = None
 
     # -- accessors -------------------------------------------------------------------------------
 
@@ -226,19 +228,10 @@ class Daemon:
             accepting=lambda: self.accepting,
             on_stored=self.worker.wake,
             public_url=self.public_url,
+            body_timeout=daemon.body_timeout,
         )
-        app = web.Application(middlewares=[auth_middleware(token), error_middleware])
-        app.add_routes(intake.routes())
-        app.add_routes(AdminApi(self).routes())
-        self.web_app = app
-        web_runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
-        await web_runner.setup()
-        self._exit.push_async_callback(web_runner.cleanup)
-        try:
-            await web.TCPSite(web_runner, daemon.host, daemon.port).start()
-        except OSError as exc:
-            raise DaemonError(f"cannot listen on {daemon.host}:{daemon.port}: {exc.strerror or exc}") from exc
-        host, port = web_runner.addresses[0][:2]
+        listener = await self._listen(intake)
+        host, port = listener.sockets[0].getsockname()[:2]
         shown = f"[{host}]" if ":" in str(host) else str(host)
         self.url = f"http://{shown}:{port}"
         self.accepting = True
@@ -268,6 +261,53 @@ class Daemon:
         )
         if self.ready_file is not None:
             self._write_ready_file(self.ready_file, int(port))
+
+    async def _listen(self, intake: WebhookIntake) -> asyncio.Server:
+        """Serve the webhooks and the admin API, with the connection cap and read timeouts.
+
+        aiohttp's keep-alive timer starts when a connection opens and again after each response,
+        and closes a connection still waiting for a complete request when it fires: with
+        ``header_timeout`` as that timer, no connection stays open without sending a request.
+        """
+        daemon = self.daemon
+
+        def handler() -> asyncio.BaseProtocol:
+            server = web_runner.server
+            assert server is not None, "AppRunner.setup() first"
+            return server()
+
+        limiter = ConnectionLimiter(handler, daemon.max_connections)
+        app = web.Application(
+            middlewares=[limiter.middleware, auth_middleware(daemon.admin_token), error_middleware]
+        )
+        app.add_routes(intake.routes())
+        app.add_routes(AdminApi(self, body_timeout=daemon.body_timeout).routes())
+        self.web_app = app
+        self.connections = limiter
+        web_runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=daemon.header_timeout,
+            # Unread bodies (a request refused before its body was read) are drained this long at most.
+            lingering_time=min(daemon.body_timeout, 2.0),
+        )
+        await web_runner.setup()
+        self._exit.push_async_callback(web_runner.cleanup)
+        loop = asyncio.get_running_loop()
+        try:
+            listener = await loop.create_server(limiter, daemon.host, daemon.port, backlog=128)
+        except OSError as exc:
+            raise DaemonError(f"cannot listen on {daemon.host}:{daemon.port}: {exc.strerror or exc}") from exc
+
+        async def close_listener() -> None:
+            # Stop accepting; the runner's cleanup (next) closes the open connections. Waiting for
+            # the listener here would wait for those connections.
+            listener.close()
+
+        self._exit.push_async_callback(close_listener)
+        return listener
 
     def _write_ready_file(self, path: Path, port: int) -> None:
         data = {"url": self.url, "port": port, "pid": os.getpid()}

@@ -2,19 +2,23 @@
 
 A delivery is checked in this order, each failure answered with a reason and counted:
 503 while the daemon shuts down (the sender retries later), 404 for an app that is not synced
-or takes no webhooks, 413 for a body over ``webhook_max_bytes``, 401 when the connector's
-signature check over the raw bytes fails (against the externally visible URL), 400 when the body
-cannot be parsed. Accepted events are stored in the inbox before the 200 goes out; the inbox
+or takes no webhooks, 401 when the connector refuses the request from its method, URL and
+headers alone (``verify_webhook_request``: a wrong URL secret, missing or stale signature
+headers) — before any of the body is read —, 413 for a body over ``webhook_max_bytes``, 408 for
+a body not received within ``body_timeout``, 401 when the connector's signature check over the
+raw bytes fails (against the externally visible URL), 400 when the body cannot be parsed. A
+client that disconnects while sending its body is logged at info level and forgotten. Accepted events are stored in the inbox before the 200 goes out; the inbox
 worker is then woken to re-read the records they name. ``GET`` answers 200 for a known app,
 since some apps (Mailchimp) validate a webhook URL with a GET before using it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 
 import structlog
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 
 from syncd.connector import Connector, WebhookHint
 
@@ -24,6 +28,7 @@ from .metrics import Metrics
 log = structlog.get_logger("syncd.daemon")
 
 _CHUNK = 64 * 1024
+_REASON_MAX = 300
 
 
 def _error(status: int, reason: str, **headers: str) -> web.Response:
@@ -43,6 +48,7 @@ class WebhookIntake:
         accepting: Callable[[], bool],
         on_stored: Callable[[], None],
         public_url: str | None = None,
+        body_timeout: float = 10.0,
     ) -> None:
         self.connectors = connectors
         self.inbox = inbox
@@ -51,6 +57,7 @@ class WebhookIntake:
         self.accepting = accepting
         self.on_stored = on_stored
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.body_timeout = body_timeout
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/webhooks/{app}", self.post), web.get("/webhooks/{app}", self.get)]
@@ -74,6 +81,8 @@ class WebhookIntake:
         return web.json_response({"app": app, "status": "ready"})
 
     def _reject(self, app: str, status: int, reason: str, label: str, **headers: str) -> web.Response:
+        # Reasons may quote the sender's bytes: keep log lines and answers short.
+        reason = reason if len(reason) <= _REASON_MAX else reason[: _REASON_MAX - 3] + "..."
         self.metrics.webhooks_rejected.labels(app=app, reason=label).inc()
         log.warning("webhook rejected", app=app, status=status, reason=reason)
         return _error(status, reason, **headers)
@@ -99,10 +108,26 @@ class WebhookIntake:
         connector = self._connector(app)
         if connector is None:
             return self._reject("-", 404, f"no app {app!r} takes webhooks here", "unknown_app")
-        body = await self._body(request)
+        headers = {k: v for k, v in request.headers.items()}
+        try:
+            connector.verify_webhook_request(request.method, self.signed_url(request), headers)
+        except Exception as exc:  # as below: any failure of the check is a failed check
+            return self._reject(app, 401, f"verification failed: {exc}", "unverified", Connection="close")
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._body(request)
+        except TimeoutError:
+            return self._reject(
+                app, 408, f"body not received within {self.body_timeout:g}s", "timeout", Connection="close"
+            )
+        except (ConnectionError, ClientPayloadError) as exc:
+            # Nobody is left to answer: not an error of ours, and no traceback.
+            log.info("webhook sender disconnected before its body was complete", app=app, reason=str(exc))
+            return _error(400, "connection closed before the body was complete")
+        except web.RequestPayloadError as exc:  # a body aiohttp cannot decode (a bad gzip stream...)
+            return self._reject(app, 400, f"unreadable body: {exc}", "malformed")
         if body is None:
             return self._reject(app, 413, f"body larger than {self.max_bytes} bytes", "too_large")
-        headers = {k: v for k, v in request.headers.items()}
         try:
             connector.verify_webhook(request.method, self.signed_url(request), headers, body)
         except Exception as exc:  # a connector's check failing in any way is a failed check

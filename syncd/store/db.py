@@ -10,8 +10,10 @@ effects of a decision are committed together or not at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -89,13 +91,25 @@ class Intent:
     created_at: str = ""
 
 
+def create_private(path: Path) -> None:
+    """Create the state's folder (0700) and its empty database file (0600) if they do not exist.
+
+    The state holds customer data. SQLite gives the ``-wal`` and ``-shm`` files it creates the
+    database file's permissions, so those are owner-only too. Existing files are left as they are.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 class Store:
     """Synchronous store API over one SQLite file (call it from one thread)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)
         self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self.conn.row_factory = sqlite3.Row
         self.conn.execute("PRAGMA journal_mode=WAL")

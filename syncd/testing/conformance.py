@@ -803,6 +803,8 @@ class ConnectorConformance:
     async def test_valid_webhook_is_accepted_and_names_the_record(self, harness: Harness) -> None:
         rid, body = await self._webhook_target(harness)
         method, url, headers, raw = self._signed(harness, body)
+        # The daemon asks first, before reading the body: an authentic delivery passes both.
+        harness.connector.verify_webhook_request(method, url, headers)
         harness.connector.verify_webhook(method, url, headers, raw)
         hints = harness.connector.parse_webhook(headers, raw)
         assert hints, "a verified webhook about a record must yield at least one hint"

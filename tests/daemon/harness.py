@@ -212,6 +212,8 @@ class DaemonProcess:
     config: Path
     env: dict[str, str]
     name: str = "daemon"
+    #: Run in the child before ``syncd run`` starts (e.g. to lower its resource limits).
+    preexec: Callable[[], None] | None = None
     proc: subprocess.Popen[bytes] | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -241,7 +243,13 @@ class DaemonProcess:
         ]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                cmd, env=self.env, stdout=log, stderr=log, cwd=self.config.parent, stdin=subprocess.DEVNULL
+                cmd,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                cwd=self.config.parent,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=self.preexec,
             )
         return self.proc
 

@@ -177,8 +177,11 @@ async def test_oversized_chunked_body_without_length_is_refused_with_413(
             for _ in range(8):
                 yield b"x" * 512
 
+        # Fresh signature headers pass the check made before the body is read; the size is next.
+        stamp = str(int(time.time() * 1000))
+        headers = {"X-HubSpot-Signature-v3": "not-checked-yet", "X-HubSpot-Request-Timestamp": stamp}
         async with client(daemon, token=None) as http:
-            response = await http.post("/webhooks/crm", content=chunks())
+            response = await http.post("/webhooks/crm", content=chunks(), headers=headers)
         assert response.status_code == 413
         assert "1024" in response.json()["error"]
     finally:
@@ -304,3 +307,28 @@ async def test_housekeeping_prunes_old_changelog_and_runs_but_keeps_recent_ones(
     report = [e for e in events if e["event"] == "housekeeping"]
     assert report[0]["changelog_pruned"] == 1
     assert report[0]["runs_pruned"] == 2
+
+
+async def test_a_body_that_does_not_match_its_content_encoding_is_a_400_not_a_500(
+    tmp_path: Path, fake: HubSpotFake, client: Client
+) -> None:
+    """Found by the webhook fuzz test: aiohttp fails decoding, which is the sender's fault."""
+    settings, _ = crm_settings(tmp_path, fake)
+    daemon = await started(settings)
+    try:
+        stamp = str(int(time.time() * 1000))
+        garbled = {
+            "Content-Encoding": "gzip",
+            "X-HubSpot-Signature-v3": "not-checked-yet",
+            "X-HubSpot-Request-Timestamp": stamp,
+        }
+        async with client(daemon) as http:
+            hook = await http.post("/webhooks/crm", content=b"\x00\x00not gzip", headers=garbled)
+            resolve = await http.post(
+                "/api/conflicts/1/resolve", content=b"\x00\x00not gzip", headers={"Content-Encoding": "gzip"}
+            )
+        assert hook.status_code == 400
+        assert "unreadable body" in hook.json()["error"]
+        assert resolve.status_code == 400
+    finally:
+        await daemon.stop()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from syncd.connector import WebhookVerificationError, WriteItem
 from syncd.testing.fakes.hubspot import HubSpotFake, sign_v3
@@ -120,6 +121,23 @@ def test_header_names_are_matched_case_insensitively() -> None:
 def test_missing_or_malformed_signature_headers_are_rejected(headers: dict[str, str]) -> None:
     with pytest.raises(WebhookVerificationError):
         offline().verify_webhook("POST", URL, headers, BODY)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"client_secret": ""}, {"client_secret": " \n"}, {"previous_client_secrets": ["old", ""]}],
+)
+def test_an_empty_client_secret_is_a_configuration_error(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="webhook secret cannot be empty"):
+        HubSpotConfig.model_validate({"token": "t", "client_secret": SECRET, **settings})
+
+
+def test_signature_headers_are_checked_before_the_body_is_read() -> None:
+    connector = offline()
+    connector.verify_webhook_request("POST", URL, signed(BODY))
+    for headers in ({}, signed(BODY, at=NOW - 600), {"X-HubSpot-Signature-v3": "x"}):
+        with pytest.raises(WebhookVerificationError):
+            connector.verify_webhook_request("POST", URL, headers)
 
 
 def test_without_a_client_secret_every_webhook_is_rejected() -> None:

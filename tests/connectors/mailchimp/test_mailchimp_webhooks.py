@@ -8,11 +8,12 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from syncd.connector import WebhookVerificationError, WriteItem
 from syncd.connector.redact import redact_text
 from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock, subscriber_hash
-from syncd_mailchimp import MailchimpConnector
+from syncd_mailchimp import MailchimpConfig, MailchimpConnector
 
 from .conftest import API_KEY, LIST_ID, WEBHOOK_SECRET, ConnectorFactory, Receiver
 
@@ -42,6 +43,37 @@ def test_webhook_with_a_wrong_or_missing_secret_is_rejected(
 ) -> None:
     with pytest.raises(WebhookVerificationError):
         connector.verify_webhook("POST", HOOK_URL + query, FORM, b"type=profile")
+
+
+def test_the_right_secret_hidden_among_many_secret_parameters_is_rejected(
+    connector: MailchimpConnector,
+) -> None:
+    guesses = "&".join(f"secret=guess{i}" for i in range(229))
+    for query in (f"?{guesses}&secret={WEBHOOK_SECRET}", f"?secret={WEBHOOK_SECRET}&secret={WEBHOOK_SECRET}"):
+        with pytest.raises(WebhookVerificationError, match="several secret"):
+            connector.verify_webhook("POST", HOOK_URL + query, FORM, b"type=profile")
+        with pytest.raises(WebhookVerificationError, match="several secret"):
+            connector.verify_webhook_request("POST", HOOK_URL + query, FORM)
+
+
+def test_the_url_secret_is_checked_before_the_body_is_read(connector: MailchimpConnector) -> None:
+    connector.verify_webhook_request("POST", f"{HOOK_URL}?secret={WEBHOOK_SECRET}", FORM)
+    with pytest.raises(WebhookVerificationError):
+        connector.verify_webhook_request("POST", f"{HOOK_URL}?secret=wrong", FORM)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"webhook_secret": ""},
+        {"webhook_secret": "   "},
+        {"webhook_secret": "fine-secret", "previous_webhook_secrets": [""]},
+        {"webhook_secret": "fine-secret", "previous_webhook_secrets": ["old", " "]},
+    ],
+)
+def test_an_empty_webhook_secret_is_a_configuration_error(settings: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="webhook secret cannot be empty"):
+        MailchimpConfig.model_validate({"api_key": API_KEY, "list_id": LIST_ID, **settings})
 
 
 def test_previous_secrets_stay_valid_during_a_rotation(make_connector: ConnectorFactory) -> None:
