@@ -206,8 +206,13 @@ class Runner:
                 self._progress()
             if complete:
                 await self.store.call(self._infer_deletes, mapping, app, run, saved)
-            elif cursor is not None and connector.capabilities.id_listing:
-                await self._scan_ids(mapping, app, run)
+                await self._recheck_identity(mapping, app)
+            elif (
+                cursor is not None
+                and connector.capabilities.id_listing
+                and await self._scan_ids(mapping, app, run)
+            ):
+                await self._recheck_identity(mapping, app)
             await self._relink_pending(mapping, app)
         except AuthError as exc:
             self._pause(app, exc)
@@ -245,7 +250,27 @@ class Runner:
                 gone = [rid for rid in clashes if rid not in found]
         await self.store.call(self._ingest_page, mapping, app, records, cursor, run, gone, rechecked)
 
-    async def _scan_ids(self, mapping: SyncMapping, app: str, run: int) -> None:
+    async def _recheck_identity(self, mapping: SyncMapping, app: str) -> None:
+        """Ask the app about the records open identity conflicts name: a record that went without
+        a trace (a hard delete, or the unlinked twin) ends its conflict."""
+        conflicts = await self.store.call(
+            lambda store: store.conflicts(status="open", sync=mapping.name, kind="identity")
+        )
+        ids = sorted({str(c["value"]) for x in conflicts for c in x["candidates"] if c.get("app") == app})
+        if not ids:
+            return
+        found = await self.connectors[app].get(mapping.object_of(app), ids)
+        present = {r.id for r in found} | {old for r in found for old in r.replaces}
+        gone = [i for i in ids if i not in present]
+        if gone:
+
+            def close(store: Store) -> None:
+                with store.transaction():
+                    self._close_identity(store, mapping, app, gone)
+
+            await self.store.call(close)
+
+    async def _scan_ids(self, mapping: SyncMapping, app: str, run: int) -> bool:
         """Between full listings, a cheap id-only listing finds records deleted without a trace
         (hard deletes in a table without ``deleted_at``), at most once per ``id_scan_interval``."""
         interval = self.id_scan_interval.get(app, 0.0)
@@ -253,11 +278,12 @@ class Runner:
         last = await self.store.call(Store.get_cursor, mapping.name, marker)
         now = datetime.now(UTC).timestamp()
         if last is not None and interval > 0 and now - float(last.get("at", 0)) < interval:
-            return
+            return False
         ids = await self.connectors[app].list_ids(mapping.object_of(app))
         await self.store.call(self._mark_listed, mapping, app, ids, run)
         await self.store.call(self._infer_deletes, mapping, app, run, None)
         await self.store.call(Store.set_cursor, mapping.name, marker, {"at": now})
+        return True
 
     @staticmethod
     def _mark_listed(store: Store, mapping: SyncMapping, app: str, ids: Sequence[str], run: int) -> None:

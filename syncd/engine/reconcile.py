@@ -140,6 +140,16 @@ def merge_record(
         cur = entity.values.get(name)
         if name in parked:
             out.parked_updates[name] = new
+            out.changes.append(
+                Change(
+                    entity.id,
+                    name,
+                    cur,
+                    new,
+                    app,
+                    f"held: {name} is parked in an open conflict; {app}'s side updated",
+                )
+            )
             continue
         if same(new, cur):
             continue  # identical edit elsewhere, or our own write: nothing to decide

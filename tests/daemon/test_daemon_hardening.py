@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from syncd.testing.fakes.hubspot import HubSpotFake, sign_v3
+from syncd.testing.fakes.hubspot import sign_v3
 from syncd.testing.fakes.mailchimp import MailchimpFake
 
+from ..integration.apps import PROPERTIES, hubspot_fake
 from .harness import (
     ADMIN_TOKEN,
     PEOPLE_MAPPING,
@@ -49,7 +50,9 @@ PATIENCE = 15.0
 async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
     """HubSpot and Mailchimp fakes synced by a daemon with 1-second header and body timeouts."""
     async with AsyncExitStack() as stack:
-        hubspot = HubSpotFake(token=HS_TOKEN, client_secret=HS_SECRET)
+        # The example mapping's HubSpot side, as the pre-flight checks it: its custom checkbox
+        # exists and every mapped property is read.
+        hubspot = hubspot_fake(HS_TOKEN, HS_SECRET)
         mailchimp = MailchimpFake(api_key=MC_KEY, list_ids=(LIST_ID,))
         for fake in (hubspot, mailchimp):
             await fake.start()
@@ -57,7 +60,7 @@ async def daemon(tmp_path: Path) -> AsyncIterator[DaemonProcess]:
         crm = {
             "connector": "hubspot",
             "poll_interval": 3600.0,
-            "settings": {"base_url": hubspot.url, "properties": ["email", "firstname", "lastname"]},
+            "settings": {"base_url": hubspot.url, "properties": PROPERTIES},
         }
         email = {
             "connector": "mailchimp",

@@ -267,16 +267,20 @@ class TrustMachine(RuleBasedStateMachine):
         """a's job upper-cases names, c's job lower-cases them, every night between two syncs."""
         jobs: dict[str, Callable[[str], str]] = {"a": str.upper, "c": str.lower}
 
-        def run_jobs() -> None:
+        def run_jobs(first: bool) -> None:
             for app, job in jobs.items():
                 for rid, fields in self.world.apps[app].live(OBJ).items():
                     name = fields.get("name")
                     if isinstance(name, str) and job(name) != name:
                         self.world.apps[app].edit(OBJ, rid, {"name": job(name)})
+                        if first:
+                            # The app's own job overwrote a person's edit before any sync could
+                            # read it: superseded in the app, not lost by syncd.
+                            self.edits = [e for e in self.edits if e[:3] != (app, rid, "name")]
 
         name_writes: list[int] = []
-        for _ in range(9):
-            run_jobs()
+        for night in range(9):
+            run_jobs(first=night == 0)
             asyncio.run(self.world.cycle())
             name_writes.append(self._name_writes_of_last_run())
         assert name_writes[-1] == 0, f"names still written back and forth after 8 nights: {name_writes}"
@@ -371,7 +375,22 @@ class TrustMachine(RuleBasedStateMachine):
                         "and no open conflict says why"
                     )
 
+        linked = {(app, link.remote_id) for by_app in links.values() for app, link in by_app.items()}
+        halted = {
+            (side["app"], side["value"])
+            for c in open_conflicts
+            if c["field"] == "@identity"
+            for side in c["candidates"]
+        }
         for app, rid, field, want in self.edits:
+            if (app, rid) in halted:
+                continue  # the key is halted for review; the open identity conflict says why
+            record = world.apps[app].live(OBJ).get(rid)
+            if (app, rid) not in linked and record is not None:
+                # A record out of its app's scope is not synced at all (by the mapping's filter).
+                owner = entities.get(_email(record))
+                if owner is not None and not world.mapping.in_scope(app, owner.values):
+                    continue
             recorded = any(c["app"] == app and c["field"] == field and same(c["new"], want) for c in log)
             in_canonical = any(same(e.values.get(field), want) for e in entities.values())
             assert recorded or in_canonical, f"edit {app}/{rid}.{field}={want!r} was lost"
