@@ -3,10 +3,9 @@
 from ._config import CardDavConfig
 from ._connector import CardDavConnector
 from ._errors import InvalidSyncToken, ReportNotSupported
-from ._vcard import FIELDS, Card, VCardError
+from ._vcard import Card, VCardError
 
 __all__ = [
-    "FIELDS",
     "Card",
     "CardDavConfig",
     "CardDavConnector",
