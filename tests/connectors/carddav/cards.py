@@ -6,6 +6,7 @@ vCard code, so a test does not check the connector against itself.
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,3 +64,12 @@ def edit(dav: httpx.Client, book: str, name: str, changes: Mapping[str, Any]) ->
 def remove(dav: httpx.Client, book: str, name: str) -> None:
     response = dav.delete(book + name)
     assert response.status_code in (200, 204), response.text
+
+
+def names(dav: httpx.Client, book: str) -> list[str]:
+    """The resource names of the cards in ``book`` (PROPFIND depth 1)."""
+    response = dav.request("PROPFIND", book, headers={"Depth": "1"})
+    assert response.status_code == 207, response.text
+    root = ET.fromstring(response.content)
+    hrefs = [h.text or "" for h in root.iter("{DAV:}href")]
+    return sorted(h.rsplit("/", 1)[-1] for h in hrefs if not h.endswith("/"))
