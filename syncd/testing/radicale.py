@@ -45,15 +45,19 @@ def _free_port() -> int:
 class RadicaleServer:
     """One Radicale process with its own storage; ``users`` maps user names to passwords."""
 
-    def __init__(self, users: dict[str, str], *, startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self, users: dict[str, str], *, startup_timeout: float = 20.0, log_level: str = "warning"
+    ) -> None:
         self.users = dict(users)
+        self.log_level = log_level
         self.startup_timeout = startup_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="syncd-radicale-")
         self.root = Path(self._tmp.name)
         self.storage = self.root / "storage"
         self.port = 0
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = self.root / "radicale.log"
+        #: Radicale's own log (one line per request at log level ``info``).
+        self.log = self.root / "radicale.log"
 
     @property
     def url(self) -> str:
@@ -79,14 +83,14 @@ class RadicaleServer:
             "[web]\n"
             "type = none\n"
             "[logging]\n"
-            "level = warning\n"
+            f"level = {self.log_level}\n"
         )
         return config
 
     def start(self) -> RadicaleServer:
         self.port = _free_port()
         config = self._write_config()
-        with self._log.open("wb") as log:
+        with self.log.open("wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "radicale", "--config", str(config)],
                 stdout=log,
@@ -96,7 +100,7 @@ class RadicaleServer:
         deadline = time.monotonic() + self.startup_timeout
         while True:
             if self._process.poll() is not None:
-                output = self._log.read_text()[-2000:]
+                output = self.log.read_text()[-2000:]
                 self.stop()
                 raise RuntimeError(f"radicale exited at start-up: {output}")
             try:
