@@ -259,14 +259,15 @@ def medians(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, floa
 
 
 def table(result: dict[str, Any]) -> str:
+    runs = "one run" if result["runs"] == 1 else f"medians of {result['runs']} runs"
     rows = [
         "## CardDAV vs vdirsyncer",
         "",
         f"Two Radicale {result['radicale']} address books on loopback: {result['contacts']:,} contacts on one "
         f"side, {result['overlap']} of them already on the other (same UID and email); then a resync with no "
-        f"change, and one after {result['edits']} edits on each side. Each tool runs as its own process; medians "
-        f"of {result['runs']} runs on {result['cpus']} cores (`python benchmarks/bench_carddav_vdirsyncer.py`, "
-        "raw numbers in `benchmarks/results/carddav_vdirsyncer.json`).",
+        f"change, and one after {result['edits']} edits on each side. Each tool runs as its own process; "
+        f"{runs} on {result['cpus']} shared cores (`python benchmarks/bench_carddav_vdirsyncer.py "
+        f"--runs {result['runs']}`, raw numbers in `benchmarks/results/carddav_vdirsyncer.json`).",
         "",
         "| measure | syncd | vdirsyncer |",
         "| --- | ---: | ---: |",
@@ -309,7 +310,13 @@ def main() -> int:
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "carddav_vdirsyncer.json"
     )
     parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "performance.md")
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="only rewrite the docs table from saved results"
+    )
     args = parser.parse_args()
+    if args.from_json is not None:
+        write_section(args.docs, table(json.loads(args.from_json.read_text())))
+        return 0
     if shutil.which("vdirsyncer") is None:
         print("vdirsyncer is not installed: pip install -e '.[bench]'", file=sys.stderr)
         return 2
