@@ -281,8 +281,20 @@ def table(result: dict[str, Any]) -> str:
     rows += [
         "",
         "What the numbers include: process start-up and imports for both tools; for syncd, its state store "
-        "(SQLite) and field-level merge; for vdirsyncer, its status files. Radicale takes its storage lock "
-        "for every write, so parallel PUTs overlap only the network and parsing parts of each request.",
+        "(SQLite) and field-level merge; for vdirsyncer, its status files.",
+        "",
+        "Where the requests go. Both tools list each book (PROPFIND) and fetch cards with "
+        "addressbook-multiget, and both PUT one card per request. syncd also checks the address book "
+        "(one PROPFIND per app and run), asks for the sync token, and looks every batch of new cards up "
+        "by email first (one addressbook-query per 50) so that a card created by an earlier, interrupted "
+        "run is linked instead of duplicated; its resyncs read only what changed (sync-collection). "
+        "vdirsyncer compares the full ETag listing with its status on every run.",
+        "",
+        "Where the time goes. Radicale serialises writes under its storage lock, and the time one PUT "
+        "takes grows with the size of the book (its log shows tens of milliseconds on an empty book and "
+        "well over a second near 2,000 cards, lock waits included); parallel PUTs (syncd sends up to "
+        "`concurrency` at once) overlap only the network and parsing parts of each request. On this "
+        "server the initial sync is bound by Radicale, not by either client.",
         "",
     ]
     return "\n".join(rows)
