@@ -295,13 +295,13 @@ def table(result: dict[str, Any]) -> str:
         "status on every run.",
         "",
         "Where the time goes. Radicale serialises writes under its storage lock, and the time one PUT "
-        "takes grows with the size of the book (its log shows tens of milliseconds on an empty book and "
-        "well over a second near 2,000 cards, lock waits included); parallel PUTs (syncd sends up to "
-        "`concurrency` at once) overlap only the network and parsing parts of each request. "
-        f"In this measurement syncd's initial sync took {ratio:.1f}× vdirsyncer's. The cause is not "
-        "isolated yet; the candidates are syncd's lookups before creating (addressbook-query REPORTs "
-        "that Radicale answers by filtering every card of a growing book; its REPORTs took 1.5–3 s each "
-        "late in the run), its parallel PUTs contending for Radicale's lock, and a machine shared with other jobs.",
+        "takes grows with the size of the book; parallel PUTs (syncd sends up to `concurrency` at once) "
+        "overlap only the network and parsing parts of each request. Both initial syncs are bound by "
+        f"Radicale's write path; here syncd's took {ratio:.1f}× vdirsyncer's. Part of the difference is "
+        "syncd's lookup before creating (one addressbook-query REPORT per 50 new cards, which Radicale "
+        "answers by filtering every card of a growing book); the rest is not isolated. Timings on this "
+        "shared machine vary with the load of other jobs: compare the tools within one run (all runs "
+        "are in the JSON), not across runs.",
         "",
     ]
     return "\n".join(rows)
