@@ -308,8 +308,13 @@ class HttpClient:
         json: Any = None,
         data: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | str | None = None,
     ) -> httpx.Response:
-        """Send one request, retrying transient failures; raise a typed ``ConnectorError`` on failure."""
+        """Send one request, retrying transient failures; raise a typed ``ConnectorError`` on failure.
+
+        Any method name goes (WebDAV's ``PROPFIND``, ``REPORT``...); ``content`` is a raw body
+        (XML, vCard) for apps that speak neither JSON nor forms.
+        """
         method = method.upper()
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.attempts),
@@ -323,7 +328,7 @@ class HttpClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(
-                        method, path, params=params, json=json, data=data, headers=headers
+                        method, path, params=params, json=json, data=data, headers=headers, content=content
                     )
         except TransientError as exc:
             self._log.warning(
@@ -362,15 +367,16 @@ class HttpClient:
         json: Any,
         data: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
+        content: bytes | str | None = None,
     ) -> httpx.Response:
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
         try:
             if self._semaphore is not None:
                 async with self._semaphore:
-                    response = await self._send(method, path, params, json, data, headers)
+                    response = await self._send(method, path, params, json, data, headers, content)
             else:
-                response = await self._send(method, path, params, json, data, headers)
+                response = await self._send(method, path, params, json, data, headers, content)
         except httpx.TimeoutException as exc:
             raise TransientError(f"{self.app}: {method} {path} timed out ({type(exc).__name__})") from exc
         except httpx.UnsupportedProtocol as exc:
@@ -407,6 +413,7 @@ class HttpClient:
         json: Any,
         data: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
+        content: bytes | str | None = None,
     ) -> httpx.Response:
         return await self._client.request(
             method,
@@ -414,6 +421,7 @@ class HttpClient:
             params=dict(params) if params is not None else None,
             json=json,
             data=dict(data) if data is not None else None,
+            content=content,
             headers=dict(headers) if headers is not None else None,
         )
 

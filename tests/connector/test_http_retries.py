@@ -375,3 +375,17 @@ async def test_max_concurrency_caps_requests_in_flight(sleeps: Sleeps) -> None:
         responses = await asyncio.gather(*tasks)
     assert [r.status_code for r in responses] == [200] * 6
     assert peak == 2
+
+
+async def test_webdav_methods_send_their_raw_body_and_are_retried_like_any_other(sleeps: Sleeps) -> None:
+    seen: list[tuple[str, bytes, str | None]] = []
+
+    def dav(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.content, request.headers.get("Depth")))
+        return httpx.Response(503 if len(seen) == 1 else 207, content=b"<multistatus/>")
+
+    body = b'<?xml version="1.0"?><propfind xmlns="DAV:"><prop><getetag/></prop></propfind>'
+    async with make_client(sleeps, transport=httpx.MockTransport(dav)) as client:
+        response = await client.request("PROPFIND", "/book/", content=body, headers={"Depth": "1"})
+    assert response.status_code == 207
+    assert seen == [("PROPFIND", body, "1")] * 2, "the retry must resend the same method, body and headers"

@@ -1,0 +1,407 @@
+"""The CardDAV connector: the cards of one address book, synced as ``contacts``.
+
+Identity: a card's id is its resource name inside the address book (``<uid>.vcf`` for cards
+syncd creates, whatever name other clients chose for theirs). The name is what the server
+addresses, it never changes while the card lives, and it does not depend on where the address
+book is mounted. Its version is the ETag.
+
+Reading: a full listing asks for the ETag of every card (PROPFIND, depth 1) and fetches the cards
+with addressbook-multiget, one page per batch. Incremental reads use RFC 6578 sync-collection
+when the server offers it (the cursor holds the sync token; deleted cards come back as
+tombstones); otherwise the cursor holds every card's ETag and a new listing is compared with
+it. A sync token the server no longer accepts restarts with a full listing.
+
+Writing: see ``_writes``. Webhooks: CardDAV has none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import httpx
+import structlog
+
+from syncd.connector import (
+    AuthError,
+    Capabilities,
+    ConfigError,
+    Connector,
+    ConnectorConfig,
+    ConnectorError,
+    Cursor,
+    ObjectType,
+    Page,
+    RemoteRecord,
+    WriteItem,
+    WriteResult,
+)
+from syncd.connector.http import HttpClient, RetryPolicy
+
+from ._client import DavClient, discover, member_href, member_name
+from ._config import CardDavConfig
+from ._dav import (
+    ADDRESS_DATA,
+    COLLECTION,
+    GETETAG,
+    RESOURCETYPE,
+    SUPPORTED_REPORT_SET,
+    SYNC_TOKEN,
+    Multistatus,
+    addressbook_multiget,
+    addressbook_query,
+    same_path,
+    sync_collection,
+    tag,
+)
+from ._errors import InvalidSyncToken, ReportNotSupported, classify
+from ._vcard import Card, VCardError, iter_field_paths, parse_rev
+from ._writes import CardWriter
+
+T = TypeVar("T")
+
+OBJECT = "contacts"
+CURSOR_VERSION = 1
+#: Values per addressbook-query REPORT in ``find`` (one prop-filter each).
+_FIND_BATCH = 50
+#: find() paths and the vCard property a server-side query matches on.
+_FIND_PROPERTIES = {"email": "EMAIL", "emails": "EMAIL", "uid": "UID"}
+
+log = structlog.get_logger("syncd.connector.carddav")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class CardDavConnector(Connector):
+    """Contacts of one CardDAV address book (vCard 3.0 and 4.0)."""
+
+    name: ClassVar[str] = "carddav"
+    version: ClassVar[str] = "0.1.0"
+    config_model: ClassVar[type[ConnectorConfig]] = CardDavConfig
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        incremental=True,
+        full_listing=True,
+        webhooks=False,
+        create=True,
+        update=True,
+        delete=True,
+        conditional_writes=True,
+        tombstones=True,
+        batch_size=100,
+        requests_per_second=None,
+    )
+    objects: ClassVar[tuple[ObjectType, ...]] = (
+        ObjectType(OBJECT, primary_key="id", fields=tuple(iter_field_paths()), natural_keys=("email",)),
+    )
+
+    def __init__(
+        self,
+        config: ConnectorConfig,
+        *,
+        app: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not isinstance(config, CardDavConfig):
+            raise ConfigError(f"carddav: expected CardDavConfig settings, got {type(config).__name__}")
+        super().__init__(config, app=app)
+        self.settings = config
+        headers: dict[str, str] = {}
+        auth: tuple[str, str] | None = None
+        if config.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"
+        elif config.username is not None and config.password is not None:
+            auth = (config.username, config.password.get_secret_value())
+        self._http = HttpClient(
+            app=self.app,
+            base_url=config.origin,
+            auth=auth,
+            headers=headers,
+            retry=retry,
+            timeout=config.timeout_seconds,
+            classify=classify,
+            transport=transport,
+            max_concurrency=config.concurrency,
+        )
+        self._dav = DavClient(self._http)
+        self._collection: str | None = None
+        self._writer = CardWriter(self._dav, config, self._fetch_cards, self._record)
+        self._log = log.bind(app=self.app)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def collection(self) -> str:
+        """The address book's path (discovered once, then remembered)."""
+        if self._collection is None:
+            self._collection = await discover(self._dav, self.settings)
+            self._writer.collection = self._collection
+        return self._collection
+
+    async def check(self) -> None:
+        path = await self.collection()
+        await self._dav.propfind(path, [RESOURCETYPE], depth="0")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- reading helpers -----------------------------------------------------------------------
+
+    def _record(self, name: str, etag: str | None, card: Card) -> RemoteRecord:
+        fields = card.fields()
+        return RemoteRecord(id=name, fields=fields, version=etag, updated_at=parse_rev(fields["rev"]))
+
+    def _cards(self, collection: str, found: Multistatus) -> dict[str, tuple[str | None, Card] | VCardError]:
+        """The cards of a multiget/query answer by name; unreadable ones as their error."""
+        cards: dict[str, tuple[str | None, Card] | VCardError] = {}
+        for response in found.responses:
+            name = member_name(collection, response.href)
+            if name is None or response.missing:
+                continue
+            data = response.text(ADDRESS_DATA)
+            if data is None:
+                cards[name] = VCardError("the server sent no address-data")
+                continue
+            try:
+                cards[name] = (response.text(GETETAG), Card.parse(data))
+            except VCardError as exc:
+                cards[name] = exc
+        return cards
+
+    async def _fetch_cards(self, names: Sequence[str]) -> dict[str, tuple[str | None, Card] | VCardError]:
+        """Cards by name through addressbook-multiget, batches in parallel; missing names are absent."""
+        collection = await self.collection()
+        unique = list(dict.fromkeys(names))
+
+        async def batch(part: Sequence[str]) -> Multistatus:
+            body = addressbook_multiget([member_href(collection, n) for n in part])
+            return await self._dav.multistatus("REPORT", collection, body, depth="1")
+
+        answers = await _gather(batch(part) for part in _chunks(unique, self.settings.page_size))
+        cards: dict[str, tuple[str | None, Card] | VCardError] = {}
+        for answer in answers:
+            cards.update(self._cards(collection, answer))
+        return cards
+
+    def _readable(self, cards: Mapping[str, tuple[str | None, Card] | VCardError]) -> list[RemoteRecord]:
+        records: list[RemoteRecord] = []
+        for name, found in cards.items():
+            if isinstance(found, VCardError):
+                # One broken card must not fail its page: it is skipped and reported here, by name
+                # and reason only (no field values). It is read again once its ETag changes.
+                self._log.warning("carddav.unreadable_card", card=name, reason=str(found))
+                continue
+            records.append(self._record(name, *found))
+        return records
+
+    async def _members(self, collection: str) -> dict[str, str]:
+        """Every card's name and ETag (PROPFIND depth 1)."""
+        found = await self._dav.propfind(collection, [RESOURCETYPE, GETETAG], depth="1")
+        members: dict[str, str] = {}
+        for response in found.responses:
+            name = member_name(collection, response.href)
+            if name is None or response.missing or response.has_type(COLLECTION):
+                continue
+            members[name] = response.text(GETETAG) or ""
+        return members
+
+    async def _sync_token(self, collection: str) -> str | None:
+        """The collection's current sync token, when the server does sync-collection (and we use it)."""
+        if self.settings.sync_mode == "etag":
+            return None
+        found = await self._dav.propfind(collection, [SYNC_TOKEN, SUPPORTED_REPORT_SET], depth="0")
+        here = next((r for r in found.responses if same_path(r.href, collection)), None)
+        if here is None:
+            return None
+        token = (here.text(SYNC_TOKEN) or "").strip() or None
+        offered = tag("DAV:", "sync-collection") in here.reports()
+        if self.settings.sync_mode == "auto" and not offered:
+            return None
+        return token
+
+    def _cursor(self, collection: str, token: str | None, members: Mapping[str, str]) -> Cursor:
+        if token is not None:
+            return {"v": CURSOR_VERSION, "collection": collection, "sync_token": token}
+        return {"v": CURSOR_VERSION, "collection": collection, "etags": dict(sorted(members.items()))}
+
+    async def _pages(
+        self,
+        names: Sequence[str],
+        tombstones: Sequence[str],
+        *,
+        between: Cursor | None,
+        final: Cursor,
+        complete: bool,
+    ) -> AsyncIterator[Page]:
+        """Fetch ``names`` page by page; tombstones ride on the first page, the final cursor on the last."""
+        batches = list(_chunks(sorted(names), self.settings.page_size)) or [[]]
+        for index, batch in enumerate(batches):
+            records = self._readable(await self._fetch_cards(batch)) if batch else []
+            if index == 0:
+                records += [RemoteRecord(id=n, fields={}, deleted=True) for n in sorted(tombstones)]
+            last = index == len(batches) - 1
+            yield Page(records, final if last else between, complete=complete and last)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
+        self.object_type(obj)
+        collection = await self.collection()
+        if cursor is None:
+            async for page in self._full_listing(collection):
+                yield page
+            return
+        if cursor.get("v") != CURSOR_VERSION or cursor.get("collection") != collection:
+            self._log.warning("carddav.cursor_replaced", reason="cursor of another address book or format")
+            async for page in self._full_listing(collection):
+                yield page
+            return
+        token = cursor.get("sync_token")
+        if isinstance(token, str):
+            try:
+                changed, removed, new_token = await self._sync(collection, token)
+            except InvalidSyncToken:
+                self._log.info("carddav.sync_token_expired", action="full listing")
+                async for page in self._full_listing(collection):
+                    yield page
+                return
+            final = self._cursor(collection, new_token, {})
+        else:
+            old = cursor.get("etags")
+            if not isinstance(old, dict):
+                self._log.warning("carddav.cursor_replaced", reason="cursor without sync token or etags")
+                async for page in self._full_listing(collection):
+                    yield page
+                return
+            members = await self._members(collection)
+            changed = [n for n, etag in members.items() if old.get(n) != etag]
+            removed = [n for n in old if n not in members]
+            final = self._cursor(collection, None, members)
+        async for page in self._pages(changed, removed, between=cursor, final=final, complete=False):
+            yield page
+
+    async def _full_listing(self, collection: str) -> AsyncIterator[Page]:
+        # The token is taken before the listing: a change made while we list is read again next time.
+        token = await self._sync_token(collection)
+        members = await self._members(collection)
+        final = self._cursor(collection, token, members)
+        async for page in self._pages(list(members), [], between=None, final=final, complete=True):
+            yield page
+
+    async def _sync(self, collection: str, token: str) -> tuple[list[str], list[str], str]:
+        """Names changed and removed since ``token`` (RFC 6578), and the token to use next."""
+        changed: set[str] = set()
+        removed: set[str] = set()
+        while True:
+            body = sync_collection(token, [GETETAG])
+            found = await self._dav.multistatus("REPORT", collection, body, depth="0")
+            truncated = False
+            for response in found.responses:
+                if same_path(response.href, collection):
+                    truncated = response.status == 507
+                    continue
+                name = member_name(collection, response.href)
+                if name is None:
+                    continue
+                if response.missing:
+                    removed.add(name)
+                    changed.discard(name)
+                else:
+                    changed.add(name)
+                    removed.discard(name)
+            if found.sync_token is None or found.sync_token == token or not truncated:
+                return sorted(changed), sorted(removed), found.sync_token or token
+            token = found.sync_token
+
+    async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        self.object_type(obj)
+        if not ids:
+            return []
+        return self._readable(await self._fetch_cards(ids))
+
+    async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
+        self.object_type(obj)
+        prop = _FIND_PROPERTIES.get(path)
+        if prop is None:
+            raise ConfigError(
+                f"carddav: contacts can be found by {', '.join(sorted(_FIND_PROPERTIES))}, not {path!r}"
+            )
+        wanted = sorted({v.strip().lower() for v in values if v.strip()})
+        if not wanted:
+            return []
+        collection = await self.collection()
+        try:
+            cards: dict[str, tuple[str | None, Card] | VCardError] = {}
+            for part in _chunks(wanted, _FIND_BATCH):
+                found = await self._dav.multistatus(
+                    "REPORT", collection, addressbook_query(prop, part), depth="1"
+                )
+                cards.update(self._cards(collection, found))
+        except ReportNotSupported:
+            self._log.info("carddav.query_unsupported", action="listing the address book")
+            cards = await self._fetch_cards(list(await self._members(collection)))
+        return [r for r in self._readable(cards) if _matches(r.fields, path, set(wanted))]
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        self.object_type(obj)
+        await self.collection()
+        return await self._each(items, self._writer.create)
+
+    async def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        self.object_type(obj)
+        await self.collection()
+        current = await self._fetch_cards([i.id for i in items if i.id])
+        return await self._each(items, lambda item: self._writer.update(item, current.get(item.id or "")))
+
+    async def delete(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        self.object_type(obj)
+        await self.collection()
+        return await self._each(items, self._writer.delete)
+
+    async def _each(
+        self, items: Sequence[WriteItem], write: Callable[[WriteItem], Awaitable[RemoteRecord]]
+    ) -> list[WriteResult]:
+        """Run the writes in parallel (the HTTP client bounds them); one result per item.
+
+        A refusal of the whole app (credentials, settings) is raised; any other failure belongs to
+        its item, transient ones included, so the engine retries exactly the writes that failed.
+        """
+        outcomes = await asyncio.gather(*(write(item) for item in items), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, AuthError | ConfigError):
+                raise outcome
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ConnectorError):
+                raise outcome
+        results: list[WriteResult] = []
+        for item, outcome in zip(items, outcomes, strict=True):
+            if isinstance(outcome, ConnectorError):
+                results.append(WriteResult(key=item.key, error=outcome))
+            else:
+                assert isinstance(outcome, RemoteRecord)
+                results.append(WriteResult(key=item.key, record=outcome))
+        return results
+
+
+def _matches(fields: Mapping[str, Any], path: str, wanted: set[str]) -> bool:
+    emails = [e.get("value") for e in fields.get("emails") or []]
+    values = emails if path == "emails" else [fields.get(path)]
+    return any(isinstance(v, str) and v.strip().lower() in wanted for v in values)
+
+
+async def _gather(calls: Iterator[Awaitable[T]]) -> list[T]:
+    """Run ``calls`` concurrently; re-raise the first failure once all have ended."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    results: list[T] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        results.append(outcome)
+    return results
+
+
+__all__ = ["CardDavConnector"]
