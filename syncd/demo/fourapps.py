@@ -88,6 +88,9 @@ def without_app(text: str, app: str) -> str:
                 or (parts[0] == "fields" and len(parts) > 1 and parts[1] in dropped)
                 or (parts[0] == "fields" and parts[2:4] == ["apps", app])
             )
+            if not keep:
+                while out and out[-1].lstrip().startswith("#"):
+                    out.pop()  # the comment introducing a dropped table
         if not keep or line.strip().startswith(f"apps.{app} ") or line.strip().startswith(f"apps.{app}="):
             continue
         out.append(re.sub(rf'(priority\s*=\s*\[[^\]]*)"{app}",\s*', r"\1", line).replace(f', "{app}"]', "]"))
