@@ -91,3 +91,11 @@ def test_consent_comes_from_mailchimp_and_is_only_written_to_the_crm(customers: 
     assert "subscribed" not in customers.to_canonical("crm", {"properties": {"newsletter_opt_in": "true"}})
     assert customers.to_remote("crm", {"subscribed": False}) == {"properties": {"newsletter_opt_in": "false"}}
     assert customers.is_consent("subscribed")
+
+
+def test_vendors_and_partners_are_kept_off_the_mailing_list_only(customers: Mapping) -> None:
+    vendor = customers.to_canonical("crm", {"properties": {"email": "v@acme.io", "lifecyclestage": "other"}})
+    assert not customers.in_scope("email", vendor)
+    assert all(customers.in_scope(app, vendor) for app in ("crm", "helpdesk", "billing"))
+    assert customers.in_scope("email", {"email": "a@acme.io", "lifecycle": None})
+    assert "lifecycle" not in customers.writable("crm")
