@@ -28,6 +28,14 @@ import click
     help="How many customers to spread across the two fake apps.",
 )
 @click.option(
+    "--apps",
+    type=click.Choice(["two", "all"]),
+    default="two",
+    show_default=True,
+    help="two: HubSpot and Mailchimp; all: also a Zendesk fake and localstripe (a fake Stripe), "
+    "synced with mappings/customers.toml.",
+)
+@click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
@@ -37,7 +45,13 @@ import click
 )
 @click.pass_context
 def demo_command(
-    ctx: click.Context, once: bool, port: int | None, seed: int, customers: int, directory: Path | None
+    ctx: click.Context,
+    once: bool,
+    port: int | None,
+    seed: int,
+    customers: int,
+    apps: str,
+    directory: Path | None,
 ) -> None:
     """Run the daemon against bundled fake HubSpot and Mailchimp apps: no accounts, no network.
 
@@ -48,4 +62,4 @@ def demo_command(
         raise click.UsageError(f"--dir {directory}: not empty; give the demo a new or empty directory")
     from .run import run_demo
 
-    ctx.exit(run_demo(once=once, port=port, seed=seed, customers=customers, directory=directory))
+    ctx.exit(run_demo(once=once, port=port, seed=seed, customers=customers, directory=directory, apps=apps))

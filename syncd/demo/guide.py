@@ -34,6 +34,8 @@ class GuideFacts:
     check: HttpCall
     edited: Mapping[str, str]
     conflicts: Sequence[Mapping[str, Any]]
+    #: The mapping file in the workspace's mappings/ folder.
+    mapping: str = "contacts.toml"
 
 
 def admin_call(facts: GuideFacts, path: str, *, method: str = "GET", body: Any = None) -> HttpCall:
@@ -80,7 +82,7 @@ def guide_lines(facts: GuideFacts) -> list[str]:
     return [
         f"Everything is in {facts.workspace} ({kept}):",
         "  config.toml              apps and daemon settings; secrets come from the files in secrets/",
-        "  mappings/contacts.toml   what syncs: the example mapping",
+        f"  mappings/{facts.mapping}".ljust(27) + "what syncs: the example mapping",
         "  state/syncd.db           links, baselines, change log, conflicts, outbox",
         "",
         f"Admin API and metrics of the daemon at {facts.daemon_url} (token in secrets/admin_token):",

@@ -72,6 +72,7 @@ async def gather_facts(session: DemoSession) -> GuideFacts:
         check=session.apps.member_read(example.email),
         edited=edited,
         conflicts=await session.open_conflicts(),
+        mapping=session.workspace.mapping_name,
     )
 
 
@@ -85,9 +86,11 @@ def summary_line(session: DemoSession) -> str:
     )
 
 
-def convergence_line(url: str, done: Convergence) -> str:
+def convergence_line(url: str, done: Convergence, apps: int = 2) -> str:
+    every = "both fakes send their webhooks" if apps == 2 else f"all {apps} apps send their webhooks"
+    polled = "both apps" if apps == 2 else f"all {apps} apps"
     return (
-        f"Daemon running at {url}; both fakes send their webhooks to it. It polled both apps and "
+        f"Daemon running at {url}; {every} to it. It polled {polled} and "
         f"found {done.daemon_writes} writes to make: converged in {done.seconds:.1f} s."
     )
 
@@ -101,16 +104,22 @@ async def demo(session: DemoSession, *, once: bool, within: float = 60.0) -> int
         await session.start()
         for line in seeded_lines(session.data, session.apps.hubspot.url, session.apps.mailchimp.url):
             say(console, line)
+        for line in session.extra_lines:
+            say(console, line)
         say(console)
         stats = await session.first_sync()
         say(console, summary_line(session))
         daemon = await session.start_daemon()
         done = await session.converged(within=within)
-        say(console, convergence_line(daemon.url, done))
+        say(console, convergence_line(daemon.url, done, len(daemon.settings.apps)))
         say(console)
         for line in guide_lines(await gather_facts(session)):
             say(console, line)
         say(console)
+        if session.extra is not None:
+            for line in await session.customer_view():
+                say(console, line)
+            say(console)
         if once:
             failed = stats.total("errors") + done.dead_letters
             say(console, f"--once: converged with {failed} errors; stopping.")
@@ -148,11 +157,12 @@ def run_demo(
     directory: Path | None = None,
     console: Console | None = None,
     timeout: float = 60.0,
+    apps: str = "two",
 ) -> int:
     """Run ``syncd demo`` to the end; returns the process exit code (see the module docstring)."""
     out = console or Console()
     try:
-        session = DemoSession(out, seed=seed, customers=customers, port=port, directory=directory)
+        session = DemoSession(out, seed=seed, customers=customers, port=port, directory=directory, apps=apps)
     except FileExistsError as exc:
         say(out, f"error: {exc}")
         return 2

@@ -35,6 +35,7 @@ from syncd.store import Store
 
 from .apps import DemoApps
 from .dataset import Dataset, build_dataset
+from .fourapps import ExtraApps
 from .progress import APP_TITLES, SyncProgress
 from .workspace import POLL_INTERVAL, Workspace
 
@@ -75,6 +76,7 @@ class DemoSession:
         port: int | None = None,
         directory: Path | None = None,
         poll_interval: float = POLL_INTERVAL,
+        apps: str = "two",
     ) -> None:
         self.console = console
         self.seed = seed
@@ -82,6 +84,12 @@ class DemoSession:
         self.poll_interval = poll_interval
         self.data: Dataset = build_dataset(seed, customers)
         self.apps = DemoApps()
+        #: ``--apps all``: the help desk and billing apps, and what was planted in them.
+        self.extra: ExtraApps | None = None
+        self.extra_lines: list[str] = []
+        if apps == "all":
+            self.extra = ExtraApps()
+            self.extra.prepare_crm(self.apps.hubspot)
         self.workspace = Workspace.create(directory)
         self.first: RunStats | None = None
         self.first_seconds = 0.0
@@ -104,11 +112,15 @@ class DemoSession:
         """Start both fakes, seed them and write the workspace."""
         await self.apps.start()
         self.apps.seed(self.data)
+        if self.extra is not None:
+            await self.extra.start()
+            self.extra_lines = await self.extra.seed(self.data)
         self.workspace.write(
             hubspot_url=self.apps.hubspot.url,
             mailchimp_url=self.apps.mailchimp.url,
             port=self.port or 0,
             poll_interval=self.poll_interval,
+            extra=self.extra,
         )
         self._settings = load_settings(self.workspace.config)
         configure(self.settings.log_format, self.settings.log_level)
@@ -116,7 +128,10 @@ class DemoSession:
     async def first_sync(self) -> RunStats:
         """One full cycle over both apps, drawn live."""
         started = time.monotonic()
-        title = f"First sync: {' ⇄ '.join(APP_TITLES.values())}"
+        titles = list(APP_TITLES.values())
+        if self.extra is not None:
+            titles += [f"{app} ({name})" for app, name in self.extra.names().items()]
+        title = f"First sync: {' ⇄ '.join(titles)}"
         with SyncProgress(self.console, title) as progress:
             async with open_runner(self.settings, source=self.source) as runner:
                 runner.on_progress = progress.update
@@ -140,6 +155,8 @@ class DemoSession:
                 raise DemoError(f"the daemon was not serving after {within:.0f} s")
             await asyncio.sleep(0.02)
         self.apps.connect_webhooks(daemon.url)
+        if self.extra is not None:
+            await self.extra.connect_webhooks(daemon.url)
         return daemon
 
     async def converged(self, *, within: float = 60.0) -> Convergence:
@@ -181,12 +198,18 @@ class DemoSession:
         code = 0
         try:
             self.apps.disconnect_webhooks()
+            if self.extra is not None:
+                self.extra.disconnect_webhooks()
             if self.daemon is not None and self._daemon_task is not None:
                 self.daemon.request_stop("demo finished")
                 code = await self._daemon_task
         finally:
-            await self.apps.stop()
-            self.workspace.cleanup()
+            try:
+                await self.apps.stop()
+            finally:
+                if self.extra is not None:
+                    await self.extra.stop()
+                self.workspace.cleanup()
         return code
 
     # -- what the guide shows ----------------------------------------------------------------------
@@ -223,6 +246,34 @@ class DemoSession:
         record = self.apps.hubspot.record(contact_id) or {}
         props = record.get("properties", {})
         return Example(email, contact_id, str(props.get("firstname", "")), str(props.get("lastname", "")))
+
+    async def customer_view(self) -> list[str]:
+        """``--apps all``: the seeded customer present in every app, as ``syncd show`` sees it."""
+        daemon = self._running()
+        assert self.extra is not None
+        email = self.extra.everywhere
+
+        def look(store: Store) -> tuple[dict[str, Any], dict[str, str]] | None:
+            entity = store.find_entity(None, email)
+            if entity is None:
+                return None
+            links = store.links_of([entity.id]).get(entity.id, {})
+            return dict(entity.values), {app: str(link.remote_id) for app, link in sorted(links.items())}
+
+        found = await daemon.store.call(look)
+        if found is None:
+            raise DemoError(f"{email} is not synced")
+        values, links = found
+        shown = ", ".join(
+            f"{k} {values[k]!r}" for k in ("company", "plan", "mrr") if values.get(k) is not None
+        )
+        return [
+            f"One customer, {len(links)} apps (the single customer view: values, where each came from, links):",
+            f"  syncd show {email} --config {self.workspace.config}",
+            "  linked: "
+            + ", ".join(f"{app} {rid}" for app, rid in links.items())
+            + (f"; {shown}" if shown else ""),
+        ]
 
     async def open_conflicts(self) -> list[dict[str, Any]]:
         daemon = self._running()

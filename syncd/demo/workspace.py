@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncd.mapping.schema import render_schema
 
@@ -31,6 +32,9 @@ from .apps import (
     EMAIL_WEBHOOK_SECRET,
     LIST_ID,
 )
+
+if TYPE_CHECKING:
+    from .fourapps import ExtraApps
 
 #: The example mapping shipped inside this package (a copy of mappings/contacts.toml).
 MAPPING_NAME = "contacts.toml"
@@ -50,6 +54,8 @@ class Workspace:
     root: Path
     temporary: bool
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    #: The mapping file's name (``customers.toml`` with ``--apps all``).
+    mapping_name: str = MAPPING_NAME
 
     @classmethod
     def create(cls, directory: Path | None = None) -> Workspace:
@@ -72,18 +78,29 @@ class Workspace:
 
     @property
     def mapping(self) -> Path:
-        return self.root / "mappings" / MAPPING_NAME
+        return self.root / "mappings" / self.mapping_name
 
     def secret_file(self, name: str) -> Path:
         return self.root / "secrets" / name
 
     def write(
-        self, *, hubspot_url: str, mailchimp_url: str, port: int, poll_interval: float = POLL_INTERVAL
+        self,
+        *,
+        hubspot_url: str,
+        mailchimp_url: str,
+        port: int,
+        poll_interval: float = POLL_INTERVAL,
+        extra: ExtraApps | None = None,
     ) -> None:
-        """Write the secrets, the mapping and ``config.toml`` for fakes at these URLs."""
+        """Write the secrets, the mapping and ``config.toml`` for fakes at these URLs (and the
+        help desk and billing apps of ``extra``, with the four-app mapping)."""
         (self.root / "state").mkdir(parents=True, exist_ok=True)
+        if extra is not None:
+            from .fourapps import MAPPING_NAME as FOUR_APPS_MAPPING
+
+            self.mapping_name = FOUR_APPS_MAPPING
         self.mapping.parent.mkdir(parents=True, exist_ok=True)
-        self.mapping.write_text(packaged_mapping(), encoding="utf-8")
+        self.mapping.write_text(packaged_mapping() if extra is None else extra.mapping(), encoding="utf-8")
         (self.mapping.parent / "schema.json").write_text(render_schema(), encoding="utf-8")
         folder = self.root / "secrets"
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -93,21 +110,26 @@ class Workspace:
             "email_api_key": EMAIL_API_KEY,
             "email_webhook_secret": EMAIL_WEBHOOK_SECRET,
             "admin_token": self.admin_token,
+            **(extra.secrets() if extra is not None else {}),
         }.items():
             path = self.secret_file(name)
             path.write_text(value + "\n", encoding="utf-8")
             os.chmod(path, 0o600)
-        self.config.write_text(
-            _CONFIG.format(
-                hubspot_url=hubspot_url,
-                mailchimp_url=mailchimp_url,
-                list_id=LIST_ID,
-                properties=json.dumps(list(CRM_PROPERTIES)),
-                poll=poll_interval,
-                port=port,
-            ),
-            encoding="utf-8",
+        text = _CONFIG.format(
+            hubspot_url=hubspot_url,
+            mailchimp_url=mailchimp_url,
+            list_id=LIST_ID,
+            properties=json.dumps(list(CRM_PROPERTIES)),
+            poll=poll_interval,
+            port=port,
         )
+        if extra is not None:
+            from .fourapps import CRM_READ
+
+            text = text.replace('"mappings/contacts.toml"', f'"mappings/{self.mapping_name}"')
+            text = text.replace(json.dumps(list(CRM_PROPERTIES)), json.dumps([*CRM_PROPERTIES, *CRM_READ]))
+            text = text.replace("\n[daemon]\n", extra.config(poll_interval) + "\n[daemon]\n")
+        self.config.write_text(text, encoding="utf-8")
 
     def cleanup(self) -> None:
         if self.temporary:

@@ -27,6 +27,20 @@ def test_connectors_list_shows_first_party_connectors_with_capabilities(tmp_path
     assert rows["sql"]["capabilities"]["conditional_writes"] is True
 
 
+def test_connectors_list_shows_the_zendesk_and_stripe_connectors(tmp_path: Path) -> None:
+    proc = _run([sys.executable, "-m", "syncd.cli", "connectors", "list", "--json"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    for name, batch in (("zendesk", 100), ("stripe", 20)):
+        assert "error" not in rows[name], rows[name]
+        assert rows[name]["capabilities"]["batch_size"] == batch
+        assert rows[name]["capabilities"]["webhooks"] is True
+    text = _run([sys.executable, "-m", "syncd.cli", "connectors", "list"], tmp_path)
+    assert text.returncode == 0, text.stderr
+    listed = {line.split(" ", 1)[0] for line in text.stdout.splitlines()}
+    assert {"hubspot", "mailchimp", "zendesk", "stripe"} <= listed
+
+
 @pytest.mark.slow
 def test_scaffolded_plugin_installs_is_listed_and_passes_the_conformance_kit(tmp_path: Path) -> None:
     made = _run(

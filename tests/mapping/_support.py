@@ -8,7 +8,7 @@ from syncd.mapping import Mapping, MappingError, parse_mapping
 
 REPO = Path(__file__).resolve().parents[2]
 MAPPINGS = REPO / "mappings"
-KNOWN_APPS = frozenset({"crm", "email", "product", "zendesk"})
+KNOWN_APPS = frozenset({"billing", "crm", "email", "helpdesk", "product", "zendesk"})
 
 #: A minimal valid mapping: apps crm and email, keyed by a canonicalised email address.
 TWO_APPS = """

@@ -25,9 +25,9 @@ EXAMPLES = sorted(MAPPINGS.glob("*.toml"))
 
 
 def test_example_mappings_load_cleanly_against_the_configured_apps() -> None:
-    assert [p.name for p in EXAMPLES] == ["contacts.toml", "users.toml"]
+    assert [p.name for p in EXAMPLES] == ["contacts.toml", "customers.toml", "users.toml"]
     mappings = load_mappings(EXAMPLES, known_apps=KNOWN_APPS)
-    assert [m.name for m in mappings] == ["contacts", "users"]
+    assert [m.name for m in mappings] == ["contacts", "customers", "users"]
 
 
 def test_committed_schema_json_is_current() -> None:
