@@ -1287,12 +1287,43 @@ class Runner:
             changes: list[Change] = []
             conflicts: list[Conflict] = []
             high_run = store.latest_run()
+            held = store.links_of(entities)
             for intent, result in zip(intents, results, strict=True):
                 if result.error is not None or result.record is None:
                     self._failed(store, intent, result.error or PermanentError("create returned no record"))
                     continue
                 entity = entities[intent.entity_id]
                 record = result.record
+                existing = held.get(entity.id, {}).get(app)
+                if existing is not None and existing.remote_id != record.id:
+                    # A read linked a record of this app with the key while our create was in
+                    # flight (someone made it meanwhile): two records share the key now. Halt the
+                    # key for a person, as any identity conflict, rather than lose track of one.
+                    store.settle(intent.id, "done")
+                    self.stats.apps[app].created += 1
+                    self.stats.apps[app].writes += 1
+                    conflicts.append(
+                        Conflict(
+                            entity.id,
+                            IDENTITY,
+                            [Candidate(app, existing.remote_id), Candidate(app, record.id)],
+                            "review",
+                            "open",
+                            kind="identity",
+                        )
+                    )
+                    changes.append(
+                        Change(
+                            entity.id,
+                            IDENTITY,
+                            existing.remote_id,
+                            record.id,
+                            app,
+                            f"created in {app} while another {app} record with the key was linked: "
+                            "sync of this key halted",
+                        )
+                    )
+                    continue
                 link = Link(
                     None,
                     entity.id,

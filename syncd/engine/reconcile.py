@@ -152,7 +152,13 @@ def merge_record(
             )
             continue
         if same(new, cur):
-            continue  # identical edit elsewhere, or our own write: nothing to decide
+            # Identical edit elsewhere, or our own write: nothing to decide. An app that ranks
+            # higher for this field and holds the same value becomes its source, so a later
+            # disagreement is decided against the best-ranked holder, whatever the read order.
+            prov = entity.provenance.get(name) or {}
+            if not known and _outranks(mapping, name, app, prov.get("app")):
+                entity.provenance[name] = {**prov, "app": app}
+            continue
         if mapping.is_consent(name) and not isinstance(new, bool):
             continue  # "pending", "cleaned", empty: not a consent answer, so not a change of consent
         prov = entity.provenance.get(name, {})
@@ -244,6 +250,16 @@ def _flips(entity: Entity, name: str, app: str, new: Any) -> int:
     if setter in (None, app) or "prev" not in prov or not same(prov["prev"], new):
         return 0
     return int(prov.get("flips", 0)) + 1
+
+
+def _outranks(mapping: MappingView, name: str, app: str, other: Any) -> bool:
+    """Whether ``app`` comes before ``other`` in the field's conflict order (owner, then priority)."""
+    policy = mapping.conflict_policy(name)
+    if other in (None, app) or policy.policy in ("review", "newest"):
+        return False
+    order = ([policy.owner] if policy.owner else []) + _order(policy, mapping.apps)
+    rank = {a: i for i, a in reversed(list(enumerate(order)))}
+    return rank.get(app, len(rank)) < rank.get(str(other), len(rank))
 
 
 def _stale(mapping: MappingView, name: str, prov: Mapping[str, Any], app: str, at: str | None) -> bool:

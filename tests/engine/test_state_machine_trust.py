@@ -216,6 +216,9 @@ class TrustMachine(RuleBasedStateMachine):
         before = mapping.to_canonical(app, self.world.apps[app].live(OBJ)[rid]).get(field)
         patch = _patch(app, field, value)
         self.world.apps[app].edit(OBJ, rid, patch)
+        # A person's later edit of the same field supersedes an earlier one in the app itself
+        # (unless a sync read it in between, when the earlier one was checked by then anyway).
+        self.edits = [e for e in self.edits if e[:3] != (app, rid, field)]
         if not same(before, mapping.to_canonical(app, patch).get(field)):
             self.edits.append((app, rid, field, mapping.to_canonical(app, patch).get(field)))
         self.dirty = True

@@ -45,19 +45,11 @@ apps.third = "surname"
 """
 
 
-ENGINE_BUG = (
-    "engine bug: with initial_conflict = 'policy', an app linked by its own poll with a value equal to the "
-    "canonical one is left out of the conflict a later app brings, so the winner depends on the poll "
-    "order (syncd/engine; not changed on this branch). Here 'third' sets Lovelace, 'first' agrees, and "
-    "'second' wins with King over 'third' alone, then King is written to 'first'"
-)
-
-
 @pytest.mark.parametrize(
     "order",
     [
         ("first", "second", "third"),
-        pytest.param(("third", "first", "second"), marks=pytest.mark.skip(reason=ENGINE_BUG)),
+        ("third", "first", "second"),
     ],
 )
 async def test_the_top_priority_value_wins_whatever_order_the_apps_are_polled_in(
