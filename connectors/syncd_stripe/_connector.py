@@ -252,15 +252,14 @@ class StripeConnector(Connector):
 
         return await self._write_all(items, one)
 
-    async def erase(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
+    async def erase(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         """Erase customers for good (``DELETE /v1/customers/{id}``): the GDPR erasure route.
 
         Works whatever ``allow_delete`` says: it is called on purpose, not planned by a sync.
         Stripe cancels the customers' subscriptions at once and cannot undo the deletion. A
-        customer already gone counts as erased. One result per id, keyed by the id.
+        customer already gone counts as erased. One result per item.
         """
         self.object_type(obj)
-        items = [WriteItem(key=i, fields={}, id=i) for i in ids]
 
         async def one(item: WriteItem) -> RemoteRecord:
             assert item.id is not None

@@ -16,6 +16,7 @@ Users carry a read-only ``organization.name`` resolved from ``organization_id`` 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -337,8 +338,8 @@ class ZendeskConnector(Connector):
         self._forget_names(results)
         return results
 
-    async def erase(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
-        """Delete records permanently (GDPR erasure); one result per id, keyed by the id.
+    async def erase(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Delete records permanently (GDPR erasure, ``syncd forget``); one result per item.
 
         A user is soft-deleted first if needed, then removed with ``DELETE /deleted_users/{id}``:
         Zendesk keeps only a "Permanently Deleted User" husk without email, phone or fields.
@@ -346,11 +347,14 @@ class ZendeskConnector(Connector):
         deletions are paced at Zendesk's 700 per 10 minutes. Irreversible.
         """
         self.object_type(obj)
-        if not ids:
+        if not items:
             return []
+        ids = [str(item.id) for item in items]
         if obj == USERS:
-            return await self._writer.erase_users(ids)
-        return await self._writer.delete_organizations([WriteItem(key=i, fields={}, id=i) for i in ids])
+            done = await self._writer.erase_users(ids)
+        else:
+            done = await self._writer.delete_organizations([WriteItem(key=i, fields={}, id=i) for i in ids])
+        return [dataclasses.replace(result, key=item.key) for result, item in zip(done, items, strict=True)]
 
     def _forget_names(self, results: Sequence[WriteResult]) -> None:
         for result in results:

@@ -239,8 +239,14 @@ async def test_erase_deletes_for_good_and_counts_a_missing_customer_as_erased(
 ) -> None:
     connector = make_connector(localstripe.url)
     customer = await localstripe.call("POST", "/v1/customers", {"email": "gone@lovelace.io"})
-    results = await connector.erase("customers", [customer["id"], "cus_NeverExisted"])
-    assert [(r.key, r.ok) for r in results] == [(customer["id"], True), ("cus_NeverExisted", True)]
+    results = await connector.erase(
+        "customers",
+        [WriteItem(key=f"erase:{i}", id=i, fields={}) for i in (customer["id"], "cus_NeverExisted")],
+    )
+    assert [(r.key, r.ok) for r in results] == [
+        (f"erase:{customer['id']}", True),
+        ("erase:cus_NeverExisted", True),
+    ]
     assert all(r.record is not None and r.record.deleted for r in results)
     assert await localstripe.customers("gone@lovelace.io") == []
 

@@ -180,7 +180,9 @@ async def test_erase_deletes_a_user_permanently(fake: ZendeskFake, connector: Ze
     uid = fake.seed_user(
         name="Ada", email="ada@lovelace.io", phone="+442079460000", user_fields={"plan": "gold"}
     )
-    results = await connector.erase("users", [uid, "424242"])
+    results = await connector.erase(
+        "users", [WriteItem(key=f"erase:{i}", id=i, fields={}) for i in (uid, "424242")]
+    )
     assert results[0].ok, results[0].error
     assert results[0].record is not None
     assert results[0].record.deleted
@@ -200,6 +202,6 @@ async def test_erase_of_an_already_soft_deleted_user_completes_the_deletion(
 ) -> None:
     uid = fake.seed_user(name="Ada", email="ada@lovelace.io")
     fake.delete_user(uid)
-    (result,) = await connector.erase("users", [uid])
+    (result,) = await connector.erase("users", [WriteItem(key="erase", id=uid, fields={})])
     assert result.ok, result.error
     assert fake.users[int(uid)].erased
