@@ -624,6 +624,20 @@ class Runner:
                 changes += outcome.changes
                 conflicts += outcome.conflicts
                 self.stats.oscillations += len(outcome.oscillations)
+                if outcome.changed and entity.state != "active":
+                    # An edit beats a delete: edited here after it was deleted elsewhere, the
+                    # entity comes back, and the apps it was deleted from get it again.
+                    entity.state = "active"
+                    changes.append(
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            entity.key,
+                            app,
+                            f"edited in {app} after a delete: the edit wins",
+                        )
+                    )
                 if outcome.changed:
                     self._rekey(store, mapping, entity, changes)
                     touched[entity.id] = entity
@@ -1524,12 +1538,45 @@ class Runner:
         intents = await self.store.call(self._still_needed_deletes, intents)
         if not intents:
             return
+        conditional = connector.capabilities.conditional_writes
+        if not conditional and not self.dry_run:
+            # An edit beats a delete: re-read first, and keep a record changed since we read it.
+            ready = await self.store.call(self._current_deletes, app, intents)
+            fresh = await connector.get(mapping.object_of(app), [link.remote_id for _, link in ready])
+            kept = await self.store.call(self._unchanged_since_read, mapping, app, ready, fresh)
+            intents = [i for i, _ in kept]
+            if not intents:
+                return
         if self.dry_run:
             await self._record_dry(intents)
             return
-        items = [WriteItem(key=i.key, id=i.remote_id, fields={}) for i in intents]
+        items = [
+            WriteItem(
+                key=i.key,
+                id=i.remote_id,
+                fields={},
+                expected_version=i.expected_version if conditional else None,
+            )
+            for i in intents
+        ]
         results = await connector.delete(mapping.object_of(app), items)
-        await self.store.call(self._after_deletes, mapping, app, intents, results)
+        refetch = await self.store.call(self._after_deletes, mapping, app, intents, results)
+        if refetch:
+            await self.refetch(mapping, app, refetch)
+
+    @staticmethod
+    def _current_deletes(store: Store, app: str, intents: list[Intent]) -> list[tuple[Intent, Link]]:
+        """Deletes paired with the link they act on (a delete whose link is gone is done)."""
+        with store.transaction():
+            links = store.links_of(i.entity_id for i in intents)
+            out = []
+            for intent in intents:
+                link = links.get(intent.entity_id, {}).get(app)
+                if link is None or link.remote_id != intent.remote_id:
+                    store.settle(intent.id, "superseded")
+                    continue
+                out.append((intent, link))
+            return out
 
     async def _send_reads(self, mapping: SyncMapping, app: str, intents: list[Intent]) -> None:
         """A replayed quarantined read: read the records again (quarantined again if still bad)."""
@@ -1555,12 +1602,19 @@ class Runner:
 
     def _after_deletes(
         self, store: Store, mapping: SyncMapping, app: str, intents: list[Intent], results: list[WriteResult]
-    ) -> None:
+    ) -> list[str]:
+        refetch: list[str] = []
         with store.transaction():
             links = store.links_of(i.entity_id for i in intents)
             changes = []
             drop = []
             for intent, result in zip(intents, results, strict=True):
+                if isinstance(result.error, PreconditionFailed):
+                    # Edited since we read it: not deleted; the edit is read and wins.
+                    store.settle(intent.id, "superseded", str(result.error), "precondition")
+                    if intent.remote_id:
+                        refetch.append(intent.remote_id)
+                    continue
                 if result.error is not None and not isinstance(result.error, NotFound):
                     self._failed(store, intent, result.error)
                     continue
@@ -1576,6 +1630,7 @@ class Runner:
                     self.stats.apps[app].writes += 1
             store.drop_links(drop)
             self.stats.changes += store.log_changes(mapping.name, changes, self.run_id)
+        return refetch
 
     async def _record_dry(self, intents: Sequence[Intent]) -> None:
         """Dry run: note the write instead of sending it (the store is a throw-away copy)."""
@@ -1603,9 +1658,30 @@ class Runner:
     # -- admin actions -------------------------------------------------------------------------------
 
     async def resolve_conflict(
-        self, conflict_id: int, *, take: str | None = None, value: Any = None
+        self, conflict_id: int, *, take: str | None = None, value: Any = None, allow_empty: bool = False
     ) -> dict[str, Any]:
+        """Settle a conflict with one side's value, or with ``value`` — which goes through the
+        field's transforms and validation like a value read from an app (ValueError if invalid,
+        or empty without ``allow_empty``)."""
+        if take is None:
+            value = await self.store.call(self._admin_value, conflict_id, value, allow_empty)
         return await self.store.call(self._resolve, conflict_id, take, value)
+
+    def _admin_value(self, store: Store, conflict_id: int, value: Any, allow_empty: bool) -> Any:
+        conflict = store.conflict(conflict_id)
+        if conflict is None:
+            raise LookupError(f"no conflict {conflict_id}")
+        mapping = self.by_name.get(conflict["sync"])
+        name = conflict["field"]
+        if mapping is None or name not in mapping.fields:
+            return value
+        normalised = mapping.admin_value(name, value)
+        if normalised is None and not allow_empty:
+            raise ValueError(
+                f"conflict {conflict_id}: an empty value would clear {name!r} in every app; "
+                "allow it explicitly if that is what you want"
+            )
+        return normalised
 
     def _resolve(self, store: Store, conflict_id: int, take: str | None, value: Any) -> dict[str, Any]:
         with store.transaction():

@@ -43,7 +43,9 @@ class AdminBackend(Protocol):
 
     async def metrics_text(self) -> bytes: ...
 
-    async def resolve_conflict(self, conflict_id: int, take: str | None, value: Any) -> dict[str, Any]: ...
+    async def resolve_conflict(
+        self, conflict_id: int, take: str | None, value: Any, allow_empty: bool = False
+    ) -> dict[str, Any]: ...
 
     async def forget(self, key: str, dry_run: bool) -> dict[str, Any]: ...
 
@@ -189,9 +191,13 @@ class AdminApi:
         if (
             not isinstance(body, dict)
             or ("take" in body) == ("value" in body)
-            or set(body) - {"take", "value"}
+            or set(body) - {"take", "value", "allow_empty"}
+            or ("allow_empty" in body and ("value" not in body or not isinstance(body["allow_empty"], bool)))
         ):
-            return _error(400, 'give exactly one of {"take": APP} or {"value": VALUE}')
+            return _error(
+                400,
+                'give exactly one of {"take": APP} or {"value": VALUE} (optionally with "allow_empty": true)',
+            )
         take = body.get("take")
         if "take" in body and not isinstance(take, str):
             return _error(400, "take must be an app name")
@@ -201,7 +207,9 @@ class AdminApi:
         if conflict["status"] != "open":
             return _error(409, f"conflict {raw} is already {conflict['status']}")
         try:
-            done = await self.backend.resolve_conflict(int(raw), take, body.get("value"))
+            done = await self.backend.resolve_conflict(
+                int(raw), take, body.get("value"), bool(body.get("allow_empty", False))
+            )
         except LookupError as exc:
             return _error(404, str(exc))
         except ValueError as exc:

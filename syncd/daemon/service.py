@@ -405,10 +405,18 @@ class Daemon:
             ],
             "apps": apps,
             **snapshot,
+            # A fixed mistake leaves a backlog until someone replays it: say how, not just how many.
+            "dead_letters_hint": (
+                "fix the cause, then: syncd deadletters replay --all" if snapshot["dead_letters"] else None
+            ),
         }
 
-    async def resolve_conflict(self, conflict_id: int, take: str | None, value: Any) -> dict[str, Any]:
-        result = await self.runner.resolve_conflict(conflict_id, take=take, value=value)
+    async def resolve_conflict(
+        self, conflict_id: int, take: str | None, value: Any, allow_empty: bool = False
+    ) -> dict[str, Any]:
+        result = await self.runner.resolve_conflict(
+            conflict_id, take=take, value=value, allow_empty=allow_empty
+        )
         self.dispatcher.wake()
         return result
 

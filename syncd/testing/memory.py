@@ -337,6 +337,16 @@ class MemoryConnector(Connector):
             row = table.get(item.id or "")
             if error is None and (row is None or row.deleted):
                 error = NotFound(f"{self.app}: no {obj} record {item.id}", status=404)
+            if (
+                error is None
+                and row is not None
+                and self.settings.conditional_writes
+                and item.expected_version is not None
+                and item.expected_version != str(row.version)
+            ):
+                error = PreconditionFailed(
+                    f"{self.app}: {obj} {item.id} changed since it was read", status=412
+                )
             if error is not None:
                 results.append(WriteResult(item.key, error=error))
                 continue

@@ -103,6 +103,13 @@ async def test_conflict_resolved_through_the_api_is_written_to_both_apps(
             assert (await http.post("/api/conflicts/99999/resolve", json={"take": "beta"})).status_code == 404
             assert (await http.post("/api/conflicts/x/resolve", json={"take": "beta"})).status_code == 400
 
+            # A value set by hand goes through the field's transforms, and an empty one is refused.
+            empty = await http.post(url, json={"value": "  "})
+            assert empty.status_code == 400
+            assert "empty value" in empty.json()["error"]
+            assert (await http.post(url, json={"take": "beta", "allow_empty": True})).status_code == 400
+            assert (await http.get("/api/conflicts")).json()["conflicts"][0]["status"] == "open"
+
             done = await http.post(url, json={"take": "beta"})
             assert done.status_code == 200
             assert done.json()["field"] == "name"

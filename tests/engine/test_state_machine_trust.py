@@ -15,7 +15,8 @@ nothing and links or unlinks nothing; no edit was lost. Nightly jobs that disagr
 written back and forth within 8 cycles.
 
 ``SYNCD_STATE_MACHINE_EXAMPLES`` sets the number of examples of the quick run (default 100, about
-35 s on two busy cores); the ``slow`` run takes five times as many, of twice the length. An
+35 s on two busy cores); each of the four ``slow`` shards takes five times as many, of twice the
+length: 2,100 examples in a default run. An
 example costs 10-40 sync cycles of a real SQLite store (about 25 ms each on a RAM disk), about
 0.35 s: some 250 examples fit in 90 s, and 2,000 take about 12 minutes.
 """
@@ -396,7 +397,10 @@ class TrustMachine(RuleBasedStateMachine):
                     continue
             recorded = any(c["app"] == app and c["field"] == field and same(c["new"], want) for c in log)
             in_canonical = any(same(e.values.get(field), want) for e in entities.values())
-            assert recorded or in_canonical, f"edit {app}/{rid}.{field}={want!r} was lost"
+            assert recorded or in_canonical, (
+                f"edit {app}/{rid}.{field}={want!r} was lost; {app}'s {field} changes: "
+                f"{[(c['old'], c['new'], c['reason']) for c in log if c['app'] == app and c['field'] in (field, '*')]}"
+            )
 
     def check_quiet_cycle(self, *, full: bool) -> None:
         """Once quiet, a further cycle (reading changes, or everything) writes and links nothing."""
@@ -447,6 +451,26 @@ class TestTrustStateMachine(TrustMachine.TestCase):  # type: ignore[misc,valid-t
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 class TestTrustStateMachineLong(TrustMachine.TestCase):  # type: ignore[misc,valid-type]
+    settings = LONG
+
+
+# Three more shards of the long run, so that the suite explores 2,100 examples in all (100 quick,
+# 4 x 500 long) while pytest-xdist spreads the shards over both cores of a CI machine.
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+class TestTrustStateMachineLong2(TrustMachine.TestCase):  # type: ignore[misc,valid-type]
+    settings = LONG
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+class TestTrustStateMachineLong3(TrustMachine.TestCase):  # type: ignore[misc,valid-type]
+    settings = LONG
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+class TestTrustStateMachineLong4(TrustMachine.TestCase):  # type: ignore[misc,valid-type]
     settings = LONG
 
 
