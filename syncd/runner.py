@@ -667,7 +667,19 @@ class Runner:
                 existing = all_links.get(entity.id, {}).get(app)
                 if existing is not None and existing.remote_id != record.id:
                     if IDENTITY in parked.get(entity.id, set()):
-                        continue  # already halted for review: nothing new to say
+                        # Already halted for review: name this record too if it is a new one.
+                        if store.add_conflict_candidate(entity.id, IDENTITY, app, record.id):
+                            changes.append(
+                                Change(
+                                    entity.id,
+                                    IDENTITY,
+                                    existing.remote_id,
+                                    record.id,
+                                    app,
+                                    f"one more {app} record shares the key {key!r}: sync of this key stays halted",
+                                )
+                            )
+                        continue
                     conflicts.append(
                         Conflict(
                             entity.id,

@@ -447,6 +447,22 @@ class Store:
             cands.append({"app": app, "value": value, "at": at})
             self.conn.execute("UPDATE conflicts SET candidates = ? WHERE id = ?", (_dumps(cands), row["id"]))
 
+    def add_conflict_candidate(self, entity_id: int, field: str, app: str, value: Any) -> bool:
+        """Name one more side in an open conflict (a third record with one key); True if added."""
+        rows = self._q(
+            "SELECT id, candidates FROM conflicts WHERE entity_id = ? AND field = ? AND status = 'open'",
+            (entity_id, field),
+        )
+        added = False
+        for row in rows:
+            cands = _loads(row["candidates"])
+            if any(c.get("app") == app and c.get("value") == value for c in cands):
+                continue
+            cands.append({"app": app, "value": value, "at": None})
+            self.conn.execute("UPDATE conflicts SET candidates = ? WHERE id = ?", (_dumps(cands), row["id"]))
+            added = True
+        return added
+
     def conflicts(
         self,
         *,
