@@ -477,7 +477,9 @@ def conflicts_resolve(
             chosen = parsed
             if take is None:
                 chosen = await _admin_value(runner, conflict_id, parsed, allow_empty)
-            return await runner.resolve_conflict(conflict_id, take=take, value=chosen)
+            return await runner.resolve_conflict(
+                conflict_id, take=take, value=chosen, allow_empty=allow_empty
+            )
 
     try:
         conflict = _run(ctx, go())
