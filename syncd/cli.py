@@ -24,7 +24,7 @@ from syncd.settings import ConfigFileError, Settings, load_settings
 from syncd.store import Store
 
 if TYPE_CHECKING:
-    from syncd.runner import Runner
+    pass
 
 T = TypeVar("T")
 
@@ -461,6 +461,7 @@ def conflicts_resolve(
 ) -> None:
     """Settle a conflict; the next sync writes the chosen value everywhere."""
     from syncd.app import open_runner
+    from syncd.runner import RefusedValue
 
     if (take is None) == (value is None):
         raise click.UsageError("give exactly one of --take APP or --value VALUE")
@@ -474,16 +475,13 @@ def conflicts_resolve(
 
     async def go() -> dict[str, Any]:
         async with open_runner(settings, source=_source(ctx)) as runner:
-            chosen = parsed
-            if take is None:
-                chosen = await _admin_value(runner, conflict_id, parsed, allow_empty)
             return await runner.resolve_conflict(
-                conflict_id, take=take, value=chosen, allow_empty=allow_empty
+                conflict_id, take=take, value=parsed, allow_empty=allow_empty
             )
 
     try:
         conflict = _run(ctx, go())
-    except _RefusedValue as exc:
+    except RefusedValue as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)
     except (LookupError, ValueError) as exc:
@@ -493,31 +491,6 @@ def conflicts_resolve(
         f"resolved #{conflict_id} ({conflict['field']}): written by the next `syncd sync --once`, "
         "or by a running `syncd run` at its next poll"
     )
-
-
-class _RefusedValue(Exception):
-    """A ``--value`` the field's transforms and checks do not accept."""
-
-
-async def _admin_value(runner: Runner, conflict_id: int, value: Any, allow_empty: bool) -> Any:
-    """``value`` normalised like a value read from an app; refused when invalid or (unless allowed) empty."""
-    conflict = await runner.store.call(Store.conflict, conflict_id)
-    if conflict is None:
-        raise LookupError(f"no conflict {conflict_id}")
-    mapping = runner.by_name.get(conflict["sync"])
-    name = conflict["field"]
-    if mapping is None or name not in mapping.fields:
-        return value  # an identity conflict, or a field no mapping has any more: stored as given
-    try:
-        normalised = mapping.admin_value(name, value)
-    except ValueError as exc:
-        raise _RefusedValue(f"conflict {conflict_id}: {exc}; nothing was changed") from None
-    if normalised is None and not allow_empty:
-        raise _RefusedValue(
-            f"conflict {conflict_id}: an empty value would clear {name!r} in every app; "
-            "give --allow-empty if that is what you want"
-        )
-    return normalised
 
 
 @main.command()

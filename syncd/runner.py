@@ -123,6 +123,10 @@ class RunStats:
         }
 
 
+class RefusedValue(ValueError):
+    """A value set by hand that the field's transforms and checks do not accept (nothing changed)."""
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
 
@@ -1687,11 +1691,14 @@ class Runner:
         name = conflict["field"]
         if mapping is None or name not in mapping.fields:
             return value
-        normalised = mapping.admin_value(name, value)
+        try:
+            normalised = mapping.admin_value(name, value)
+        except ValueError as exc:
+            raise RefusedValue(f"conflict {conflict_id}: {exc}; nothing was changed") from None
         if normalised is None and not allow_empty:
-            raise ValueError(
+            raise RefusedValue(
                 f"conflict {conflict_id}: an empty value would clear {name!r} in every app; "
-                "allow it explicitly if that is what you want"
+                'give --allow-empty (admin API: "allow_empty": true) if that is what you want'
             )
         return normalised
 
