@@ -389,3 +389,33 @@ async def test_webdav_methods_send_their_raw_body_and_are_retried_like_any_other
         response = await client.request("PROPFIND", "/book/", content=body, headers={"Depth": "1"})
     assert response.status_code == 207
     assert seen == [("PROPFIND", body, "1")] * 2, "the retry must resend the same method, body and headers"
+
+
+async def test_a_cut_off_json_page_is_retried_not_taken_for_an_answer(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    """A 200 whose JSON body ends mid-way (a dropped connection) is a transient error: the page is
+    asked for again, and the caller only ever sees complete JSON."""
+    route = api.get("/records").mock(
+        side_effect=[
+            httpx.Response(
+                200, content=b'{"results": [{"id": "1"}, {"id', headers={"Content-Type": "application/json"}
+            ),
+            httpx.Response(200, json={"results": [{"id": "1"}, {"id": "2"}]}),
+        ]
+    )
+    response = await client.get("/records")
+    assert response.json() == {"results": [{"id": "1"}, {"id": "2"}]}
+    assert route.call_count == 2
+
+
+async def test_a_page_that_is_never_complete_json_ends_as_a_transient_error(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
+) -> None:
+    api.get("/records").mock(
+        return_value=httpx.Response(
+            200, content=b'{"results": [', headers={"Content-Type": "application/json"}
+        )
+    )
+    with pytest.raises(TransientError, match="not complete JSON"):
+        await client.get("/records")
