@@ -21,7 +21,7 @@ import click
 from syncd import __version__
 from syncd.log import configure
 from syncd.settings import ConfigFileError, Settings, load_settings
-from syncd.store import Store
+from syncd.store import ConflictRow, StateStore, Store
 
 if TYPE_CHECKING:
     pass
@@ -225,7 +225,7 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
 
             await retry_erasures(runner)
             stats = (await runner.run_cycle(full=full)).as_dict()
-            stats["dead_letters"] = await runner.store.call(Store.count_dead_letters)
+            stats["dead_letters"] = await runner.store.call(lambda s: s.count_dead_letters())
             return stats
 
     from syncd.daemon import LeaseHeld
@@ -385,7 +385,7 @@ def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
     async def go() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         async with open_runner(settings, source=_source(ctx), dry_run=True, check_apps=True) as runner:
             stats = (await runner.run_cycle(full=full)).as_dict()
-            stats["dead_letters"] = await runner.store.call(Store.count_dead_letters)
+            stats["dead_letters"] = await runner.store.call(lambda s: s.count_dead_letters())
             return runner.planned, stats
 
     planned, stats = _run(ctx, go())
@@ -473,7 +473,7 @@ def conflicts_resolve(
             parsed = value
     settings = _settings(ctx)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> ConflictRow:
         async with open_runner(settings, source=_source(ctx)) as runner:
             return await runner.resolve_conflict(
                 conflict_id, take=take, value=parsed, allow_empty=allow_empty
@@ -530,7 +530,7 @@ def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
         )
 
 
-def entity_view(store: Store, key: str, limit: int = 20) -> dict[str, Any] | None:
+def entity_view(store: StateStore, key: str, limit: int = 20) -> dict[str, Any] | None:
     """The single customer view of one entity (shared by the CLI and the admin API)."""
     entity = store.find_entity(None, key.strip().lower()) or store.find_entity(None, key)
     if entity is None:
@@ -664,7 +664,7 @@ def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_a
     click.echo(f"replaying {n} dead letters: they are planned again by the next sync")
 
 
-def replay(store: Store, ids: list[int]) -> int:
+def replay(store: StateStore, ids: list[int]) -> int:
     """Mark dead letters replayed and their entities dirty, so the next plan writes fresh values."""
     n = 0
     with store.transaction():

@@ -23,7 +23,7 @@ import structlog
 
 from syncd.connector import ConnectorError, NotFound, WriteItem
 from syncd.runner import Runner
-from syncd.store import Store
+from syncd.store import StateStore
 
 log = structlog.get_logger("syncd.erasure")
 
@@ -47,7 +47,7 @@ async def forget(runner: Runner, key: str, *, dry_run: bool = False) -> dict[str
         raise ValueError(f"{key!r} is not a natural key any mapping accepts")
     norm = next(iter(keys.values()))
 
-    def local(store: Store) -> tuple[str, list[int], dict[tuple[str, str], set[str]]]:
+    def local(store: StateStore) -> tuple[str, list[int], dict[tuple[str, str], set[str]]]:
         digest = store.hash_key(norm)
         entity_ids: list[int] = []
         targets: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -89,7 +89,7 @@ async def forget(runner: Runner, key: str, *, dry_run: bool = False) -> dict[str
             "lookup_errors": lookups,
         }
 
-    def begin(store: Store) -> int:
+    def begin(store: StateStore) -> int:
         with store.transaction():
             erasure_id = store.save_erasure(None, digest, "running", {})
             # Suppressed first: a sync running meanwhile must not re-create the person.
@@ -104,7 +104,7 @@ async def forget(runner: Runner, key: str, *, dry_run: bool = False) -> dict[str
         apps.setdefault(app, {"object": None, "erased": 0, "failed": []})["lookup_error"] = error
     status = "done" if not any(a["failed"] or a.get("lookup_error") for a in apps.values()) else "partial"
 
-    def finish(store: Store) -> dict[str, int]:
+    def finish(store: StateStore) -> dict[str, int]:
         with store.transaction():
             records = {
                 app: [rid for (a, _), ids in targets.items() if a == app for rid in ids] for app in apps
@@ -151,7 +151,7 @@ async def _erase_app(
 
 async def retry_erasures(runner: Runner) -> int:
     """Erase what earlier erasures could not (an app was down); returns how many finished."""
-    pending = await runner.store.call(Store.erasures, "partial")
+    pending = await runner.store.call(lambda s: s.erasures("partial"))
     finished = 0
     for erasure in pending:
         apps: dict[str, dict[str, Any]] = erasure["apps"]
@@ -170,6 +170,6 @@ async def retry_erasures(runner: Runner) -> int:
     return finished
 
 
-def _save(store: Store, erasure_id: int, digest: str, status: str, apps: Mapping[str, Any]) -> None:
+def _save(store: StateStore, erasure_id: int, digest: str, status: str, apps: Mapping[str, Any]) -> None:
     with store.transaction():
         store.save_erasure(erasure_id, digest, status, dict(apps))

@@ -54,7 +54,7 @@ from syncd.engine import (
 from syncd.engine.model import Candidate
 from syncd.failures import failure
 from syncd.mapping import Mapping as SyncMapping
-from syncd.store import AsyncStore, Intent, Store, now_iso
+from syncd.store import AsyncStore, ConflictRow, Intent, StateStore, now_iso
 
 log = structlog.get_logger("syncd.runner")
 
@@ -131,6 +131,10 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
 
 
+def _dirty_ids(store: StateStore, sync: str, limit: int, after: int) -> list[int]:
+    return store.dirty_ids(sync, limit, after)
+
+
 class Runner:
     """One syncd instance's engine: mappings, their apps' connectors and the store."""
 
@@ -174,7 +178,7 @@ class Runner:
     async def run_cycle(self, *, full: bool = False, apps: Iterable[str] | None = None) -> RunStats:
         """Read every app, merge, infer deletes, plan, and dispatch until the outbox is drained."""
         self.stats = RunStats()
-        self.run_id = await self.store.call(Store.begin_run, "full" if full else "cycle")
+        self.run_id = await self.store.call(lambda s: s.begin_run("full" if full else "cycle"))
         self.stats.run_id = self.run_id
         wanted = set(apps) if apps is not None else None
         for mapping in self.mappings:
@@ -183,9 +187,9 @@ class Runner:
                     await self.read_app(mapping, app, full=full, run=self.run_id)
         await self.plan()
         await self.drain()
-        self.stats.review = await self.store.call(Store.count_conflicts, "open")
+        self.stats.review = await self.store.call(lambda s: s.count_conflicts("open"))
         self.stats.paused = sorted(self.paused)
-        await self.store.call(Store.finish_run, self.run_id, self.stats.as_dict())
+        await self.store.call(lambda s: s.finish_run(self.run_id, self.stats.as_dict()))
         return self.stats
 
     async def read_app(
@@ -197,10 +201,10 @@ class Runner:
         infers deletes only for links it did not see during *this* read.
         """
         if run is None:
-            run = await self.store.call(Store.begin_run, f"read:{app}")
+            run = await self.store.call(lambda s: s.begin_run(f"read:{app}"))
         connector = self.connectors[app]
         obj = mapping.object_of(app)
-        saved = await self.store.call(Store.get_cursor, mapping.name, app)
+        saved = await self.store.call(lambda s: s.get_cursor(mapping.name, app))
         cursor = None if full else saved
         complete = False
         try:
@@ -268,7 +272,7 @@ class Runner:
         gone = [i for i in ids if i not in present]
         if gone:
 
-            def close(store: Store) -> None:
+            def close(store: StateStore) -> None:
                 with store.transaction():
                     self._close_identity(store, mapping, app, gone)
 
@@ -279,18 +283,18 @@ class Runner:
         (hard deletes in a table without ``deleted_at``), at most once per ``id_scan_interval``."""
         interval = self.id_scan_interval.get(app, 0.0)
         marker = f"{app}#ids"
-        last = await self.store.call(Store.get_cursor, mapping.name, marker)
+        last = await self.store.call(lambda s: s.get_cursor(mapping.name, marker))
         now = datetime.now(UTC).timestamp()
         if last is not None and interval > 0 and now - float(last.get("at", 0)) < interval:
             return False
         ids = await self.connectors[app].list_ids(mapping.object_of(app))
         await self.store.call(self._mark_listed, mapping, app, ids, run)
         await self.store.call(self._infer_deletes, mapping, app, run, None)
-        await self.store.call(Store.set_cursor, mapping.name, marker, {"at": now})
+        await self.store.call(lambda s: s.set_cursor(mapping.name, marker, {"at": now}))
         return True
 
     @staticmethod
-    def _mark_listed(store: Store, mapping: SyncMapping, app: str, ids: Sequence[str], run: int) -> None:
+    def _mark_listed(store: StateStore, mapping: SyncMapping, app: str, ids: Sequence[str], run: int) -> None:
         with store.transaction():
             store.mark_seen(mapping.name, app, ids, run)
 
@@ -315,7 +319,7 @@ class Runner:
 
     def _ingest_page(
         self,
-        store: Store,
+        store: StateStore,
         mapping: SyncMapping,
         app: str,
         records: Sequence[RemoteRecord],
@@ -341,7 +345,7 @@ class Runner:
                 store.set_cursor(mapping.name, app, cursor)
 
     def _readable(
-        self, store: Store, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+        self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
     ) -> tuple[dict[str, dict[str, Any]], list[RemoteRecord]]:
         """Map each record to canonical values; a record that cannot be read, mapped or stored is
         quarantined (a dead letter naming the app, the id and why, never the values) and the rest
@@ -386,7 +390,7 @@ class Runner:
         """Webhook events whose re-read kept failing: quarantine their records (dead letters
         with op ``read``: ``syncd deadletters replay`` reads them again)."""
 
-        def write(store: Store) -> None:
+        def write(store: StateStore) -> None:
             with store.transaction():
                 for mapping in self.mappings:
                     if app not in mapping.apps:
@@ -411,7 +415,7 @@ class Runner:
         await self.store.call(write)
 
     def _identity_clashes(
-        self, store: Store, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+        self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
     ) -> list[str]:
         """Linked records of ``app`` that unlinked ``records`` share a natural key with.
 
@@ -446,7 +450,7 @@ class Runner:
                 out.add(link.remote_id)
         return sorted(out)
 
-    def _drop_replaced(self, store: Store, mapping: SyncMapping, app: str, gone: Sequence[str]) -> None:
+    def _drop_replaced(self, store: StateStore, mapping: SyncMapping, app: str, gone: Sequence[str]) -> None:
         """Links to records the app no longer has, whose key a new record of the app now carries:
         the entity is relinked to the new record (no delete policy applies: the person is there)."""
         links = store.links_by_remote(mapping.name, app, gone)
@@ -465,7 +469,7 @@ class Runner:
         self._close_identity(store, mapping, app, links)
         self.stats.changes += store.log_changes(mapping.name, changes, store.latest_run())
 
-    def _close_identity(self, store: Store, mapping: SyncMapping, app: str, gone: Iterable[str]) -> None:
+    def _close_identity(self, store: StateStore, mapping: SyncMapping, app: str, gone: Iterable[str]) -> None:
         """Open identity conflicts of ``app`` naming a record that is gone are over: close them,
         unhalt their entities, and have the record left standing read again so it gets linked."""
         gone = set(gone)
@@ -499,7 +503,7 @@ class Runner:
             )
 
     def _follow_replacements(
-        self, store: Store, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+        self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
     ) -> None:
         """Move links from the ids records replaced (app-side merges, ids derived from a changed
         key) to the records themselves. An entity whose record was merged into a record another
@@ -561,7 +565,7 @@ class Runner:
 
     def _ingest(
         self,
-        store: Store,
+        store: StateStore,
         mapping: SyncMapping,
         app: str,
         records: Sequence[RemoteRecord],
@@ -803,7 +807,7 @@ class Runner:
         )
         return mapping.in_scope(app, probe.values)
 
-    def _rekey(self, store: Store, mapping: SyncMapping, entity: Entity, changes: list[Change]) -> None:
+    def _rekey(self, store: StateStore, mapping: SyncMapping, entity: Entity, changes: list[Change]) -> None:
         key = mapping.key_of(entity.values)
         if key == entity.key or key is None:
             return
@@ -876,7 +880,7 @@ class Runner:
 
     def _infer_deletes(
         self,
-        store: Store,
+        store: StateStore,
         mapping: SyncMapping,
         app: str,
         run: int,
@@ -943,7 +947,7 @@ class Runner:
 
     async def ingest(self, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]) -> None:
         """Merge records fetched outside a listing (webhook hints, pre-write re-reads)."""
-        run = await self.store.call(Store.latest_run)
+        run = await self.store.call(lambda s: s.latest_run())
         await self._ingest_checked(mapping, app, records, None, run)
 
     async def refetch(
@@ -1009,14 +1013,14 @@ class Runner:
         for mapping in self.mappings:
             after = 0
             while True:
-                ids = await self.store.call(Store.dirty_ids, mapping.name, self.batch_size, after)
+                ids = await self.store.call(_dirty_ids, mapping.name, self.batch_size, after)
                 if not ids:
                     break
                 total += await self.store.call(self._plan_batch, mapping, ids)
                 after = ids[-1]
         return total
 
-    def _plan_batch(self, store: Store, mapping: SyncMapping, ids: Sequence[int]) -> int:
+    def _plan_batch(self, store: StateStore, mapping: SyncMapping, ids: Sequence[int]) -> int:
         with store.transaction():
             entities = store.entities(ids)
             links = store.links_of(ids)
@@ -1102,7 +1106,7 @@ class Runner:
         deadline = asyncio.get_running_loop().time() + max_wait
         while True:
             progressed = False
-            for app in await self.store.call(Store.pending_apps):
+            for app in await self.store.call(lambda s: s.pending_apps()):
                 if app in self.paused or app not in self.connectors:
                     continue
                 progressed |= await self.dispatch_app(app)
@@ -1111,8 +1115,8 @@ class Runner:
                 progressed = True
             if progressed:
                 continue
-            due = await self.store.call(Store.next_due)
-            pending = [a for a in await self.store.call(Store.pending_apps) if a not in self.paused]
+            due = await self.store.call(lambda s: s.next_due())
+            pending = [a for a in await self.store.call(lambda s: s.pending_apps()) if a not in self.paused]
             if not pending or due is None:
                 return
             wait = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()
@@ -1126,7 +1130,7 @@ class Runner:
         size = max(1, min(connector.capabilities.batch_size, self.batch_size))
         any_done = False
         while True:
-            intents = await self.store.call(Store.claim, app, None, size)
+            intents = await self.store.call(lambda s: s.claim(app, None, size))
             if not intents:
                 return any_done
             any_done = True
@@ -1163,33 +1167,35 @@ class Runner:
                 await self.store.call(self._fail_all, intents, exc)
             self._progress()
 
-    def _release(self, store: Store, intents: Sequence[Intent]) -> None:
+    def _release(self, store: StateStore, intents: Sequence[Intent]) -> None:
         with store.transaction():
             for intent in intents:
                 current = store.intent(intent.id)
                 if current is not None and current.status == "inflight":
                     store.settle(intent.id, "pending")
 
-    def _fail_all(self, store: Store, intents: Sequence[Intent], error: ConnectorError) -> None:
+    def _fail_all(self, store: StateStore, intents: Sequence[Intent], error: ConnectorError) -> None:
         with store.transaction():
             for intent in intents:
                 current = store.intent(intent.id)
                 if current is not None and current.status == "inflight":
                     self._failed(store, intent, error)
 
-    def _settle_all(self, store: Store, intents: Sequence[Intent], status: str, error: str | None) -> None:
+    def _settle_all(
+        self, store: StateStore, intents: Sequence[Intent], status: str, error: str | None
+    ) -> None:
         with store.transaction():
             for intent in intents:
                 store.settle(intent.id, status, error, "permanent" if status == "dead" else None)
 
-    def _backoff_all(self, store: Store, intents: Sequence[Intent], error: str) -> None:
+    def _backoff_all(self, store: StateStore, intents: Sequence[Intent], error: str) -> None:
         with store.transaction():
             for intent in intents:
                 current = store.intent(intent.id)
                 if current is not None and current.status == "inflight":
                     self._backoff(store, intent, error)
 
-    def _backoff(self, store: Store, intent: Intent, error: str) -> None:
+    def _backoff(self, store: StateStore, intent: Intent, error: str) -> None:
         self.stats.apps[intent.app].errors += 1
         if intent.attempts >= self.max_attempts:
             store.settle(intent.id, "dead", f"gave up after {intent.attempts} attempts: {error}", "transient")
@@ -1199,7 +1205,7 @@ class Runner:
         not_before = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
         store.retry_later(intent.id, error, not_before)
 
-    def _log_rejection(self, store: Store, intent: Intent, error: str) -> None:
+    def _log_rejection(self, store: StateStore, intent: Intent, error: str) -> None:
         store.log_changes(
             intent.sync,
             [
@@ -1216,7 +1222,7 @@ class Runner:
             self.run_id,
         )
 
-    def _failed(self, store: Store, intent: Intent, error: ConnectorError) -> None:
+    def _failed(self, store: StateStore, intent: Intent, error: ConnectorError) -> None:
         """Settle an intent whose write failed: transient → retry later; permanent → dead letter."""
         if isinstance(error, TransientError):
             self._backoff(store, intent, str(error))
@@ -1267,7 +1273,7 @@ class Runner:
         await self.store.call(self._after_creates, mapping, app, send, results)
 
     def _still_needed_creates(
-        self, store: Store, mapping: SyncMapping, app: str, intents: list[Intent]
+        self, store: StateStore, mapping: SyncMapping, app: str, intents: list[Intent]
     ) -> list[tuple[Intent, str | None]]:
         with store.transaction():
             entities = store.entities(i.entity_id for i in intents)
@@ -1282,7 +1288,7 @@ class Runner:
             return out
 
     def _adopt(
-        self, store: Store, mapping: SyncMapping, app: str, pairs: list[tuple[Intent, RemoteRecord]]
+        self, store: StateStore, mapping: SyncMapping, app: str, pairs: list[tuple[Intent, RemoteRecord]]
     ) -> None:
         with store.transaction():
             taken = store.links_by_remote(mapping.name, app, [r.id for _, r in pairs])
@@ -1308,7 +1314,12 @@ class Runner:
             self._ingest(store, mapping, app, fresh, store.latest_run())
 
     def _after_creates(
-        self, store: Store, mapping: SyncMapping, app: str, intents: list[Intent], results: list[WriteResult]
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        intents: list[Intent],
+        results: list[WriteResult],
     ) -> None:
         with store.transaction():
             entities = store.entities(i.entity_id for i in intents)
@@ -1420,7 +1431,7 @@ class Runner:
             await self.refetch(mapping, app, refetch)
 
     def _current_updates(
-        self, store: Store, mapping: SyncMapping, app: str, intents: list[Intent]
+        self, store: StateStore, mapping: SyncMapping, app: str, intents: list[Intent]
     ) -> list[tuple[Intent, Link]]:
         with store.transaction():
             links = store.links_of(i.entity_id for i in intents)
@@ -1441,7 +1452,7 @@ class Runner:
 
     def _unchanged_since_read(
         self,
-        store: Store,
+        store: StateStore,
         mapping: SyncMapping,
         app: str,
         ready: list[tuple[Intent, Link]],
@@ -1469,7 +1480,7 @@ class Runner:
 
     def _after_updates(
         self,
-        store: Store,
+        store: StateStore,
         mapping: SyncMapping,
         app: str,
         ready: list[tuple[Intent, Link]],
@@ -1581,7 +1592,7 @@ class Runner:
             await self.refetch(mapping, app, refetch)
 
     @staticmethod
-    def _current_deletes(store: Store, app: str, intents: list[Intent]) -> list[tuple[Intent, Link]]:
+    def _current_deletes(store: StateStore, app: str, intents: list[Intent]) -> list[tuple[Intent, Link]]:
         """Deletes paired with the link they act on (a delete whose link is gone is done)."""
         with store.transaction():
             links = store.links_of(i.entity_id for i in intents)
@@ -1602,7 +1613,7 @@ class Runner:
             await self.refetch(mapping, app, ids)
 
     @staticmethod
-    def _still_needed_deletes(store: Store, intents: list[Intent]) -> list[Intent]:
+    def _still_needed_deletes(store: StateStore, intents: list[Intent]) -> list[Intent]:
         """Deletes of entities that came back (re-created, restored) meanwhile are not sent."""
         with store.transaction():
             entities = store.entities(i.entity_id for i in intents)
@@ -1617,7 +1628,12 @@ class Runner:
             return out
 
     def _after_deletes(
-        self, store: Store, mapping: SyncMapping, app: str, intents: list[Intent], results: list[WriteResult]
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        intents: list[Intent],
+        results: list[WriteResult],
     ) -> list[str]:
         refetch: list[str] = []
         with store.transaction():
@@ -1675,7 +1691,7 @@ class Runner:
 
     async def resolve_conflict(
         self, conflict_id: int, *, take: str | None = None, value: Any = None, allow_empty: bool = False
-    ) -> dict[str, Any]:
+    ) -> ConflictRow:
         """Settle a conflict with one side's value, or with ``value`` — which goes through the
         field's transforms and validation like a value read from an app (ValueError if invalid,
         or empty without ``allow_empty``)."""
@@ -1683,7 +1699,7 @@ class Runner:
             value = await self.store.call(self._admin_value, conflict_id, value, allow_empty)
         return await self.store.call(self._resolve, conflict_id, take, value)
 
-    def _admin_value(self, store: Store, conflict_id: int, value: Any, allow_empty: bool) -> Any:
+    def _admin_value(self, store: StateStore, conflict_id: int, value: Any, allow_empty: bool) -> Any:
         conflict = store.conflict(conflict_id)
         if conflict is None:
             raise LookupError(f"no conflict {conflict_id}")
@@ -1702,7 +1718,7 @@ class Runner:
             )
         return normalised
 
-    def _resolve(self, store: Store, conflict_id: int, take: str | None, value: Any) -> dict[str, Any]:
+    def _resolve(self, store: StateStore, conflict_id: int, take: str | None, value: Any) -> ConflictRow:
         with store.transaction():
             conflict = store.conflict(conflict_id)
             if conflict is None:

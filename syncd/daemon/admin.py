@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
-from syncd.store import AsyncStore, Store
+from syncd.store import AsyncStore, ChangeRow, ConflictRow, StateStore
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -45,7 +45,7 @@ class AdminBackend(Protocol):
 
     async def resolve_conflict(
         self, conflict_id: int, take: str | None, value: Any, allow_empty: bool = False
-    ) -> dict[str, Any]: ...
+    ) -> ConflictRow: ...
 
     async def forget(self, key: str, dry_run: bool) -> dict[str, Any]: ...
 
@@ -170,7 +170,7 @@ class AdminApi:
             return _error(400, "status must be one of open, all, resolved, auto")
         limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
 
-        def query(store: Store) -> list[dict[str, Any]]:
+        def query(store: StateStore) -> list[ConflictRow]:
             return store.conflicts(status=None if which == "all" else which, limit=limit or 100)
 
         return _json({"conflicts": await self.backend.store.call(query)})
@@ -201,7 +201,7 @@ class AdminApi:
         take = body.get("take")
         if "take" in body and not isinstance(take, str):
             return _error(400, "take must be an app name")
-        conflict = await self.backend.store.call(Store.conflict, int(raw))
+        conflict = await self.backend.store.call(lambda s: s.conflict(int(raw)))
         if conflict is None:
             return _error(404, f"no conflict {raw}")
         if conflict["status"] != "open":
@@ -258,7 +258,7 @@ class AdminApi:
         entity = _int_param(request, "entity", None, 1, 2**62)
         sync = request.query.get("sync") or None
 
-        def query(store: Store) -> list[dict[str, Any]]:
+        def query(store: StateStore) -> list[ChangeRow]:
             return store.changelog(entity_id=entity, sync=sync, limit=limit, before=before)
 
         entries = await self.backend.store.call(query)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 import structlog
 
 from syncd.runner import Runner
-from syncd.store import Store
 
 from .stopping import Stopping, StopSwitch
 
@@ -45,7 +44,7 @@ class Dispatcher:
         self._wake.set()
 
     async def _next_wait(self) -> float | None:
-        due = await self.runner.store.call(Store.next_due)
+        due = await self.runner.store.call(lambda s: s.next_due())
         if due is None:
             return None
         wait = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()

@@ -20,7 +20,7 @@ import structlog
 
 from syncd.connector import AuthError, ConnectorError, TransientError, WebhookHint
 from syncd.runner import Runner
-from syncd.store import AsyncStore, Store
+from syncd.store import AsyncStore, InboxRow
 
 from .stopping import Stopping, StopSwitch
 
@@ -52,19 +52,17 @@ class Inbox:
     async def accept(self, app: str, hints: Sequence[WebhookHint]) -> int:
         """Store ``hints`` (committed when this returns); returns how many events were new."""
         rows = [(h.event_id, h.object, h.record_id, h.deleted) for h in hints]
-        return await self.store.call(Store.inbox_add, app, rows)
+        return await self.store.call(lambda s: s.inbox_add(app, rows))
 
-    async def pending(self, limit: int = 1000, exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
-        return await self.store.call(Store.inbox_pending, limit, list(exclude))
+    async def pending(self, limit: int = 1000, exclude: Sequence[str] = ()) -> list[InboxRow]:
+        return await self.store.call(lambda s: s.inbox_pending(limit, list(exclude)))
 
     async def done(self, ids: Sequence[int]) -> None:
-        await self.store.call(Store.inbox_done, list(ids))
+        await self.store.call(lambda s: s.inbox_done(list(ids)))
 
-    async def retry(
-        self, ids: Sequence[int], error: str, delay: float, max_attempts: int
-    ) -> list[dict[str, Any]]:
+    async def retry(self, ids: Sequence[int], error: str, delay: float, max_attempts: int) -> list[InboxRow]:
         not_before = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat().replace("+00:00", "Z")
-        return await self.store.call(Store.inbox_retry, list(ids), error, not_before, max_attempts)
+        return await self.store.call(lambda s: s.inbox_retry(list(ids), error, not_before, max_attempts))
 
 
 class InboxWorker:

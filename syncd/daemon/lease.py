@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 
-from syncd.store import AsyncStore, Store
+from syncd.store import AsyncStore
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -106,7 +106,9 @@ class Lease:
 
     async def acquire(self) -> None:
         """Take the lease, or raise ``LeaseHeld`` if another live instance has it."""
-        row = await self.store.call(Store.take_lease, self.name, self.holder.encode(), self.clock(), self.ttl)
+        row = await self.store.call(
+            lambda s: s.take_lease(self.name, self.holder.encode(), self.clock(), self.ttl)
+        )
         if row["holder"] != self.holder.encode():
             other = Holder.decode(row["holder"])
             if not _gone(other):
@@ -114,7 +116,9 @@ class Lease:
             # Its holder died on this very host (kill -9, power cut of a container): no need to
             # wait for the lease to expire. Swapped only if that dead holder still has it.
             taken = await self.store.call(
-                Store.steal_lease, self.name, row["holder"], self.holder.encode(), self.clock(), self.ttl
+                lambda s: s.steal_lease(
+                    self.name, row["holder"], self.holder.encode(), self.clock(), self.ttl
+                )
             )
             if not taken:
                 raise LeaseHeld(other, float(row["expires_at"]), self.state)
@@ -126,13 +130,15 @@ class Lease:
 
     async def renew(self) -> bool:
         """Extend the lease; False (and ``held`` cleared) if another instance took it over."""
-        ok = await self.store.call(Store.renew_lease, self.name, self.holder.encode(), self.clock(), self.ttl)
+        ok = await self.store.call(
+            lambda s: s.renew_lease(self.name, self.holder.encode(), self.clock(), self.ttl)
+        )
         self.held = ok
         return ok
 
     async def release(self) -> None:
         if self.held:
-            await self.store.call(Store.release_lease, self.name, self.holder.encode())
+            await self.store.call(lambda s: s.release_lease(self.name, self.holder.encode()))
             self.held = False
 
     async def heartbeat(self, on_lost: Callable[[], None]) -> None:

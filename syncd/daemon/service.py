@@ -37,7 +37,7 @@ from syncd.app import build_connectors, load_all_mappings, used_apps
 from syncd.log import register_secret
 from syncd.runner import Runner
 from syncd.settings import ConfigFileError, Settings
-from syncd.store import AsyncStore, Store
+from syncd.store import AsyncStore, ConflictRow, StateStore
 
 from .admin import AdminApi, auth_middleware, error_middleware
 from .connections import ConnectionLimiter
@@ -63,7 +63,7 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _store_snapshot(store: Store) -> dict[str, int]:
+def _store_snapshot(store: StateStore) -> dict[str, int]:
     return {
         "outbox_depth": store.outbox_depth(),
         "dead_letters": store.count_dead_letters(),
@@ -350,7 +350,7 @@ class Daemon:
         depth = None
         if self._store is not None:
             with contextlib.suppress(Exception):
-                depth = await self.store.call(Store.outbox_depth)
+                depth = await self.store.call(lambda s: s.outbox_depth())
         self.serving = False
         await self._exit.aclose()
         log.info("stopped", outbox_depth=depth, exit_code=self.exit_code)
@@ -413,7 +413,7 @@ class Daemon:
 
     async def resolve_conflict(
         self, conflict_id: int, take: str | None, value: Any, allow_empty: bool = False
-    ) -> dict[str, Any]:
+    ) -> ConflictRow:
         result = await self.runner.resolve_conflict(
             conflict_id, take=take, value=value, allow_empty=allow_empty
         )
@@ -446,7 +446,7 @@ class Daemon:
         anyway). One that never finished (the daemon stopped during it): right away.
         """
         interval = self.daemon.full_reconcile_interval
-        last = await self.store.call(Store.last_run, f"full:{app}")
+        last = await self.store.call(lambda s: s.last_run(f"full:{app}"))
         if last is None:
             return interval
         if last["finished_at"] is None:
@@ -484,7 +484,7 @@ class Daemon:
         if app in runner.paused or app not in self.apps():
             return
         async with self.locks[app]:
-            run = await self.store.call(Store.begin_run, f"full:{app}")
+            run = await self.store.call(lambda s: s.begin_run(f"full:{app}"))
             complete = True
             try:
                 for mapping in list(runner.mappings):
@@ -493,8 +493,10 @@ class Daemon:
                 await runner.plan()
             except Stopping:
                 return
-            drift = await self.store.call(Store.count_drift, run, app)
-            await self.store.call(Store.finish_run, run, {"app": app, "drift": drift, "complete": complete})
+            drift = await self.store.call(lambda s: s.count_drift(run, app))
+            await self.store.call(
+                lambda s: s.finish_run(run, {"app": app, "drift": drift, "complete": complete})
+            )
         self.last_drift[app] = drift
         self.metrics.drift.labels(app=app).set(drift)
         self.metrics.reconciliations.labels(app=app).inc()
@@ -510,7 +512,7 @@ class Daemon:
         keep = _iso(now - timedelta(days=self.daemon.changelog_retention_days).total_seconds())
         inbox = _iso(now - timedelta(days=INBOX_RETENTION_DAYS).total_seconds())
 
-        def prune(store: Store) -> dict[str, int]:
+        def prune(store: StateStore) -> dict[str, int]:
             return {
                 "changelog": store.prune_changelog(keep),
                 "inbox": store.prune_inbox(inbox),

@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from syncd.store import AsyncStore, Store
+from syncd.store import AsyncStore, ChangeRow, StateStore
 
 #: Seconds between two looks at the change log.
 INTERVAL = 0.25
@@ -27,7 +27,7 @@ def _value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def format_change(entry: dict[str, Any], key: str | None) -> str:
+def format_change(entry: ChangeRow, key: str | None) -> str:
     """One change-log entry as a line: time, customer, field, old → new, reason."""
     at = str(entry["at"])[11:19]
     who = key or f"entity {entry['entity_id']}"
@@ -37,14 +37,14 @@ def format_change(entry: dict[str, Any], key: str | None) -> str:
     return f"{at}  {who}  {entry['field']}: {change}  ({entry['reason']})"
 
 
-def latest_id(store: Store) -> int:
+def latest_id(store: StateStore) -> int:
     rows = store.changelog(limit=1)
     return int(rows[0]["id"]) if rows else 0
 
 
-def entries_after(store: Store, after: int, page: int = 200) -> list[tuple[dict[str, Any], str | None]]:
+def entries_after(store: StateStore, after: int, page: int = 200) -> list[tuple[ChangeRow, str | None]]:
     """Change-log entries newer than ``after``, oldest first, each with its entity's key."""
-    rows: list[dict[str, Any]] = []
+    rows: list[ChangeRow] = []
     before: int | None = None
     while True:
         batch = store.changelog(limit=page, before=before)
@@ -54,7 +54,7 @@ def entries_after(store: Store, after: int, page: int = 200) -> list[tuple[dict[
             break
         before = int(batch[-1]["id"])
     rows.reverse()
-    entities = store.entities({int(r["entity_id"]) for r in rows})
+    entities = store.entities({r["entity_id"] for r in rows if r["entity_id"] is not None})
     return [(r, entities[r["entity_id"]].key if r["entity_id"] in entities else None) for r in rows]
 
 

@@ -31,7 +31,7 @@ from syncd.daemon import Daemon
 from syncd.log import configure
 from syncd.runner import RunStats
 from syncd.settings import Settings, load_settings
-from syncd.store import Store
+from syncd.store import ConflictRow, StateStore
 
 from .apps import DemoApps
 from .dataset import Dataset, build_dataset
@@ -226,7 +226,7 @@ class DemoSession:
         suspects |= set(self.data.invisible_variants)
         candidates = [e for e in self.data.overlap if e not in suspects]
 
-        def pick(store: Store) -> str | None:
+        def pick(store: StateStore) -> str | None:
             parked = {c["entity_key"] for c in store.conflicts(status="open")}
             for email in candidates:
                 entity = store.find_entity(None, email)
@@ -253,7 +253,7 @@ class DemoSession:
         assert self.extra is not None
         email = self.extra.everywhere
 
-        def look(store: Store) -> tuple[dict[str, Any], dict[str, str]] | None:
+        def look(store: StateStore) -> tuple[dict[str, Any], dict[str, str]] | None:
             entity = store.find_entity(None, email)
             if entity is None:
                 return None
@@ -275,9 +275,9 @@ class DemoSession:
             + (f"; {shown}" if shown else ""),
         ]
 
-    async def open_conflicts(self) -> list[dict[str, Any]]:
+    async def open_conflicts(self) -> list[ConflictRow]:
         daemon = self._running()
-        rows: list[dict[str, Any]] = await daemon.store.call(lambda s: s.conflicts(status="open"))
+        rows: list[ConflictRow] = await daemon.store.call(lambda s: s.conflicts(status="open"))
         return rows
 
     async def aclose(self) -> None:

@@ -7,6 +7,7 @@ Values are canonical (the mapping's canonical form): JSON scalars, or sorted lis
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 
 EntityState = Literal["active", "deleted", "archived"]
@@ -45,6 +46,21 @@ class Link:
     alias: str | None = None
 
 
+class ReasonCode(StrEnum):
+    """Why a change-log row was written, for machines (the row's ``reason`` is for people).
+
+    Reports count by code (drift: changed, merged, unsubscribed, conflict, missing), never by
+    parsing the prose.
+    """
+
+    CHANGED = "changed"  # a field changed in an app and the new value was taken
+    MERGED = "merged"  # a set field merged from several apps
+    UNSUBSCRIBED = "unsubscribed"  # a consent field went to "no" in an app
+    CONFLICT = "conflict"  # a conflict was parked or decided by a rule
+    MISSING = "missing"  # a record was missing from an app's complete listing
+    OTHER = "other"  # rows written before codes existed, whose prose matched none of the above
+
+
 @dataclass(frozen=True)
 class Change:
     """One change-log entry: a decision about one field (or the record, with ``field="*"``)."""
@@ -56,6 +72,8 @@ class Change:
     app: str | None
     reason: str
     detail: dict[str, Any] | None = None
+    #: The machine-readable reason (see ``ReasonCode``); the prose ``reason`` is for people.
+    code: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,36 @@
-"""The state store (SQLite): entities, links, baselines, change log, conflicts, outbox, cursors."""
+"""The state store: entities, links, baselines, change log, conflicts, outbox, cursors.
 
-from .db import AsyncStore, Intent, Store, now_iso
+``StateStore`` (in ``base``) is the interface; ``Store`` is the SQLite backend, the embedded
+default. Code above the store depends on the interface only.
+"""
 
-__all__ = ["AsyncStore", "Intent", "Store", "now_iso"]
+from .base import (
+    ChangeRow,
+    ConflictRow,
+    CursorRow,
+    ErasureRow,
+    InboxRow,
+    Intent,
+    LeaseRow,
+    NewIntent,
+    RunRow,
+    StateStore,
+)
+from .db import AsyncStore, Store, connect, now_iso
+
+__all__ = [
+    "AsyncStore",
+    "ChangeRow",
+    "ConflictRow",
+    "CursorRow",
+    "ErasureRow",
+    "InboxRow",
+    "Intent",
+    "LeaseRow",
+    "NewIntent",
+    "RunRow",
+    "StateStore",
+    "Store",
+    "connect",
+    "now_iso",
+]

@@ -19,16 +19,27 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import orjson
 from sqlite_utils import Database
 
 from syncd.engine.model import Change, Conflict, Entity, Link
 
+from .base import (
+    ChangeRow,
+    ConflictRow,
+    CursorRow,
+    ErasureRow,
+    InboxRow,
+    Intent,
+    LeaseRow,
+    NewIntent,
+    RunRow,
+    StateStore,
+)
 from .migrations import migrations
 
 P = ParamSpec("P")
@@ -64,31 +75,23 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     return " WHERE " + " AND ".join(c for c, _ in used), [v for _, v in used]
 
 
+_PROSE_CODES = (
+    ("changed in ", "changed"),
+    ("set merge of ", "merged"),
+    ("unsubscribed in ", "unsubscribed"),
+    ("conflict", "conflict"),
+    ("missing from the complete ", "missing"),
+)
+
+
+def _code_from_prose(reason: str) -> str:
+    """The code of a change written without one (the same rule migration m007 applied to old rows)."""
+    return next((code for prefix, code in _PROSE_CODES if reason.startswith(prefix)), "other")
+
+
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-@dataclass
-class Intent:
-    """A durable write intent (outbox row)."""
-
-    id: int
-    key: str
-    sync: str
-    app: str
-    object: str
-    op: str
-    entity_id: int
-    remote_id: str | None
-    values: dict[str, Any]
-    payload: dict[str, Any]
-    expected_version: str | None
-    status: str
-    attempts: int
-    last_error: str | None = None
-    error_kind: str | None = None
-    created_at: str = ""
 
 
 def create_private(path: Path) -> None:
@@ -174,8 +177,8 @@ class Store:
             (sync, app, _dumps(cursor) if cursor is not None else None, now_iso()),
         )
 
-    def cursors(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._q("SELECT * FROM cursors ORDER BY sync, app")]
+    def cursors(self) -> list[CursorRow]:
+        return [cast(CursorRow, dict(r)) for r in self._q("SELECT * FROM cursors ORDER BY sync, app")]
 
     # -- entities ------------------------------------------------------------------------------
 
@@ -375,13 +378,14 @@ class Store:
                 _dumps(c.new),
                 c.app,
                 c.reason,
+                c.code or _code_from_prose(c.reason),
                 _dumps(c.detail) if c.detail is not None else None,
             )
             for c in changes
         ]
         self.conn.executemany(
-            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         return len(rows)
@@ -393,7 +397,7 @@ class Store:
         sync: str | None = None,
         limit: int = 100,
         before: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ChangeRow]:
         where, params = _where(("entity_id = ?", entity_id), ("sync = ?", sync), ("id < ?", before))
         sql = f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT ?"
         out = []
@@ -401,7 +405,7 @@ class Store:
             item = dict(row)
             for k in ("old", "new", "detail"):
                 item[k] = _loads(item[k])
-            out.append(item)
+            out.append(cast(ChangeRow, item))
         return out
 
     def prune_changelog(self, older_than: str) -> int:
@@ -471,7 +475,7 @@ class Store:
         entity_id: int | None = None,
         kind: str | None = None,
         limit: int = 1000,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ConflictRow]:
         where, params = _where(
             ("c.status = ?", status),
             ("c.sync = ?", sync),
@@ -487,16 +491,17 @@ class Store:
             item = dict(row)
             item["candidates"] = _loads(item["candidates"])
             item["resolution"] = _loads(item["resolution"])
-            out.append(item)
+            out.append(cast(ConflictRow, item))
         return out
 
-    def conflict(self, conflict_id: int) -> dict[str, Any] | None:
+    def conflict(self, conflict_id: int) -> ConflictRow | None:
         rows = self._q("SELECT * FROM conflicts WHERE id = ?", (conflict_id,))
         if not rows:
             return None
         item = dict(rows[0])
         item["candidates"] = _loads(item["candidates"])
-        return item
+        item["resolution"] = _loads(item["resolution"])
+        return cast(ConflictRow, item)
 
     def close_conflict(self, conflict_id: int, winner: str | None, resolution: Any) -> None:
         self.conn.execute(
@@ -530,12 +535,7 @@ class Store:
             created_at=row["created_at"],
         )
 
-    def enqueue(
-        self,
-        intents: Iterable[
-            tuple[str, str, str, str, str, int, str | None, dict[str, Any], dict[str, Any], str | None]
-        ],
-    ) -> int:
+    def enqueue(self, intents: Iterable[NewIntent]) -> int:
         """Insert intents ``(key, sync, app, object, op, entity_id, remote_id, values, payload, expected_version)``.
 
         A pending intent for the same entity, app and op is superseded (the new one carries the
@@ -715,7 +715,7 @@ class Store:
 
     def inbox_pending(
         self, limit: int = 1000, exclude: Sequence[str] = (), *, now: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[InboxRow]:
         """Unprocessed inbox rows that are due, oldest first, leaving out the apps in ``exclude``.
 
         Rows waiting out a retry back-off are not due, so they never hold up the others."""
@@ -725,21 +725,21 @@ class Store:
             + (f" AND app NOT IN ({marks})" if exclude else "")
             + " ORDER BY id LIMIT ?"
         )
-        return [dict(r) for r in self._q(sql, [now or now_iso(), *exclude, limit])]
+        return [cast(InboxRow, dict(r)) for r in self._q(sql, [now or now_iso(), *exclude, limit])]
 
     def inbox_retry(
         self, ids: Iterable[int], error: str, not_before: str, max_attempts: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[InboxRow]:
         """Events whose re-read failed: try again after ``not_before``; an event that failed
         ``max_attempts`` times is set aside (processed, with its error). Returns those set aside."""
         stamp = now_iso()
-        given_up: list[dict[str, Any]] = []
+        given_up: list[InboxRow] = []
         with self.transaction():
             for i in ids:
                 rows = self._q("SELECT * FROM inbox WHERE id = ?", (i,))
                 if not rows:
                     continue
-                row = dict(rows[0])
+                row = cast(InboxRow, dict(rows[0]))
                 attempts = int(row["attempts"] or 0) + 1
                 if attempts >= max_attempts:
                     self.conn.execute(
@@ -818,14 +818,14 @@ class Store:
         )
         return erasure_id
 
-    def erasures(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def erasures(self, status: str | None = None, limit: int = 1000) -> list[ErasureRow]:
         where, params = _where(("status = ?", status))
         rows = self._q(f"SELECT * FROM erasures{where} ORDER BY id LIMIT ?", [*params, limit])
         out = []
         for row in rows:
             item = dict(row)
             item["apps"] = _loads(item["apps"])
-            out.append(item)
+            out.append(cast(ErasureRow, item))
         return out
 
     def scrub(self, entity_ids: Sequence[int], records: Mapping[str, Sequence[str]]) -> dict[str, int]:
@@ -870,7 +870,7 @@ class Store:
 
     # -- daemon: the single-writer lease -------------------------------------------------------
 
-    def take_lease(self, name: str, holder: str, now: float, ttl: float) -> dict[str, Any]:
+    def take_lease(self, name: str, holder: str, now: float, ttl: float) -> LeaseRow:
         """Take or renew lease ``name`` if it is free, expired or already ``holder``'s.
 
         Returns the lease row as it stands afterwards: the caller holds it if ``holder`` matches.
@@ -886,7 +886,7 @@ class Store:
                     (name, holder, now + ttl, acquired),
                 )
                 rows = self._q("SELECT * FROM leases WHERE name = ?", (name,))
-            return dict(rows[0])
+            return cast(LeaseRow, dict(rows[0]))
 
     def steal_lease(self, name: str, old_holder: str, holder: str, now: float, ttl: float) -> bool:
         """Hand lease ``name`` from ``old_holder`` to ``holder``, only if ``old_holder`` still has it."""
@@ -908,10 +908,10 @@ class Store:
 
     # -- daemon: housekeeping and reports ------------------------------------------------------
 
-    def last_run(self, kind: str) -> dict[str, Any] | None:
+    def last_run(self, kind: str) -> RunRow | None:
         """The newest run of ``kind`` (e.g. ``full:crm``), finished or not."""
         rows = self._q("SELECT * FROM runs WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,))
-        return dict(rows[0]) if rows else None
+        return cast(RunRow, dict(rows[0])) if rows else None
 
     def prune_runs(self, older_than: str) -> int:
         """Drop run rows started before ``older_than``, keeping the newest run and each kind's latest.
@@ -927,9 +927,8 @@ class Store:
     def count_drift(self, run_id: int, app: str) -> int:
         """Entities whose ``app`` record a read of run ``run_id`` found changed, merged or gone."""
         sql = (
-            "SELECT count(DISTINCT entity_id) n FROM changelog WHERE run_id = ? AND app = ? AND ("
-            "reason LIKE 'changed in %' OR reason LIKE 'set merge of %' OR reason LIKE 'unsubscribed in %' "
-            "OR reason LIKE 'conflict%' OR reason LIKE 'missing from the complete %')"
+            "SELECT count(DISTINCT entity_id) n FROM changelog WHERE run_id = ? AND app = ? "
+            "AND code IN ('changed', 'merged', 'unsubscribed', 'conflict', 'missing')"
         )
         return int(self._q(sql, (run_id, app))[0]["n"])
 
@@ -937,26 +936,31 @@ class Store:
         return int(self._q("SELECT count(*) n FROM outbox WHERE status = 'dead'")[0]["n"])
 
 
-class AsyncStore:
-    """Runs ``Store`` calls on one dedicated thread: one writer, never on the event loop."""
+def connect(location: str | Path) -> StateStore:
+    """Open the state store at ``location`` (a SQLite file path, or ``:memory:``)."""
+    return Store(location)
 
-    def __init__(self, path: str | Path) -> None:
+
+class AsyncStore:
+    """Runs units of work on one dedicated thread: one writer, never on the event loop."""
+
+    def __init__(self, location: str | Path) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
-        self._path = path
-        self.store: Store | None = None
+        self._path = location
+        self.store: StateStore | None = None
 
     async def open(self) -> AsyncStore:
-        self.store = await self._submit(Store, self._path)
+        self.store = await self._submit(connect, self._path)
         return self
 
     async def _submit(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args))
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(store, *args)`` on the store thread."""
+    async def call(self, fn: Callable[Concatenate[StateStore, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the unit of work ``fn(store, *args, **kwargs)`` on the store thread."""
         store = self.store
         assert store is not None, "AsyncStore.open() first"
-        return await self._submit(fn, store, *args)
+        return await self._submit(lambda: fn(store, *args, **kwargs))
 
     async def close(self) -> None:
         if self.store is not None:

@@ -121,3 +121,21 @@ def m006_link_alias(db: Database) -> None:
         CREATE INDEX links_alias ON links (sync, app, alias) WHERE alias IS NOT NULL;
         """
     )
+
+
+@migrations()
+def m007_change_codes(db: Database) -> None:
+    """A machine-readable reason code on change-log rows; older rows get theirs from their prose."""
+    db.executescript(
+        """
+        ALTER TABLE changelog ADD COLUMN code TEXT;
+        UPDATE changelog SET code = CASE
+            WHEN reason LIKE 'changed in %' THEN 'changed'
+            WHEN reason LIKE 'set merge of %' THEN 'merged'
+            WHEN reason LIKE 'unsubscribed in %' THEN 'unsubscribed'
+            WHEN reason LIKE 'conflict%' THEN 'conflict'
+            WHEN reason LIKE 'missing from the complete %' THEN 'missing'
+            ELSE 'other' END;
+        CREATE INDEX changelog_run ON changelog (run_id, app, code);
+        """
+    )

@@ -17,7 +17,7 @@ from syncd.connector.http import RetryPolicy
 from syncd.daemon.inbox import Inbox, InboxWorker, coalesce
 from syncd.mapping import load_mapping
 from syncd.runner import Runner
-from syncd.store import AsyncStore, Store
+from syncd.store import AsyncStore
 from syncd_hubspot import HubSpotConfig, HubSpotConnector
 from syncd_sql import SqlConnector
 
@@ -107,7 +107,9 @@ async def test_many_events_about_one_record_become_one_reread(runner: Runner, ap
     assert await worker.process_once() == (5, False)
     assert read_ids(route) == [["101", "102"]]
     assert await inbox.pending() == []
-    assert await runner.store.call(Store.outbox_depth) == 2  # one create in the product table per contact
+    assert (
+        await runner.store.call(lambda s: s.outbox_depth()) == 2
+    )  # one create in the product table per contact
 
 
 async def test_redelivered_event_is_stored_once_and_acted_on_once(
@@ -149,7 +151,7 @@ async def test_rejected_credentials_pause_the_app_and_keep_its_events(
     assert runner.paused == {"crm"}
     assert await worker.process_once() == (0, False)  # a paused app's events wait, untouched
     assert len(route.calls) == 1
-    assert len(await runner.store.call(Store.inbox_pending)) == 1
+    assert len(await runner.store.call(lambda s: s.inbox_pending())) == 1
 
 
 async def test_processed_events_are_pruned_after_retention_and_pending_ones_never(runner: Runner) -> None:
@@ -157,7 +159,7 @@ async def test_processed_events_are_pruned_after_retention_and_pending_ones_neve
     await inbox.accept("crm", [hint("old", "1"), hint("open", "2")])
     rows = await inbox.pending()
     await inbox.done([rows[0]["id"]])
-    assert await runner.store.call(Store.prune_inbox, "9999-01-01T00:00:00Z") == 1
+    assert await runner.store.call(lambda s: s.prune_inbox("9999-01-01T00:00:00Z")) == 1
     assert [r["event_id"] for r in await inbox.pending()] == ["open"]
 
 
@@ -183,7 +185,7 @@ async def test_event_whose_reread_keeps_failing_is_quarantined_and_blocks_nothin
         settled += done
     assert settled == 2  # both good events, although the bad one came first in a batch of two
     assert await inbox.pending() == []
-    letters = await runner.store.call(Store.dead_letters)
+    letters = await runner.store.call(lambda s: s.dead_letters())
     assert [(d.app, d.op, d.remote_id) for d in letters] == [("crm", "read", "666")]
     assert "cannot be read" in (letters[0].last_error or "")
     assert runner.stats.apps["crm"].quarantined == 1

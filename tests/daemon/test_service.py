@@ -15,7 +15,7 @@ import structlog
 
 from syncd.daemon import Daemon
 from syncd.settings import Settings
-from syncd.store import Store
+from syncd.store import StateStore, Store
 from syncd.testing.fakes.hubspot import HubSpotFake, sign_v3
 
 from .conftest import Client, make_settings, started
@@ -107,7 +107,7 @@ async def test_full_reconciliation_catches_an_edit_that_did_not_bump_updated_at_
             metrics = (await http.get("/metrics")).text
         assert 'syncd_drift_records{app="alpha"} 1.0' in metrics
         assert 'syncd_drift_records{app="beta"} 0.0' in metrics
-        runs = await daemon.store.call(Store.last_run, "full:alpha")
+        runs = await daemon.store.call(lambda s: s.last_run("full:alpha"))
         assert runs is not None
         assert json.loads(runs["stats"])["drift"] == 1
     finally:
@@ -285,11 +285,11 @@ async def test_public_url_is_what_webhook_signatures_are_checked_against(
 
 
 async def test_housekeeping_prunes_old_changelog_and_runs_but_keeps_recent_ones(daemon: Daemon) -> None:
-    def age(store: Store) -> None:
+    def age(store: StateStore) -> None:
         store.conn.execute("UPDATE changelog SET at = '2000-01-01T00:00:00.000000Z' WHERE id = 1")
         store.conn.execute("UPDATE runs SET started_at = '2000-01-01T00:00:00.000000Z'")
 
-    def counts(store: Store) -> tuple[int, int, int]:
+    def counts(store: StateStore) -> tuple[int, int, int]:
         one = store.conn.execute("SELECT count(*) FROM changelog WHERE id = 1").fetchone()[0]
         rest = store.conn.execute("SELECT count(*) FROM changelog").fetchone()[0]
         return one, rest, store.latest_run()

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from syncd.daemon import Daemon
-from syncd.store import Store
+from syncd.store import StateStore
 from syncd.testing.fakes.hubspot import HubSpotFake, sign_v3
 from syncd.testing.fakes.mailchimp import MailchimpFake
 
@@ -53,7 +53,7 @@ class Running:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)  # type: ignore[arg-type]
 
     def inbox_rows(self) -> int:
-        def count(store: Store) -> int:
+        def count(store: StateStore) -> int:
             return int(store.conn.execute("SELECT count(*) FROM inbox").fetchone()[0])
 
         return self.run(self.daemon.store.call(count))

@@ -1,0 +1,273 @@
+"""The state store's interface: what the engine, the daemon and the CLI may ask of a store.
+
+Every backend (SQLite, the embedded default; PostgreSQL for several daemons) implements
+``StateStore``. It is the union of one protocol per area (runs and cursors, entities, links and
+baselines, change log, conflicts, outbox, inbox, erasure, leases, reports), so a function that
+needs one area can say so in its signature. Code above the store sees only these protocols and
+the row types below, never a connection or SQL.
+
+A *unit of work* is a plain synchronous function ``fn(store, *args)``: ``AsyncStore.call`` runs
+it off the event loop, and whatever it does inside ``store.transaction()`` commits together or
+not at all. Rows that are views for people and scripts (conflicts, the change log, the inbox,
+receipts) are typed dictionaries, so they serialise to JSON as they are; the engine's own objects
+(``Entity``, ``Link``, ``Change``, ``Conflict``, ``Intent``) are dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, NotRequired, Protocol, TypedDict
+
+from syncd.engine.model import Change, Conflict, Entity, Link
+
+
+@dataclass
+class Intent:
+    """A durable write intent (outbox row)."""
+
+    id: int
+    key: str
+    sync: str
+    app: str
+    object: str
+    op: str
+    entity_id: int
+    remote_id: str | None
+    values: dict[str, Any]
+    payload: dict[str, Any]
+    expected_version: str | None
+    status: str
+    attempts: int
+    last_error: str | None = None
+    error_kind: str | None = None
+    created_at: str = ""
+
+
+#: ``(key, sync, app, object, op, entity_id, remote_id, values, payload, expected_version)``
+NewIntent = tuple[str, str, str, str, str, int, str | None, dict[str, Any], dict[str, Any], str | None]
+
+
+class RunRow(TypedDict):
+    id: int
+    kind: str
+    started_at: str
+    finished_at: str | None
+    stats: str | None
+
+
+class CursorRow(TypedDict):
+    sync: str
+    app: str
+    cursor: str | None
+    updated_at: str
+
+
+class ChangeRow(TypedDict):
+    id: int
+    at: str
+    run_id: int | None
+    sync: str
+    entity_id: int | None
+    field: str
+    old: Any
+    new: Any
+    app: str | None
+    reason: str
+    code: str | None
+    detail: Any
+
+
+class ConflictRow(TypedDict):
+    id: int
+    sync: str
+    entity_id: int
+    field: str
+    kind: str
+    candidates: list[dict[str, Any]]
+    policy: str
+    status: str
+    winner: str | None
+    resolution: Any
+    created_at: str
+    resolved_at: str | None
+    note: str | None
+    entity_key: NotRequired[str | None]
+
+
+class InboxRow(TypedDict):
+    id: int
+    app: str
+    event_id: str
+    object: str
+    record_id: str
+    deleted: int
+    received_at: str
+    processed_at: str | None
+    attempts: int
+    not_before: str | None
+    error: str | None
+
+
+class LeaseRow(TypedDict):
+    name: str
+    holder: str
+    expires_at: float
+    acquired_at: str
+
+
+class ErasureRow(TypedDict):
+    id: int
+    key_hash: str
+    requested_at: str
+    finished_at: str | None
+    status: str
+    apps: Any
+
+
+class Transactional(Protocol):
+    def transaction(self) -> AbstractContextManager[None]:
+        """One atomic unit; nested calls join the outer transaction."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class RunsAndCursors(Protocol):
+    def begin_run(self, kind: str) -> int: ...
+    def finish_run(self, run_id: int, stats: dict[str, Any]) -> None: ...
+    def latest_run(self) -> int: ...
+    def last_run(self, kind: str) -> RunRow | None: ...
+    def prune_runs(self, older_than: str) -> int: ...
+    def get_cursor(self, sync: str, app: str) -> dict[str, Any] | None: ...
+    def set_cursor(self, sync: str, app: str, cursor: dict[str, Any] | None) -> None: ...
+    def cursors(self) -> list[CursorRow]: ...
+
+
+class Entities(Protocol):
+    def entities(self, ids: Iterable[int]) -> dict[int, Entity]: ...
+    def entities_by_key(self, sync: str, keys: Iterable[str]) -> dict[str, Entity]: ...
+    def new_entity(self, sync: str, key: str | None) -> Entity: ...
+    def save_entities(self, entities: Iterable[Entity], *, dirty: bool | None = None) -> None: ...
+    def mark_dirty(self, ids: Iterable[int], dirty: bool = True) -> None: ...
+    def dirty_ids(self, sync: str, limit: int, after: int = 0) -> list[int]: ...
+    def find_entity(self, sync: str | None, key: str) -> Entity | None: ...
+    def count_entities(self, sync: str) -> dict[str, int]: ...
+
+
+class Links(Protocol):
+    def links_by_alias(self, sync: str, app: str, aliases: Iterable[str]) -> dict[str, Link]: ...
+    def links_by_remote(self, sync: str, app: str, remote_ids: Iterable[str]) -> dict[str, Link]: ...
+    def links_of(self, entity_ids: Iterable[int]) -> dict[int, dict[str, Link]]: ...
+    def app_links(self, entity_ids: Iterable[int], app: str) -> dict[int, Link]: ...
+    def save_links(self, sync: str, links: Iterable[Link], run_id: int | None = None) -> None: ...
+    def drop_links(self, ids: Iterable[int]) -> None: ...
+    def mark_seen(self, sync: str, app: str, remote_ids: Sequence[str], run_id: int) -> None: ...
+    def count_links(self, sync: str, app: str) -> int: ...
+    def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]: ...
+    def count_unseen(self, sync: str, app: str, run_id: int) -> int: ...
+
+
+class ChangeLog(Protocol):
+    def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int: ...
+    def changelog(
+        self,
+        *,
+        entity_id: int | None = None,
+        sync: str | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> list[ChangeRow]: ...
+    def prune_changelog(self, older_than: str) -> int: ...
+    def count_drift(self, run_id: int, app: str) -> int: ...
+
+
+class Conflicts(Protocol):
+    def add_conflicts(self, sync: str, conflicts: Iterable[Conflict]) -> None: ...
+    def parked_fields(self, entity_ids: Iterable[int]) -> dict[int, set[str]]: ...
+    def update_parked(self, entity_id: int, field: str, app: str, value: Any, at: str | None) -> None: ...
+    def add_conflict_candidate(self, entity_id: int, field: str, app: str, value: Any) -> bool: ...
+    def conflicts(
+        self,
+        *,
+        status: str | None = "open",
+        sync: str | None = None,
+        entity_id: int | None = None,
+        kind: str | None = None,
+        limit: int = 1000,
+    ) -> list[ConflictRow]: ...
+    def conflict(self, conflict_id: int) -> ConflictRow | None: ...
+    def close_conflict(self, conflict_id: int, winner: str | None, resolution: Any) -> None: ...
+    def count_conflicts(self, status: str = "open") -> int: ...
+
+
+class Outbox(Protocol):
+    def enqueue(self, intents: Iterable[NewIntent]) -> int: ...
+    def quarantine_reads(
+        self, sync: str, app: str, obj: str, items: Iterable[tuple[str, int, str]]
+    ) -> int: ...
+    def release_quarantine(self, sync: str, app: str, remote_ids: Sequence[str]) -> int: ...
+    def has_quarantined_reads(self, sync: str, app: str) -> bool: ...
+    def busy_apps(self, entity_ids: Iterable[int]) -> dict[int, set[str]]: ...
+    def claim(self, app: str, op: str | None, limit: int, *, now: str | None = None) -> list[Intent]: ...
+    def pending_apps(self) -> list[str]: ...
+    def settle(
+        self, intent_id: int, status: str, error: str | None = None, kind: str | None = None
+    ) -> None: ...
+    def retry_later(self, intent_id: int, error: str, not_before: str) -> None: ...
+    def outbox_depth(self) -> int: ...
+    def next_due(self) -> str | None: ...
+    def dead_letters(self, limit: int = 1000) -> list[Intent]: ...
+    def intent(self, intent_id: int) -> Intent | None: ...
+    def entity_has_open_intent(self, entity_id: int, app: str) -> bool: ...
+    def count_dead_letters(self) -> int: ...
+
+
+class Inbox(Protocol):
+    def inbox_add(self, app: str, events: Iterable[tuple[str, str, str, bool]]) -> int: ...
+    def inbox_pending(
+        self, limit: int = 1000, exclude: Sequence[str] = (), *, now: str | None = None
+    ) -> list[InboxRow]: ...
+    def inbox_retry(
+        self, ids: Iterable[int], error: str, not_before: str, max_attempts: int
+    ) -> list[InboxRow]: ...
+    def count_inbox_pending(self) -> int: ...
+    def inbox_done(self, ids: Iterable[int]) -> None: ...
+    def prune_inbox(self, older_than: str) -> int: ...
+
+
+class Erasure(Protocol):
+    def key_salt(self) -> str: ...
+    def hash_key(self, key: str) -> str: ...
+    def suppressed(self, hashes: Iterable[str]) -> set[str]: ...
+    def has_suppressions(self) -> bool: ...
+    def suppress(self, key_hash: str, erasure_id: int) -> None: ...
+    def save_erasure(
+        self, erasure_id: int | None, key_hash: str, status: str, apps: dict[str, Any]
+    ) -> int: ...
+    def erasures(self, status: str | None = None, limit: int = 1000) -> list[ErasureRow]: ...
+    def scrub(self, entity_ids: Sequence[int], records: Mapping[str, Sequence[str]]) -> dict[str, int]: ...
+
+
+class Leases(Protocol):
+    def take_lease(self, name: str, holder: str, now: float, ttl: float) -> LeaseRow: ...
+    def steal_lease(self, name: str, old_holder: str, holder: str, now: float, ttl: float) -> bool: ...
+    def renew_lease(self, name: str, holder: str, now: float, ttl: float) -> bool: ...
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+
+class StateStore(
+    Transactional,
+    RunsAndCursors,
+    Entities,
+    Links,
+    ChangeLog,
+    Conflicts,
+    Outbox,
+    Inbox,
+    Erasure,
+    Leases,
+    Protocol,
+):
+    """Everything a state store offers (see the module docstring)."""
