@@ -45,6 +45,24 @@ _MAX_ERROR_TEXT = 500
 _TOKEN_EPSILON = 1e-9
 _ERROR_TEXT_KEYS = ("message", "error_description", "error", "detail", "title", "description", "errors")
 
+#: Waits until one request to an app may be sent under a budget shared with other processes,
+#: given the client's own rate and burst: ``await budget(rate, burst)``.
+SharedBudget = Callable[[float, int], Awaitable[None]]
+_shared_budgets: dict[str, SharedBudget] = {}
+
+
+def share_budget(app: str, budget: SharedBudget | None) -> None:
+    """Make every rate-limited request to ``app`` from this process also take a token from
+    ``budget`` (several daemons sharing one app's API limit); ``None`` stops that.
+
+    The local ``RateLimiter`` still paces this process (and slows down after a 429); the shared
+    budget keeps the sum of all processes within the app's limit.
+    """
+    if budget is None:
+        _shared_budgets.pop(app, None)
+    else:
+        _shared_budgets[app] = budget
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -371,6 +389,9 @@ class HttpClient:
     ) -> httpx.Response:
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
+            budget = _shared_budgets.get(self.app)
+            if budget is not None:
+                await budget(self.rate_limiter.rate, self.rate_limiter.burst)
         try:
             if self._semaphore is not None:
                 async with self._semaphore:

@@ -6,6 +6,7 @@ from the sleeps it asked for, never from wall-clock timings.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -148,3 +149,39 @@ async def test_server_429_is_waited_out_and_slows_the_limiter(
         await client.get("records")
     assert 2.0 in clock.sleeps, "the client honours the server's Retry-After"
     assert len(records.seen) == 3
+
+
+async def test_a_shared_budget_is_asked_for_every_rate_limited_request_and_holds_it_back(
+    server: tuple[RecordsApp, str], clock: FakeClock
+) -> None:
+    """Several daemons share one app's limit: each request waits for the shared budget too."""
+    from syncd.connector.http import share_budget
+
+    records, base_url = server
+    asked: list[tuple[float, int]] = []
+    waiting, release = asyncio.Event(), asyncio.Event()
+
+    async def budget(rate: float, burst: int) -> None:
+        asked.append((rate, burst))
+        if len(asked) == 2:
+            waiting.set()
+            await release.wait()  # the second request waits until the shared bucket has a token
+
+    share_budget("loopback", budget)
+    try:
+        limiter = RateLimiter(rate=50.0, burst=5, clock=clock, sleep=clock.sleep)
+        async with client_for(base_url, clock, rate_limiter=limiter) as client:
+            await client.get("records")
+            second = asyncio.create_task(client.get("records"))
+            await waiting.wait()
+            assert not second.done()
+            assert len(records.seen) == 1
+            release.set()
+            await second
+        assert asked == [(50.0, 5), (50.0, 5)]
+        assert len(records.seen) == 2
+    finally:
+        share_budget("loopback", None)
+    async with client_for(base_url, clock, rate_limiter=limiter) as client:
+        await client.get("records")
+    assert len(asked) == 2, "once unshared, the budget is no longer asked"
