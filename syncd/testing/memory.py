@@ -171,23 +171,20 @@ class MemoryConfig(ConnectorConfig):
     conditional_writes: bool = True
 
 
-class MemoryConnector(Connector):
+class MemoryConnector(Connector[MemoryConfig]):
     """Connector over a ``MemoryApp``; serves any object type name."""
 
     name: ClassVar[str] = "memory"
     version: ClassVar[str] = "1.0.0"
-    config_model: ClassVar[type[ConnectorConfig]] = MemoryConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         incremental=True, full_listing=True, conditional_writes=True, tombstones=True, batch_size=50
     )
     objects: ClassVar[tuple[ObjectType, ...]] = (ObjectType("contacts", natural_keys=("email",)),)
 
     def __init__(
-        self, config: ConnectorConfig, *, app: str | None = None, backend: MemoryApp | None = None
+        self, config: MemoryConfig, *, app: str | None = None, backend: MemoryApp | None = None
     ) -> None:
         super().__init__(config, app=app)
-        assert isinstance(config, MemoryConfig)
-        self.settings: MemoryConfig = config
         self.backend = (
             backend if backend is not None else SPACES.setdefault(config.space, MemoryApp(config.space))
         )
@@ -221,7 +218,7 @@ class MemoryConnector(Connector):
 
     async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
         table = self.backend.table(obj)
-        size = self.settings.page_size
+        size = self.config.page_size
         if cursor is None:
             high = max((r.seq for r in table.values()), default=0)
             ids = [rid for rid, r in sorted(table.items(), key=lambda kv: kv[1].seq) if not r.deleted]
@@ -312,7 +309,7 @@ class MemoryConnector(Connector):
             elif (
                 error is None
                 and row is not None
-                and self.settings.conditional_writes
+                and self.config.conditional_writes
                 and item.expected_version is not None
                 and item.expected_version != str(row.version)
             ):
@@ -340,7 +337,7 @@ class MemoryConnector(Connector):
             if (
                 error is None
                 and row is not None
-                and self.settings.conditional_writes
+                and self.config.conditional_writes
                 and item.expected_version is not None
                 and item.expected_version != str(row.version)
             ):
