@@ -24,7 +24,7 @@ import collections
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
 import pydantic
@@ -45,8 +45,8 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
+from syncd.testing.fakes import FailureKind
 
-FailureKind = Literal["429", "500", "timeout"]
 #: A webhook request as the app would send it: (method, url, headers, body).
 SignedRequest = tuple[str, str, Mapping[str, str], bytes]
 
