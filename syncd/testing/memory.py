@@ -47,6 +47,7 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
+from syncd.mapping.paths import get_path
 
 
 def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
@@ -268,9 +269,7 @@ class MemoryConnector(Connector[MemoryConfig]):
         wanted = {v.strip().lower() for v in values}
         out = []
         for rid, row in self.backend.table(obj).items():
-            value: Any = row.fields
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
+            _, value = get_path(row.fields, path)
             if not row.deleted and isinstance(value, str) and value.strip().lower() in wanted:
                 out.append(self.backend.record(obj, rid))
         self.backend.calls.append(("find", obj, tuple(values)))
