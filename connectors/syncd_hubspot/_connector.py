@@ -14,18 +14,13 @@ contact the moment it exists.
 from __future__ import annotations
 
 import difflib
-import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
-
-import httpx
+from typing import Any, ClassVar, Unpack
 
 from syncd.connector import (
     Capabilities,
     ConfigError,
-    Connector,
-    ConnectorConfig,
     Cursor,
     ObjectType,
     Page,
@@ -35,7 +30,7 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
-from syncd.connector.http import HttpClient, RateLimiter, RetryPolicy, Sleep
+from syncd.connector.http import HttpConnector, HttpSeams, RateLimiter
 
 from . import _reading, _webhooks
 from ._client import BATCH_LIMIT, SEARCH_PAGE_LIMIT, HubSpotApi, classify
@@ -46,12 +41,11 @@ from ._writing import Writer, chunks
 __version__ = "1.0.0"
 
 
-class HubSpotConnector(Connector):
+class HubSpotConnector(HttpConnector[HubSpotConfig]):
     """HubSpot CRM v3 (``contacts``, ``companies``) over a private-app or OAuth access token."""
 
     name: ClassVar[str] = "hubspot"
     version: ClassVar[str] = __version__
-    config_model: ClassVar[type[ConnectorConfig]] = HubSpotConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         incremental=True,
         full_listing=True,
@@ -67,31 +61,14 @@ class HubSpotConnector(Connector):
     )
     objects: ClassVar[tuple[ObjectType, ...]] = tuple(o.object_type for o in CRM_OBJECTS.values())
 
-    def __init__(
-        self,
-        config: ConnectorConfig,
-        *,
-        app: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        """``transport``, ``retry``, ``sleep`` and ``now`` are seams for tests (see ``HttpClient``)."""
-        if not isinstance(config, HubSpotConfig):
-            raise ConfigError(f"hubspot needs a HubSpotConfig, not {type(config).__name__}")
-        super().__init__(config, app=app)
-        self.settings = config
-        self._transport = transport
-        self._retry = retry
-        self._sleep = sleep
-        self._now = now
+    def __init__(self, config: HubSpotConfig, *, app: str | None = None, **seams: Unpack[HttpSeams]) -> None:
+        super().__init__(config, app=app, **seams)
         self._api: HubSpotApi | None = None
         self._ensured: set[str] = set()
         # ``archive_mode = "gdpr"`` deletes for good: the archive delete policy must not count on a
-        # restore. Like ``objects``, a ClassVar in the interface; this instance's value shadows it.
-        vars(self)["capabilities"] = replace(
-            type(self).capabilities, archives=config.archive_mode == "archive"
+        # restore.
+        self._shadow_class_vars(
+            capabilities=replace(type(self).capabilities, archives=config.archive_mode == "archive")
         )
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -100,27 +77,22 @@ class HubSpotConnector(Connector):
     def api(self) -> HubSpotApi:
         """The HTTP API, created on first use (inside the event loop that will use it)."""
         if self._api is None:
-            extra: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
-            http = HttpClient(
-                app=self.app,
-                base_url=self.settings.base_url,
-                headers={"Authorization": f"Bearer {self.settings.token.get_secret_value()}"},
-                rate_limiter=RateLimiter(self.settings.requests_per_second),
-                retry=self._retry,
-                timeout=self.settings.timeout_seconds,
+            http = self.http_client(
+                base_url=self.config.base_url,
+                headers={"Authorization": f"Bearer {self.config.token.get_secret_value()}"},
+                rate_limiter=RateLimiter(self.config.requests_per_second),
+                timeout=self.config.timeout_seconds,
                 classify=classify,
-                transport=self._transport,
-                **extra,
             )
-            search_limiter = RateLimiter(self.settings.search_requests_per_second, burst=1)
+            search_limiter = RateLimiter(self.config.search_requests_per_second, burst=1)
             self._api = HubSpotApi(http, search_limiter)
         return self._api
 
     def object_type(self, name: str) -> ObjectType:
         obj = super().object_type(name)
-        if name not in self.settings.objects:
+        if name not in self.config.objects:
             raise ConfigError(
-                f"{self.app}: object type {name!r} is not enabled (objects = {self.settings.objects})"
+                f"{self.app}: object type {name!r} is not enabled (objects = {self.config.objects})"
             )
         return obj
 
@@ -129,10 +101,10 @@ class HubSpotConnector(Connector):
         return CRM_OBJECTS[obj]
 
     def _properties(self, obj: str) -> list[str]:
-        return self.settings.read_properties(obj)
+        return self.config.read_properties(obj)
 
     async def _ensure_entity_property(self, crm: CrmObject) -> None:
-        name = self.settings.entity_id_property
+        name = self.config.entity_id_property
         if name is None or crm.name in self._ensured:
             return
         await self.api.ensure_property(
@@ -153,7 +125,7 @@ class HubSpotConnector(Connector):
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def check(self) -> None:
-        for obj in self.settings.objects:
+        for obj in self.config.objects:
             crm = self._crm(obj)
             await self.api.probe(crm.name)
             await self._ensure_entity_property(crm)
@@ -170,9 +142,9 @@ class HubSpotConnector(Connector):
         if obj not in CRM_OBJECTS:
             known = ", ".join(CRM_OBJECTS)
             return [PathProblem(None, f"HubSpot has no object type {obj!r} here (known: {known})")]
-        if obj not in self.settings.objects:
+        if obj not in self.config.objects:
             return [
-                PathProblem(None, f"object type {obj!r} is not enabled (objects = {self.settings.objects})")
+                PathProblem(None, f"object type {obj!r} is not enabled (objects = {self.config.objects})")
             ]
         definitions = {str(p.get("name")): p for p in await self.api.properties(obj)}
         setting = "properties" if obj == "contacts" else "company_properties"
@@ -217,11 +189,11 @@ class HubSpotConnector(Connector):
         crm = self._crm(obj)
         properties = self._properties(obj)
         if cursor is None or "after" in cursor:
-            pages = _reading.full_listing(self.api, crm, properties, self.settings.page_size, cursor)
+            pages = _reading.full_listing(self.api, crm, properties, self.config.page_size, cursor)
         else:
-            overlap_ms = round(self.settings.search_overlap_seconds * 1000)
+            overlap_ms = round(self.config.search_overlap_seconds * 1000)
             pages = _reading.incremental(
-                self.api, crm, properties, min(self.settings.page_size, SEARCH_PAGE_LIMIT), cursor, overlap_ms
+                self.api, crm, properties, min(self.config.page_size, SEARCH_PAGE_LIMIT), cursor, overlap_ms
             )
         async for page in pages:
             yield page
@@ -313,7 +285,7 @@ class HubSpotConnector(Connector):
         crm = self._crm(obj)
         if not items:
             return []
-        gdpr = self.settings.archive_mode == "gdpr" and crm.gdpr
+        gdpr = self.config.archive_mode == "gdpr" and crm.gdpr
         return await self._writer().delete(crm, items, gdpr=gdpr)
 
     async def erase(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
@@ -330,22 +302,22 @@ class HubSpotConnector(Connector):
         # The signature covers the body; what needs no body (headers, freshness) is checked first.
         _webhooks.signature_headers(
             headers,
-            self.settings.secrets(),
-            tolerance=self.settings.webhook_tolerance_seconds,
+            self.config.secrets(),
+            tolerance=self.config.webhook_tolerance_seconds,
             now=self._now(),
         )
 
     def verify_webhook(self, method: str, url: str, headers: Mapping[str, str], body: bytes) -> None:
-        urls = [url] + ([self.settings.webhook_url] if self.settings.webhook_url else [])
+        urls = [url] + ([self.config.webhook_url] if self.config.webhook_url else [])
         _webhooks.verify(
             method,
             urls,
             headers,
             body,
-            self.settings.secrets(),
-            tolerance=self.settings.webhook_tolerance_seconds,
+            self.config.secrets(),
+            tolerance=self.config.webhook_tolerance_seconds,
             now=self._now(),
         )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
-        return _webhooks.parse(body, self.settings.objects)
+        return _webhooks.parse(body, self.config.objects)

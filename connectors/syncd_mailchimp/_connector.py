@@ -13,16 +13,12 @@ import difflib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, Unpack
 from urllib.parse import quote
-
-import httpx
 
 from syncd.connector import (
     Capabilities,
     ConfigError,
-    Connector,
-    ConnectorConfig,
     Cursor,
     NotFound,
     ObjectType,
@@ -34,7 +30,7 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
-from syncd.connector.http import HttpClient, RetryPolicy
+from syncd.connector.http import HttpConnector, HttpSeams
 from syncd.connector.redact import register_secret
 
 from ._config import MailchimpConfig
@@ -60,12 +56,11 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(a, b)
 
 
-class MailchimpConnector(Connector):
+class MailchimpConnector(HttpConnector[MailchimpConfig]):
     """Members of one Mailchimp audience (``list_id``); ids are subscriber hashes."""
 
     name: ClassVar[str] = "mailchimp"
     version: ClassVar[str] = "0.1.0"
-    config_model: ClassVar[type[ConnectorConfig]] = MailchimpConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         incremental=True,
         full_listing=True,
@@ -84,34 +79,22 @@ class MailchimpConnector(Connector):
     )
 
     def __init__(
-        self,
-        config: ConnectorConfig,
-        *,
-        app: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
+        self, config: MailchimpConfig, *, app: str | None = None, **seams: Unpack[HttpSeams]
     ) -> None:
-        if not isinstance(config, MailchimpConfig):
-            raise ConfigError(f"mailchimp: expected MailchimpConfig settings, got {type(config).__name__}")
-        super().__init__(config, app=app)
-        self.settings = config
-        self._http = HttpClient(
-            app=self.app,
+        super().__init__(config, app=app, **seams)
+        self._http = self.http_client(
             base_url=config.api_root(),
             auth=("syncd", config.api_key.get_secret_value()),
-            retry=retry,
             timeout=config.timeout_seconds,
             classify=classify,
-            transport=transport,
             max_concurrency=config.max_connections,
         )
         self._list_path = f"/lists/{quote(config.list_id, safe='')}"
         self._writer = MemberWriter(self._http, config)
         self._overlap = max(timedelta(seconds=config.overlap_seconds), _MIN_OVERLAP)
         # A permanent delete cannot be undone: the archive delete policy must not count on a restore.
-        # ``capabilities`` is a ClassVar in the interface; this instance's value shadows it.
-        vars(self)["capabilities"] = replace(
-            type(self).capabilities, archives=config.delete_mode == "archive"
+        self._shadow_class_vars(
+            capabilities=replace(type(self).capabilities, archives=config.delete_mode == "archive")
         )
         # The webhook secret travels in a URL, which is easily logged: mask it wherever it shows up.
         for secret in self._webhook_secrets():
@@ -122,7 +105,7 @@ class MailchimpConnector(Connector):
         try:
             await self._http.get(self._list_path)
         except NotFound:
-            raise ConfigError(f"mailchimp: audience {self.settings.list_id!r} does not exist") from None
+            raise ConfigError(f"mailchimp: audience {self.config.list_id!r} does not exist") from None
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -149,7 +132,7 @@ class MailchimpConnector(Connector):
                 hint = f" (did you mean {close[0]!r}?)" if close else f"; member paths: {', '.join(FIELDS)}"
                 problem = f"members have no {head!r}{hint}"
             elif head == "merge_fields" and rest:
-                problem = _merge_path_problem(rest, merge_types, self.settings.list_id)
+                problem = _merge_path_problem(rest, merge_types, self.config.list_id)
             elif rest:
                 problem = f"{head!r} has no parts: write {head!r}"
             elif head in READ_ONLY and path in write:
@@ -168,7 +151,7 @@ class MailchimpConnector(Connector):
                     self._list_path + "/merge-fields", params={"count": 1000, "offset": offset}
                 )
             except NotFound:
-                raise ConfigError(f"mailchimp: audience {self.settings.list_id!r} does not exist") from None
+                raise ConfigError(f"mailchimp: audience {self.config.list_id!r} does not exist") from None
             body = response.json()
             page = [f for f in body.get("merge_fields") or [] if isinstance(f, dict)]
             found.update({str(f.get("tag")): str(f.get("type")) for f in page})
@@ -185,20 +168,20 @@ class MailchimpConnector(Connector):
 
     def _walk(self, since: datetime | None, status: str | None) -> MemberWalk:
         start = since - self._overlap if since is not None else None
-        return MemberWalk(self._fetch_members, since=start, status=status, page_size=self.settings.page_size)
+        return MemberWalk(self._fetch_members, since=start, status=status, page_size=self.config.page_size)
 
     def _cursor(self, since: datetime | None, archived_since: datetime | None) -> Cursor:
         return {
-            "list_id": self.settings.list_id,
+            "list_id": self.config.list_id,
             "since": format_time(since) if since is not None else None,
             "archived_since": format_time(archived_since) if archived_since is not None else None,
         }
 
     def _load_cursor(self, cursor: Cursor) -> tuple[datetime | None, datetime | None]:
-        if cursor.get("list_id") != self.settings.list_id:
+        if cursor.get("list_id") != self.config.list_id:
             raise ConfigError(
                 f"mailchimp: the cursor belongs to audience {cursor.get('list_id')!r}, "
-                f"not {self.settings.list_id!r}; run a full listing"
+                f"not {self.config.list_id!r}; run a full listing"
             )
         try:
             marks = [cursor.get(k) for k in ("since", "archived_since")]
@@ -329,8 +312,8 @@ class MailchimpConnector(Connector):
     # -- webhooks ------------------------------------------------------------------------------
 
     def _webhook_secrets(self) -> list[str]:
-        current = [self.settings.webhook_secret] if self.settings.webhook_secret is not None else []
-        return [s.get_secret_value() for s in [*current, *self.settings.previous_webhook_secrets]]
+        current = [self.config.webhook_secret] if self.config.webhook_secret is not None else []
+        return [s.get_secret_value() for s in [*current, *self.config.previous_webhook_secrets]]
 
     def verify_webhook_request(self, method: str, url: str, headers: Mapping[str, str]) -> None:
         # The secret is in the URL: the whole check happens before the body is read.
@@ -340,7 +323,7 @@ class MailchimpConnector(Connector):
         verify_secret(url, self._webhook_secrets())
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
-        return parse_event(headers, body, list_id=self.settings.list_id)
+        return parse_event(headers, body, list_id=self.config.list_id)
 
 
 def _merge_path_problem(rest: str, merge_types: Mapping[str, str], list_id: str) -> str | None:

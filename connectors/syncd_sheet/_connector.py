@@ -22,7 +22,6 @@ from syncd.connector import (
     Capabilities,
     ConfigError,
     Connector,
-    ConnectorConfig,
     ConnectorError,
     Cursor,
     ObjectType,
@@ -58,7 +57,7 @@ class _Snapshot:
     table: Table
 
 
-class SheetConnector(Connector):
+class SheetConnector(Connector[SheetSettings]):
     """A CSV or XLSX file as an app: one object type, ``rows``; one record per non-empty row.
 
     A record's fields are the row's cells by header name (an empty cell is ``None``; formula
@@ -74,7 +73,6 @@ class SheetConnector(Connector):
 
     name = "sheet"
     version = "0.1.0"
-    config_model = SheetSettings
     capabilities = Capabilities(
         incremental=True,
         full_listing=True,
@@ -88,11 +86,8 @@ class SheetConnector(Connector):
     )
     objects = (ObjectType(name=OBJECT, primary_key="syncd_id"),)
 
-    def __init__(self, config: ConnectorConfig, *, app: str | None = None, new_id: NewId = new_uuid) -> None:
-        if not isinstance(config, SheetSettings):
-            raise ConfigError(f"sheet: settings must be SheetSettings, got {type(config).__name__}")
+    def __init__(self, config: SheetSettings, *, app: str | None = None, new_id: NewId = new_uuid) -> None:
         super().__init__(config, app=app)
-        self.settings = config
         self.path = config.path
         self._format: SheetFormat
         if config.format == "csv":
@@ -103,13 +98,14 @@ class SheetConnector(Connector):
         self._lock = threading.Lock()
         self._cache: _Snapshot | None = None
         key = config.key_column
-        # ``objects`` and ``capabilities`` are ClassVars in the interface; this instance's values
-        # (its id column, its batch size) shadow the class defaults for this connector only.
-        vars(self)["objects"] = (
-            ObjectType(name=OBJECT, primary_key=key or config.id_column, natural_keys=(key,) if key else ()),
-        )
-        vars(self)["capabilities"] = dataclasses.replace(
-            type(self).capabilities, batch_size=config.batch_size
+        # This instance's id column and batch size.
+        self._shadow_class_vars(
+            objects=(
+                ObjectType(
+                    name=OBJECT, primary_key=key or config.id_column, natural_keys=(key,) if key else ()
+                ),
+            ),
+            capabilities=dataclasses.replace(type(self).capabilities, batch_size=config.batch_size),
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -156,7 +152,7 @@ class SheetConnector(Connector):
         complete = cursor is None and not table.unidentified
         # Rows still waiting for an id (the file is open) must be looked at again: no parse-free poll.
         final = make_cursor(snapshot.sig, snapshot.racy or table.needs_ids, current)
-        size = self.settings.page_size
+        size = self.config.page_size
         if len(records) <= size:
             yield Page(records, final, complete=complete)
             return
@@ -201,7 +197,7 @@ class SheetConnector(Connector):
     async def _write(self, obj: str, kind: WriteKind, items: Sequence[WriteItem]) -> list[WriteResult]:
         self.object_type(obj)
         results: list[WriteResult] = []
-        size = self.settings.batch_size
+        size = self.config.batch_size
         for start in range(0, len(items), size):
             batch = list(items[start : start + size])
             results.extend(await self._run(partial(self._write_batch, kind, batch)))
@@ -217,7 +213,7 @@ class SheetConnector(Connector):
             return work()
 
     def _table(self, data: bytes) -> Table:
-        settings = self.settings
+        settings = self.config
         return Table(
             self._format.parse(data),
             path=self.path,
@@ -267,7 +263,7 @@ class SheetConnector(Connector):
     def _transact(self, plan: Callable[[Planner], None]) -> list[WriteResult]:
         """One locked read-plan-rewrite-replace cycle; ids of unidentified rows are stamped on the way."""
         files.refuse_if_open(self.path)
-        with files.locked(self.path, self.settings.lock_timeout_seconds):
+        with files.locked(self.path, self.config.lock_timeout_seconds):
             data, sig = files.read(self.path)
             table = self._table(data)
             planner = Planner(table, self._format.reject, new_id=self._new_id)

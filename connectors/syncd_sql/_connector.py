@@ -21,7 +21,6 @@ from syncd.connector import (
     Capabilities,
     ConfigError,
     Connector,
-    ConnectorConfig,
     ConnectorError,
     Cursor,
     ObjectType,
@@ -62,7 +61,7 @@ class _Chunk:
         return cls([spec.record(row) for row in page], page[-1] if page else None, len(found) > size)
 
 
-class SqlConnector(Connector):
+class SqlConnector(Connector[SqlSettings]):
     """A table in a SQLite database (PostgreSQL to follow) as one object type named after it.
 
     Records: ``id`` is the primary key as text, ``fields`` every column by name. ``version`` is
@@ -84,7 +83,6 @@ class SqlConnector(Connector):
 
     name = "sql"
     version = "0.1.0"
-    config_model = SqlSettings
     capabilities = Capabilities(
         incremental=True,
         full_listing=True,
@@ -98,33 +96,29 @@ class SqlConnector(Connector):
     #: The one object type, by its alias; an instance lists it under the configured table's name.
     objects = (ObjectType(name=ROWS_ALIAS),)
 
-    def __init__(self, config: ConnectorConfig, *, app: str | None = None) -> None:
-        if not isinstance(config, SqlSettings):
-            raise ConfigError(f"sql: settings must be SqlSettings, got {type(config).__name__}")
+    def __init__(self, config: SqlSettings, *, app: str | None = None) -> None:
         super().__init__(config, app=app)
-        self.settings = config
         self._dialect = _dialect_for(config.url, busy_timeout=config.busy_timeout_seconds)
         self._lock = threading.Lock()
         self._conn: DbConnection | None = None
         self._spec: TableSpec | None = None
         self._publish_object(ObjectType(name=config.table, primary_key=config.primary_key))
-        # Like ``objects``, a ClassVar in the interface; the instance value shadows it for this table.
+        # What this table supports: tombstones and restorable deletes need a ``deleted_at`` column.
         soft = config.deleted_at is not None
-        vars(self)["capabilities"] = dataclasses.replace(
-            type(self).capabilities, tombstones=soft, archives=soft
+        self._shadow_class_vars(
+            capabilities=dataclasses.replace(type(self).capabilities, tombstones=soft, archives=soft)
         )
 
     # -- metadata ------------------------------------------------------------------------------
 
     def object_type(self, name: str) -> ObjectType:
-        if name in (self.settings.table, ROWS_ALIAS):
+        if name in (self.config.table, ROWS_ALIAS):
             return self.objects[0]
         return super().object_type(name)
 
     def _publish_object(self, obj: ObjectType) -> None:
-        # ``objects`` is a ClassVar in the interface, but this connector's one object is named by its
-        # settings; an instance attribute shadows the class default for this connector only.
-        vars(self)["objects"] = (obj,)
+        # This connector's one object is named (and later described) by its table.
+        self._shadow_class_vars(objects=(obj,))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -145,12 +139,12 @@ class SqlConnector(Connector):
         columns it writes; the columns it only reads must exist.
         """
         paths = list(dict.fromkeys([*read, *write, *([key] if key else [])]))
-        added_on_write = set(write) - set(read) - {key} if self.settings.create_table else set()
-        if self.settings.create_table and not self._dialect.exists():
+        added_on_write = set(write) - set(read) - {key} if self.config.create_table else set()
+        if self.config.create_table and not self._dialect.exists():
             spec = None
         else:
             spec = await asyncio.to_thread(self._inspect)
-        table = self.settings.table
+        table = self.config.table
         if obj not in (table, ROWS_ALIAS):
             return [
                 PathProblem(
@@ -174,15 +168,15 @@ class SqlConnector(Connector):
         except Exception as exc:
             self._raise_classified(exc)
         try:
-            table = self.settings.table
+            table = self.config.table
             if not self._dialect.columns(conn, table):
-                if self.settings.create_table:
+                if self.config.create_table:
                     return None
                 tables = ", ".join(self._dialect.table_names(conn)) or "none"
                 raise ConfigError(
                     f"sql: table {table!r} does not exist in {self._dialect.describe()} (its tables: {tables})"
                 )
-            return load_table(self._dialect, conn, self.settings)
+            return load_table(self._dialect, conn, self.config)
         except ConnectorError:
             raise
         except Exception as exc:
@@ -255,7 +249,7 @@ class SqlConnector(Connector):
         spec = await self._run(self._table)
         assert spec.updated_at is not None
         stamp, key_name = spec.updated_at.name, spec.primary_key.name
-        low, low_key = resume.lower_bound(timedelta(seconds=self.settings.overlap_seconds))
+        low, low_key = resume.lower_bound(timedelta(seconds=self.config.overlap_seconds))
         cursor = changes_cursor(resume.watermark, resume.key)
         while True:
             chunk = await self._run(partial(self._changes_chunk, low, low_key))
@@ -277,7 +271,7 @@ class SqlConnector(Connector):
         while True:
             keys = await self._run(partial(self._key_chunk, after))
             ids.extend(str(key) for key in keys)
-            if len(keys) < self.settings.page_size:
+            if len(keys) < self.config.page_size:
                 return ids
             after = keys[-1]
 
@@ -317,7 +311,7 @@ class SqlConnector(Connector):
         """Items in transactions of at most ``batch_size``; one result per item, in order."""
         self.object_type(obj)
         results: list[WriteResult] = []
-        size = self.settings.batch_size
+        size = self.config.batch_size
         for start in range(0, len(items), size):
             batch = list(items[start : start + size])
             results.extend(await self._run(partial(self._write_batch, kind, batch)))
@@ -332,7 +326,7 @@ class SqlConnector(Connector):
         with self._lock:
             try:
                 if self._conn is None:
-                    self._conn = self._dialect.connect(create=self.settings.create_table)
+                    self._conn = self._dialect.connect(create=self.config.create_table)
                 return work(self._conn)
             except ConnectorError:
                 raise
@@ -359,10 +353,10 @@ class SqlConnector(Connector):
 
     def _table(self, conn: DbConnection, *, refresh: bool = False) -> TableSpec:
         if self._spec is None or refresh:
-            self._spec = load_table(self._dialect, conn, self.settings)
+            self._spec = load_table(self._dialect, conn, self.config)
             self._publish_object(
                 ObjectType(
-                    name=self.settings.table,
+                    name=self.config.table,
                     primary_key=self._spec.primary_key.name,
                     fields=self._spec.names,
                 )
@@ -378,7 +372,7 @@ class SqlConnector(Connector):
         return capped(latest, started)
 
     def _listing_chunk(self, after: Any, with_deleted: bool, conn: DbConnection) -> _Chunk:
-        spec, size = self._table(conn), self.settings.page_size
+        spec, size = self._table(conn), self.config.page_size
         found = TableQueries(self._dialect, spec).listing_page(
             conn, after, size + 1, with_deleted=with_deleted
         )
@@ -386,10 +380,10 @@ class SqlConnector(Connector):
 
     def _key_chunk(self, after: Any, conn: DbConnection) -> list[Any]:
         spec = self._table(conn)
-        return TableQueries(self._dialect, spec).key_page(conn, after, self.settings.page_size)
+        return TableQueries(self._dialect, spec).key_page(conn, after, self.config.page_size)
 
     def _changes_chunk(self, low: Stamp | None, low_key: Any, conn: DbConnection) -> _Chunk:
-        spec, size = self._table(conn), self.settings.page_size
+        spec, size = self._table(conn), self.config.page_size
         found = TableQueries(self._dialect, spec).changes_page(conn, low, low_key, size + 1)
         return _Chunk.of(spec, found, size)
 
@@ -411,7 +405,7 @@ class SqlConnector(Connector):
     def _find_rows(self, path: str, folded: list[str], conn: DbConnection) -> list[RemoteRecord]:
         spec = self._table(conn)
         column = spec.column(path)
-        if column is None and self.settings.create_table:
+        if column is None and self.config.create_table:
             return []  # a managed table gains the column with its first write: no row can match yet
         if column is None:
             raise ConfigError(f"sql: cannot find by {path!r}: {spec.unknown_column(path)}")
@@ -425,7 +419,7 @@ class SqlConnector(Connector):
         if kind not in ("delete", "erase") and not named.issubset(spec.names):
             # The app may have migrated its table since we looked; a managed table grows instead.
             spec = self._table(conn, refresh=True)
-            if self.settings.create_table:
+            if self.config.create_table:
                 for name in sorted(filter(None, named.difference(spec.names))):
                     self._dialect.add_column(conn, spec.name, name)
                 spec = self._table(conn, refresh=True)

@@ -6,7 +6,7 @@ concurrent inserts and deletes, and each page costs the same however deep the li
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._dialect import Column, DbConnection, Dialect, rows
@@ -83,24 +83,30 @@ class TableQueries:
         return found[0] if found else None
 
     def by_keys(self, conn: DbConnection, keys: Sequence[Any]) -> list[Row]:
-        """Rows with any of ``keys``, in chunks the engine accepts."""
-        found: list[Row] = []
-        for start in range(0, len(keys), self.dialect.chunk_size):
-            chunk = keys[start : start + self.dialect.chunk_size]
-            sql = f"{self.select} WHERE {self.key} IN ({self.dialect.params(len(chunk))})"
-            found.extend(rows(conn.execute(sql, list(chunk))))
-        return found
+        """Rows with any of ``keys``."""
+        return list(self._where_in(conn, self.key, keys))
 
     def by_folded(self, conn: DbConnection, column: Column, folded: Sequence[str]) -> list[Row]:
-        """Live (not soft-deleted) rows whose folded ``column`` is one of ``folded``."""
+        """Live (not soft-deleted) rows whose folded ``column`` is one of ``folded``, each once."""
         target = self.dialect.fold(self.dialect.quote(column.name))
         live = (
             f" AND {self._quoted(self.spec.deleted_at)} IS NULL" if self.spec.deleted_at is not None else ""
         )
         found: dict[Any, Row] = {}
-        for start in range(0, len(folded), self.dialect.chunk_size):
-            chunk = folded[start : start + self.dialect.chunk_size]
-            sql = f"{self.select} WHERE {target} IN ({self.dialect.params(len(chunk))}){live} ORDER BY {self.key}"
-            for row in rows(conn.execute(sql, list(chunk))):
-                found.setdefault(row[self.spec.primary_key.name], row)
+        for row in self._where_in(conn, target, folded, tail=f"{live} ORDER BY {self.key}"):
+            found.setdefault(row[self.spec.primary_key.name], row)
         return list(found.values())
+
+    def _where_in(
+        self, conn: DbConnection, target: str, values: Sequence[Any], *, tail: str = ""
+    ) -> Iterator[Row]:
+        """Rows whose ``target`` (a quoted column, or an expression of one) is one of ``values``.
+
+        One ``SELECT ... WHERE target IN (...)`` per ``dialect.chunk_size`` values, the most one
+        statement binds on every engine; ``tail`` (more conditions, an ``ORDER BY``) ends each.
+        """
+        size = self.dialect.chunk_size
+        for start in range(0, len(values), size):
+            chunk = list(values[start : start + size])
+            sql = f"{self.select} WHERE {target} IN ({self.dialect.params(len(chunk))}){tail}"
+            yield from rows(conn.execute(sql, chunk))

@@ -12,18 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 from urllib.parse import quote
-
-import httpx
 
 from syncd.connector import (
     Capabilities,
     ConfigError,
-    Connector,
-    ConnectorConfig,
     Cursor,
     NotFound,
     ObjectType,
@@ -35,7 +30,7 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
-from syncd.connector.http import HttpClient, RateLimiter, RetryPolicy, Sleep
+from syncd.connector.http import HttpConnector, HttpSeams, RateLimiter
 
 from . import _webhooks
 from ._billing import summarise
@@ -63,12 +58,11 @@ def _normal(email: object) -> str | None:
     return email.strip().lower() if isinstance(email, str) and email.strip() else None
 
 
-class StripeConnector(Connector):
+class StripeConnector(HttpConnector[StripeConfig]):
     """Customers of one Stripe account; subscriptions and invoices feed read-only ``billing.*`` fields."""
 
     name: ClassVar[str] = "stripe"
     version: ClassVar[str] = __version__
-    config_model: ClassVar[type[ConnectorConfig]] = StripeConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         incremental=True,
         full_listing=True,
@@ -85,53 +79,31 @@ class StripeConnector(Connector):
         ObjectType(OBJECT, primary_key="id", fields=FIELDS, natural_keys=("email",)),
     )
 
-    def __init__(
-        self,
-        config: ConnectorConfig,
-        *,
-        app: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        """``transport``, ``retry``, ``sleep`` and ``now`` are seams for tests (see ``HttpClient``)."""
-        if not isinstance(config, StripeConfig):
-            raise ConfigError(f"stripe needs a StripeConfig, not {type(config).__name__}")
-        super().__init__(config, app=app)
-        self.settings = config
-        self._transport = transport
-        self._retry = retry
-        self._sleep = sleep
-        self._now = now
+    def __init__(self, config: StripeConfig, *, app: str | None = None, **seams: Unpack[HttpSeams]) -> None:
+        super().__init__(config, app=app, **seams)
         self._api: StripeApi | None = None
 
     @property
     def api(self) -> StripeApi:
         """The HTTP API, created on first use (inside the event loop that will use it)."""
         if self._api is None:
-            headers = {"Authorization": f"Bearer {self.settings.secret_key.get_secret_value()}"}
-            if self.settings.api_version:
-                headers["Stripe-Version"] = self.settings.api_version
-            extra: dict[str, Any] = {"sleep": self._sleep} if self._sleep is not None else {}
-            http = HttpClient(
-                app=self.app,
-                base_url=self.settings.base_url,
+            headers = {"Authorization": f"Bearer {self.config.secret_key.get_secret_value()}"}
+            if self.config.api_version:
+                headers["Stripe-Version"] = self.config.api_version
+            http = self.http_client(
+                base_url=self.config.base_url,
                 headers=headers,
-                rate_limiter=RateLimiter(self.settings.requests_per_second),
-                retry=self._retry,
-                timeout=self.settings.timeout_seconds,
+                rate_limiter=RateLimiter(self.config.requests_per_second),
+                timeout=self.config.timeout_seconds,
                 classify=classify,
-                transport=self._transport,
-                max_concurrency=self.settings.max_connections,
-                **extra,
+                max_concurrency=self.config.max_connections,
             )
             self._api = StripeApi(http)
         return self._api
 
     @property
     def _reader(self) -> Reader:
-        return Reader(self.api, self.settings, self._now)
+        return Reader(self.api, self.config, self._now)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -178,7 +150,7 @@ class StripeConnector(Connector):
                 if _normal(customer.get("email")) in wanted and not is_deleted(customer):
                     found[str(customer["id"])] = customer
         chosen = list(found.values())
-        if self.settings.duplicate_email == "newest":
+        if self.config.duplicate_email == "newest":
             newest: dict[str, dict[str, Any]] = {}
             for customer in chosen:
                 email = _normal(customer.get("email")) or ""
@@ -201,15 +173,15 @@ class StripeConnector(Connector):
     async def _create_one(self, item: WriteItem) -> RemoteRecord:
         check_writable(item.fields)
         payload = {k: v for k, v in item.fields.items() if v is not None and v != {} and v != []}
-        if self.settings.key_metadata:
+        if self.config.key_metadata:
             metadata = dict(payload.get("metadata") or {})
-            metadata.setdefault(self.settings.key_metadata, item.key)
+            metadata.setdefault(self.config.key_metadata, item.key)
             payload["metadata"] = metadata
         customer = await self.api.post_form(
             "/v1/customers", payload, idempotency_key=idempotency_key(item.key)
         )
         # A new customer has no subscriptions or invoices yet; no need to ask.
-        billing = summarise(customer, [], []) if self.settings.billing_fields else None
+        billing = summarise(customer, [], []) if self.config.billing_fields else None
         return to_record(customer, billing)
 
     async def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
@@ -241,7 +213,7 @@ class StripeConnector(Connector):
         self.object_type(obj)
 
         async def one(item: WriteItem) -> RemoteRecord:
-            if not self.settings.allow_delete:
+            if not self.config.allow_delete:
                 raise PermanentError(
                     "stripe: deleting a customer erases it for good and cancels its subscriptions; "
                     "set allow_delete = true to let syncd propagate deletes (or use erase())"
@@ -292,13 +264,13 @@ class StripeConnector(Connector):
         _webhooks.verify(
             headers,
             body,
-            self.settings.webhook_secrets(),
-            tolerance=self.settings.webhook_tolerance_seconds,
+            self.config.webhook_secrets(),
+            tolerance=self.config.webhook_tolerance_seconds,
             now=self._now(),
         )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
-        return _webhooks.parse(body, billing=self.settings.billing_fields)
+        return _webhooks.parse(body, billing=self.config.billing_fields)
 
 
 __all__ = ["StripeConnector", "idempotency_key"]

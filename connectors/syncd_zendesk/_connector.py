@@ -19,17 +19,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
-import httpx
 import structlog
 
 from syncd.connector import (
     AuthError,
     Capabilities,
     ConfigError,
-    Connector,
-    ConnectorConfig,
     Cursor,
     ObjectType,
     Page,
@@ -40,7 +37,7 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
-from syncd.connector.http import RetryPolicy, Sleep
+from syncd.connector.http import HttpConnector, HttpSeams
 from syncd.connector.pagination import cursor_pages
 
 from . import _webhooks
@@ -56,12 +53,11 @@ ORGANIZATIONS = "organizations"
 _log = structlog.get_logger("syncd.connector.zendesk")
 
 
-class ZendeskConnector(Connector):
+class ZendeskConnector(HttpConnector[ZendeskConfig]):
     """Zendesk Support (``users``, ``organizations``) over an API token or an OAuth token."""
 
     name: ClassVar[str] = "zendesk"
     version: ClassVar[str] = __version__
-    config_model: ClassVar[type[ConnectorConfig]] = ZendeskConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         incremental=True,
         full_listing=True,
@@ -83,25 +79,15 @@ class ZendeskConnector(Connector):
 
     def __init__(
         self,
-        config: ConnectorConfig,
+        config: ZendeskConfig,
         *,
         app: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-        sleep: Sleep | None = None,
         clock: Callable[[], float] = time.monotonic,
-        now: Callable[[], float] = time.time,
+        **seams: Unpack[HttpSeams],
     ) -> None:
-        """``transport``, ``retry``, ``sleep``, ``clock`` (monotonic) and ``now`` (Unix time) are test seams."""
-        if not isinstance(config, ZendeskConfig):
-            raise ConfigError(f"zendesk needs a ZendeskConfig, not {type(config).__name__}")
-        super().__init__(config, app=app)
-        self.settings = config
-        self._transport = transport
-        self._retry = retry
-        self._sleep = sleep
+        """``clock`` (monotonic time, for the rate budget and caches) is a seam besides the SDK's."""
+        super().__init__(config, app=app, **seams)
         self._clock = clock
-        self._now = now
         self._api: ZendeskApi | None = None
         self._org_names: dict[int, tuple[str | None, float]] = {}
 
@@ -110,7 +96,7 @@ class ZendeskConnector(Connector):
         """The HTTP API, created on first use (inside the event loop that will use it)."""
         if self._api is None:
             self._api = ZendeskApi(
-                self.settings,
+                self.config,
                 app=self.app,
                 transport=self._transport,
                 retry=self._retry,
@@ -121,9 +107,9 @@ class ZendeskConnector(Connector):
 
     def object_type(self, name: str) -> ObjectType:
         obj = super().object_type(name)
-        if name not in self.settings.objects:
+        if name not in self.config.objects:
             raise ConfigError(
-                f"{self.app}: object type {name!r} is not enabled (objects = {self.settings.objects})"
+                f"{self.app}: object type {name!r} is not enabled (objects = {self.config.objects})"
             )
         return obj
 
@@ -171,9 +157,9 @@ class ZendeskConnector(Connector):
         return int(value)
 
     async def _full_listing(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
-        params: dict[str, Any] = {"page[size]": self.settings.page_size}
+        params: dict[str, Any] = {"page[size]": self.config.page_size}
         if obj == USERS:
-            params["role[]"] = list(self.settings.roles)
+            params["role[]"] = list(self.config.roles)
         start: int | None = self._start_time(cursor) if cursor is not None else None
 
         async def fetch(after: str | None) -> tuple[list[JsonObject], str | None]:
@@ -187,7 +173,7 @@ class ZendeskConnector(Connector):
         async for items, next_token in cursor_pages(fetch, first):
             if start is None:
                 # Zendesk's clock at the first answer, less the overlap: the next export starts there.
-                start = self._server_now() - round(self.settings.overlap_seconds)
+                start = self._server_now() - round(self.config.overlap_seconds)
             records = await self._records(obj, items)
             if next_token is not None:
                 yield Page(records, {"listing_after": next_token, "start_time": start})
@@ -198,9 +184,9 @@ class ZendeskConnector(Connector):
         start = self._start_time(cursor)
         token = cursor.get("export_cursor")
         token = token if isinstance(token, str) and token else None
-        overlap = round(self.settings.overlap_seconds)
+        overlap = round(self.config.overlap_seconds)
         while True:
-            params: dict[str, Any] = {"per_page": self.settings.export_page_size}
+            params: dict[str, Any] = {"per_page": self.config.export_page_size}
             if token is not None:
                 params["cursor"] = token
             else:
@@ -214,7 +200,7 @@ class ZendeskConnector(Connector):
                 _log.warning("zendesk.export_cursor_rejected", app=self.app, status=exc.status)
                 token = None
                 continue
-            users = [u for u in body.get("users") or [] if u.get("role") in self.settings.roles]
+            users = [u for u in body.get("users") or [] if u.get("role") in self.config.roles]
             newest = [
                 t.timestamp() for t in (parse_time(u.get("updated_at")) for u in body.get("users") or []) if t
             ]
@@ -234,7 +220,7 @@ class ZendeskConnector(Connector):
         while True:
             body = await self.api.get(
                 "/incremental/organizations",
-                {"start_time": start, "per_page": self.settings.export_page_size},
+                {"start_time": start, "per_page": self.config.export_page_size},
             )
             orgs = list(body.get("organizations") or [])
             end_time = body.get("end_time")
@@ -254,7 +240,7 @@ class ZendeskConnector(Connector):
             for org in items:
                 self._org_names[int(org["id"])] = (org.get("name"), now)
             return [to_record(o) for o in items]
-        if not self.settings.resolve_organization_names:
+        if not self.config.resolve_organization_names:
             return [to_record(u) for u in items]
         wanted = {int(u["organization_id"]) for u in items if isinstance(u.get("organization_id"), int)}
         names = await self._organization_names(wanted)
@@ -270,7 +256,7 @@ class ZendeskConnector(Connector):
     async def _organization_names(self, ids: set[int]) -> dict[int, str | None]:
         """Names of organizations by id, from the cache or ``show_many`` (None for a missing one)."""
         now = self._clock()
-        ttl = self.settings.organization_cache_seconds
+        ttl = self.config.organization_cache_seconds
         stale = sorted(i for i in ids if i not in self._org_names or self._org_names[i][1] + ttl < now)
         for chunk in chunks(stale):
             body = await self.api.get("/organizations/show_many", {"ids": ",".join(str(i) for i in chunk)})
@@ -367,10 +353,10 @@ class ZendeskConnector(Connector):
         _webhooks.verify(
             headers,
             body,
-            self.settings.webhook_secrets(),
-            tolerance=self.settings.webhook_tolerance_seconds,
+            self.config.webhook_secrets(),
+            tolerance=self.config.webhook_tolerance_seconds,
             now=self._now(),
         )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
-        return _webhooks.parse(body, self.settings.objects)
+        return _webhooks.parse(body, self.config.objects)

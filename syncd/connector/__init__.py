@@ -1,6 +1,6 @@
 """The connector SDK: the interface every app connector implements, and its data types."""
 
-from ._base import CONNECTOR_API_VERSION, Connector, ConnectorConfig
+from ._base import CONNECTOR_API_VERSION, ConfigT, Connector, ConnectorConfig
 from ._errors import (
     AuthError,
     ConfigError,
@@ -30,6 +30,7 @@ __all__ = [
     "AuthError",
     "Capabilities",
     "ConfigError",
+    "ConfigT",
     "Connector",
     "ConnectorConfig",
     "ConnectorError",

@@ -14,6 +14,9 @@ Conventions every connector follows:
   request (auth, transport) is raised.
 * ``find`` looks records up by a natural key (e.g. email) so that syncd links an existing record
   instead of creating a duplicate; comparison is case-insensitive and ignores surrounding spaces.
+* A connector names its settings model once, as the type argument of the base:
+  ``class AcmeConnector(Connector[AcmeConfig])``. The base then sets ``config_model``, checks the
+  settings it is given and types ``self.config`` as ``AcmeConfig``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Self, cast, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeVar
 
-from ._errors import ConnectorError, WebhookVerificationError
+from ._errors import ConfigError, ConnectorError, WebhookVerificationError
 from ._models import (
     Capabilities,
     Cursor,
@@ -48,8 +52,40 @@ class ConnectorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Connector(ABC):
-    """Base class of all connectors. Subclasses declare the class attributes and implement I/O."""
+#: A connector's settings model. The default keeps a plain ``class X(Connector)`` valid (and
+#: accepted by strict type checkers): its ``config`` is a ``ConnectorConfig``, as it always was.
+#: Covariant, so that ``Connector`` (any settings) is still the type of every connector: a
+#: ``Connector[HubSpotConfig]`` goes wherever the core or a plugin expects a ``Connector``.
+ConfigT = TypeVar("ConfigT", bound=ConnectorConfig, default=ConnectorConfig, covariant=True)
+
+
+def _declared_config(cls: type) -> type[ConnectorConfig] | None:
+    """The settings model named in ``cls``'s own bases as ``Connector[Model]``, if any."""
+    for base in cls.__dict__.get("__orig_bases__", ()):
+        origin = get_origin(base)
+        if not (isinstance(origin, type) and issubclass(origin, Connector)):
+            continue
+        for arg in get_args(base):
+            if isinstance(arg, type) and issubclass(arg, ConnectorConfig):
+                return arg
+    return None
+
+
+class Connector(ABC, Generic[ConfigT]):
+    """Base class of all connectors. Subclasses declare the class attributes and implement I/O.
+
+    Generic over the settings model: ``class AcmeConnector(Connector[AcmeConfig])`` sets
+    ``config_model = AcmeConfig``, makes the constructor refuse any other settings object
+    (``ConfigError``) and types ``self.config`` as ``AcmeConfig``, so the connector needs no
+    ``isinstance`` check of its own.
+
+    Backwards compatible with connectors written before the type argument existed: a plain
+    ``class AcmeConnector(Connector)`` with ``config_model = AcmeConfig`` still builds, runs and
+    type-checks (``ConfigT`` defaults to ``ConnectorConfig``, so ``self.config`` keeps that type
+    and such a constructor may keep its own check and its own ``config: ConnectorConfig``
+    parameter). Both forms get the same check against ``config_model``. Naming both, the
+    ``config_model`` must be the type argument or a subclass of it (``TypeError`` otherwise).
+    """
 
     #: Registry name (``hubspot``, ``sql``...).
     name: ClassVar[str]
@@ -63,14 +99,37 @@ class Connector(ABC):
     #: Object types the connector serves.
     objects: ClassVar[tuple[ObjectType, ...]] = ()
 
-    def __init__(self, config: ConnectorConfig, *, app: str | None = None) -> None:
+    #: The validated settings this instance was built with.
+    config: ConfigT
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = _declared_config(cls)
+        if declared is None:
+            return
+        own = cls.__dict__.get("config_model")
+        if own is None:
+            cls.config_model = declared
+        elif not (isinstance(own, type) and issubclass(own, declared)):
+            raise TypeError(
+                f"{cls.__name__}: config_model {getattr(own, '__name__', own)!r} is not "
+                f"{declared.__name__}, the settings model named in Connector[{declared.__name__}]"
+            )
+
+    def __init__(self, config: ConfigT, *, app: str | None = None) -> None:
+        model = type(self).config_model
+        if not isinstance(config, model):
+            raise ConfigError(
+                f"{app or getattr(self, 'name', type(self).__name__)}: settings must be "
+                f"{model.__name__}, not {type(config).__name__}"
+            )
         self.config = config
         self.app = app or self.name
 
     @classmethod
     def from_settings(
         cls, settings: Mapping[str, Any], *, app: str | None = None, base_dir: Path | None = None
-    ) -> Connector:
+    ) -> Self:
         """Validate raw settings with ``config_model`` and build the connector.
 
         ``base_dir`` is the config file's folder: a settings model resolves relative file paths
@@ -78,7 +137,24 @@ class Connector(ABC):
         working directory.
         """
         context = {"base_dir": base_dir} if base_dir is not None else None
-        return cls(cls.config_model.model_validate(dict(settings), context=context), app=app)
+        config = cls.config_model.model_validate(dict(settings), context=context)
+        # ``config_model`` is ``ConfigT`` by construction (``__init_subclass__``); the constructor
+        # checks it again at run time.
+        return cls(cast(ConfigT, config), app=app)
+
+    def _shadow_class_vars(
+        self, *, capabilities: Capabilities | None = None, objects: tuple[ObjectType, ...] | None = None
+    ) -> None:
+        """Give this instance its own ``capabilities`` or ``objects`` where its settings decide them.
+
+        Both are ClassVars in the interface (what the class can do, what it serves); a value set
+        here shadows the class's for this instance only (a table named in the settings, a delete
+        mode that cannot be undone, a configured batch size).
+        """
+        if capabilities is not None:
+            vars(self)["capabilities"] = capabilities
+        if objects is not None:
+            vars(self)["objects"] = objects
 
     def object_type(self, name: str) -> ObjectType:
         for obj in self.objects:
@@ -89,10 +165,10 @@ class Connector(ABC):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def check(self) -> None:  # noqa: B027 - optional hook with a sensible default
+    async def check(self) -> None:
         """Verify credentials and reachability; raise AuthError/TransientError/ConfigError."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook with a sensible default
+    async def aclose(self) -> None:
         """Release connections."""
 
     async def preflight(
@@ -152,7 +228,7 @@ class Connector(ABC):
 
     # -- webhooks ------------------------------------------------------------------------------
 
-    def verify_webhook_request(self, method: str, url: str, headers: Mapping[str, str]) -> None:  # noqa: B027
+    def verify_webhook_request(self, method: str, url: str, headers: Mapping[str, str]) -> None:
         """Raise WebhookVerificationError if the request can be refused before its body is read.
 
         The daemon calls this first, so an unauthenticated sender cannot make it buffer a body:
@@ -173,6 +249,7 @@ class Connector(ABC):
 __all__ = [
     "CONNECTOR_API_VERSION",
     "Capabilities",
+    "ConfigT",
     "Connector",
     "ConnectorConfig",
     "Cursor",

@@ -18,12 +18,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
+from ._base import ConfigT, Connector
 from ._errors import (
     AuthError,
     ConfigError,
@@ -479,6 +480,73 @@ class HttpClient:
         )
 
 
+class HttpSeams(TypedDict, total=False):
+    """The test seams an ``HttpConnector`` takes, for subclasses to pass on:
+    ``def __init__(self, config, *, app=None, **seams: Unpack[HttpSeams])``."""
+
+    transport: httpx.AsyncBaseTransport | None
+    retry: RetryPolicy | None
+    sleep: Sleep | None
+    now: Callable[[], float]
+
+
+class HttpConnector(Connector[ConfigT]):
+    """A connector that talks to its app over HTTP: its test seams and its client set-up, once.
+
+    ``class AcmeConnector(HttpConnector[AcmeConfig])`` takes the settings, ``app`` and four seams
+    for tests: ``transport`` (an httpx transport: a loopback fake, respx, injected failures),
+    ``retry`` (a ``RetryPolicy`` replacing the connector's own), ``sleep`` (so retries need no
+    real waiting) and ``now`` (Unix time, e.g. for webhook timestamps). ``http_client`` builds an
+    ``HttpClient`` bound to the app with those seams applied; when to build it (in the
+    constructor, or on first use inside the event loop that will use it) is the connector's call.
+    A connector that needs more set-up takes ``**seams: Unpack[HttpSeams]`` and passes them on.
+    """
+
+    def __init__(
+        self,
+        config: ConfigT,
+        *,
+        app: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(config, app=app)
+        self._transport = transport
+        self._retry = retry
+        self._sleep = sleep
+        self._now = now
+
+    def http_client(
+        self,
+        *,
+        base_url: str,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        rate_limiter: RateLimiter | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        classify: Callable[[httpx.Response], ConnectorError | None] | None = None,
+        max_concurrency: int | None = None,
+    ) -> HttpClient:
+        """An ``HttpClient`` for this app; ``retry`` is the connector's default policy, which the
+        ``retry`` seam overrides."""
+        return HttpClient(
+            app=self.app,
+            base_url=base_url,
+            auth=auth,
+            headers=headers,
+            rate_limiter=rate_limiter,
+            retry=self._retry or retry,
+            timeout=timeout,
+            classify=classify,
+            transport=self._transport,
+            max_concurrency=max_concurrency,
+            sleep=self._sleep or asyncio.sleep,
+        )
+
+
 def _register_credentials(auth: object, headers: Mapping[str, str] | None) -> None:
     if isinstance(auth, tuple) and len(auth) == 2:
         user, password = str(auth[0]), str(auth[1])
@@ -494,6 +562,8 @@ def _register_credentials(auth: object, headers: Mapping[str, str] | None) -> No
 
 __all__ = [
     "HttpClient",
+    "HttpConnector",
+    "HttpSeams",
     "RateLimiter",
     "RetryPolicy",
     "Sleep",

@@ -24,7 +24,7 @@ import collections
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
 import pydantic
@@ -45,8 +45,10 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
+from syncd.mapping.paths import get_path as _lookup
+from syncd.mapping.paths import set_path
+from syncd.testing.fakes import FailureKind
 
-FailureKind = Literal["429", "500", "timeout"]
 #: A webhook request as the app would send it: (method, url, headers, body).
 SignedRequest = tuple[str, str, Mapping[str, str], bytes]
 
@@ -137,39 +139,28 @@ class Harness(ABC):
 # -- helpers ---------------------------------------------------------------------------------------
 
 
+# Dotted paths are the mapping's (``syncd.mapping.paths``): the kit reads and writes records the
+# way syncd will, empty segments and non-table intermediates included.
+
+
 def get_path(fields: Mapping[str, Any], path: str) -> Any:
     """The value at a dotted ``path`` in nested ``fields``, or ``MISSING``."""
-    value: Any = fields
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return MISSING
-        value = value[part]
-    return value
+    found, value = _lookup(fields, path)
+    return value if found else MISSING
 
 
 def nested(path: str, value: Any) -> dict[str, Any]:
     """``{"a": {"b": value}}`` for ``path="a.b"``."""
     out: dict[str, Any] = {}
-    node = out
-    parts = path.split(".")
-    for part in parts[:-1]:
-        node[part] = {}
-        node = node[part]
-    node[parts[-1]] = value
+    set_path(out, path, value)
     return out
 
 
 def with_path(fields: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A deep copy of ``fields`` with ``path`` set to ``value``."""
+    """A deep copy of ``fields`` with ``path`` set to ``value`` (``ValueError`` if a segment on
+    the way holds a value that is not a table)."""
     out = _deep_copy(fields)
-    node = out
-    parts = path.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
+    set_path(out, path, value)
     return out
 
 

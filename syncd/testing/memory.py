@@ -47,6 +47,7 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
+from syncd.mapping.paths import get_path
 
 
 def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
@@ -171,23 +172,20 @@ class MemoryConfig(ConnectorConfig):
     conditional_writes: bool = True
 
 
-class MemoryConnector(Connector):
+class MemoryConnector(Connector[MemoryConfig]):
     """Connector over a ``MemoryApp``; serves any object type name."""
 
     name: ClassVar[str] = "memory"
     version: ClassVar[str] = "1.0.0"
-    config_model: ClassVar[type[ConnectorConfig]] = MemoryConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         incremental=True, full_listing=True, conditional_writes=True, tombstones=True, batch_size=50
     )
     objects: ClassVar[tuple[ObjectType, ...]] = (ObjectType("contacts", natural_keys=("email",)),)
 
     def __init__(
-        self, config: ConnectorConfig, *, app: str | None = None, backend: MemoryApp | None = None
+        self, config: MemoryConfig, *, app: str | None = None, backend: MemoryApp | None = None
     ) -> None:
         super().__init__(config, app=app)
-        assert isinstance(config, MemoryConfig)
-        self.settings: MemoryConfig = config
         self.backend = (
             backend if backend is not None else SPACES.setdefault(config.space, MemoryApp(config.space))
         )
@@ -221,7 +219,7 @@ class MemoryConnector(Connector):
 
     async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
         table = self.backend.table(obj)
-        size = self.settings.page_size
+        size = self.config.page_size
         if cursor is None:
             high = max((r.seq for r in table.values()), default=0)
             ids = [rid for rid, r in sorted(table.items(), key=lambda kv: kv[1].seq) if not r.deleted]
@@ -271,9 +269,7 @@ class MemoryConnector(Connector):
         wanted = {v.strip().lower() for v in values}
         out = []
         for rid, row in self.backend.table(obj).items():
-            value: Any = row.fields
-            for part in path.split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
+            _, value = get_path(row.fields, path)
             if not row.deleted and isinstance(value, str) and value.strip().lower() in wanted:
                 out.append(self.backend.record(obj, rid))
         self.backend.calls.append(("find", obj, tuple(values)))
@@ -312,7 +308,7 @@ class MemoryConnector(Connector):
             elif (
                 error is None
                 and row is not None
-                and self.settings.conditional_writes
+                and self.config.conditional_writes
                 and item.expected_version is not None
                 and item.expected_version != str(row.version)
             ):
@@ -340,7 +336,7 @@ class MemoryConnector(Connector):
             if (
                 error is None
                 and row is not None
-                and self.settings.conditional_writes
+                and self.config.conditional_writes
                 and item.expected_version is not None
                 and item.expected_version != str(row.version)
             ):

@@ -372,7 +372,7 @@ class ListsIds(MemoryConnector):
 
 class IdListingStopsAfterOnePage(ListsIds):
     async def list_ids(self, obj: str) -> list[str]:
-        return (await super().list_ids(obj))[: self.settings.page_size]
+        return (await super().list_ids(obj))[: self.config.page_size]
 
 
 class IdListingKeepsRemovedRecords(ListsIds):

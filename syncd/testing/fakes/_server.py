@@ -13,23 +13,11 @@ import collections
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import aiohttp
 from aiohttp import web
 
-FailureKind = Literal["429", "500", "timeout"]
-
-
-@dataclass
-class Failure:
-    """A failure to inject into the next ``times`` matching requests (path prefix, any method)."""
-
-    kind: FailureKind
-    times: int = 1
-    path_prefix: str = ""
-    #: For "timeout": how long the handler stalls before answering (clients should time out first).
-    stall_seconds: float = 30.0
+from ._failures import Failure, FailureKind
 
 
 @dataclass

@@ -12,7 +12,7 @@ filtered by event type and by source (``user``/``admin``/``api``; writes through
 trimming (``fields``/``exclude_fields``) is accepted and ignored.
 
 Tests play the person or the account admin through the backdoor (``seed``, ``edit``, ``member``)
-and drive time with a ``ManualClock``. Run it alone with
+and drive time with a frozen ``FakeClock`` (``syncd.testing.fakes``). Run it alone with
 ``python -m syncd.testing.fakes.mailchimp --port 8101 --api-key KEY-us1 --list-id LIST``.
 """
 
@@ -31,13 +31,14 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 
+from ._clock import FakeClock
 from ._server import FakeApp
 
 API_ROOT = "/3.0"
@@ -88,28 +89,6 @@ def subscriber_hash(email: str) -> str:
 def format_time(value: datetime) -> str:
     """Mailchimp's ISO-8601 form with an explicit offset: ``2026-01-01T10:00:00+00:00``."""
     return value.astimezone(UTC).replace(microsecond=0).isoformat()
-
-
-class ManualClock:
-    """A clock that moves only when told to (Mailchimp timestamps have whole-second precision).
-
-    With ``tick`` it also moves by that many seconds after every reading, so that successive
-    changes get distinct ``last_changed`` values without the test managing time.
-    """
-
-    def __init__(self, start: datetime | None = None, *, tick: float = 0.0) -> None:
-        self.now = start or datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
-        self.tick = tick
-
-    def __call__(self) -> datetime:
-        now = self.now
-        if self.tick:
-            self.now += timedelta(seconds=self.tick)
-        return now
-
-    def advance(self, seconds: float = 1.0) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
 
 
 class Problem(Exception):
@@ -305,7 +284,7 @@ class MailchimpFake(FakeApp):
         if not list_ids:
             raise ValueError("the fake needs at least one audience")
         self.api_key = api_key
-        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
+        self.clock: Callable[[], datetime] = clock or FakeClock()
         self.max_in_flight = max_in_flight
         self.tags_bump_last_changed = tags_bump_last_changed
         self.fake_domains = {d.lower() for d in fake_domains}

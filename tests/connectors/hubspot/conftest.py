@@ -16,7 +16,8 @@ import pytest
 from aiohttp import web
 
 from syncd.connector.http import RetryPolicy
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd_hubspot import HubSpotConfig, HubSpotConnector
 
 TOKEN = "pat-na1-test-token-0000"

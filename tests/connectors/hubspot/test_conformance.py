@@ -21,7 +21,8 @@ from syncd.testing.conformance import (
     Harness,
     SignedRequest,
 )
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake, sign_v3
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake, sign_v3
 
 from .conftest import SECRET, START, TOKEN, make_connector
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from syncd.connector import Cursor, Page
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd_hubspot import HubSpotConnector
 
 from .conftest import START, make_connector

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake, sign_v3, signature_uri
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake, sign_v3, signature_uri
 
 from .conftest import SECRET, TOKEN, WebhookReceiver
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from syncd.connector import RemoteRecord, WriteItem
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd_hubspot import HubSpotConnector
 from syncd_hubspot._records import credit_requested
 

@@ -11,7 +11,8 @@ from openapi_core.validation.request.exceptions import InvalidRequestBody
 from openapi_core.validation.response.exceptions import InvalidData
 
 from syncd.connector import WriteItem
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake
 
 from .conftest import TOKEN, make_connector
 from .openapi_contract import check_request, check_response

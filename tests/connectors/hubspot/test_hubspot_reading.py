@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from syncd.connector import AuthError, ConfigError, Cursor, Page
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd_hubspot import HubSpotConnector
 
 from .conftest import START, make_connector

@@ -17,7 +17,8 @@ from syncd.connector import (
     WriteItem,
 )
 from syncd.connector.http import RetryPolicy
-from syncd.testing.fakes.hubspot import FakeClock, HubSpotFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd_hubspot import HubSpotConnector
 from syncd_hubspot._client import classify
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from syncd.connector.http import RetryPolicy
-from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.mailchimp import MailchimpFake
 from syncd_mailchimp import MailchimpConfig, MailchimpConnector
 
+#: Where the fake's frozen clock starts (Mailchimp timestamps have whole-second precision).
+START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 API_KEY = "0123456789abcdef0123456789abcdef-us1"
 LIST_ID = "a1b2c3d4e5"
 WEBHOOK_SECRET = "hook-secret-1"
@@ -23,12 +27,12 @@ ConnectorFactory = Callable[..., MailchimpConnector]
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock() -> FakeClock:
+    return FakeClock(START, frozen=True)
 
 
 @pytest.fixture
-async def fake(clock: ManualClock) -> AsyncIterator[MailchimpFake]:
+async def fake(clock: FakeClock) -> AsyncIterator[MailchimpFake]:
     app = MailchimpFake(api_key=API_KEY, list_ids=[LIST_ID], clock=clock)
     await app.start()
     try:

@@ -16,10 +16,11 @@ from syncd.testing.conformance import (
     Harness,
     SignedRequest,
 )
-from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock, subscriber_hash
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.mailchimp import MailchimpFake, subscriber_hash
 from syncd_mailchimp import MailchimpConfig, MailchimpConnector
 
-from .conftest import API_KEY, LIST_ID, WEBHOOK_SECRET
+from .conftest import API_KEY, LIST_ID, START, WEBHOOK_SECRET
 
 FAST_RETRY = RetryPolicy(attempts=6, base_delay=0.005, max_delay=0.02, jitter=0.0)
 
@@ -115,7 +116,9 @@ class TestMailchimpConformance(ConnectorConformance):
     @pytest.fixture
     async def harness(self) -> AsyncIterator[Harness]:
         # Every reading of the clock moves it a second, so each change gets its own last_changed.
-        fake = MailchimpFake(api_key=API_KEY, list_ids=[LIST_ID], clock=ManualClock(tick=1.0))
+        fake = MailchimpFake(
+            api_key=API_KEY, list_ids=[LIST_ID], clock=FakeClock(START, frozen=True, tick=1.0)
+        )
         await fake.start()
         harness = MailchimpHarness(fake)
         try:

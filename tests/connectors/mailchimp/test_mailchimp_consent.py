@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from syncd.connector import PermanentError, WriteItem
-from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.mailchimp import MailchimpFake
 from syncd_mailchimp import ConsentRefused, MailchimpConnector
 from syncd_mailchimp._consent import status_to_write
 
@@ -65,7 +66,7 @@ async def test_update_never_resubscribes_an_unsubscribed_member_and_changes_noth
 
 
 async def test_a_stale_subscribed_write_loses_to_an_unsubscribe_made_after_the_read(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     member_id = fake.seed("ada@lovelace.io", status="subscribed")
     await connector.get("members", [member_id])

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock, subscriber_hash
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.mailchimp import MailchimpFake, subscriber_hash
 
 from .conftest import API_KEY, LIST_ID, Receiver
 
@@ -69,7 +70,7 @@ async def test_listing_defaults_to_ten_members_and_refuses_counts_over_1000(
 
 
 async def test_since_last_changed_is_exclusive_and_sorting_by_last_changed_follows_edits(
-    api: httpx.AsyncClient, fake: MailchimpFake, clock: ManualClock
+    api: httpx.AsyncClient, fake: MailchimpFake, clock: FakeClock
 ) -> None:
     first = fake.seed("first@lovelace.io")
     clock.advance(10)
@@ -304,7 +305,7 @@ async def test_registering_a_webhook_validates_the_url_with_a_get_first(
 
 
 async def test_member_changes_are_posted_as_php_style_form_events(
-    fake: MailchimpFake, clock: ManualClock, receiver: Receiver
+    fake: MailchimpFake, clock: FakeClock, receiver: Receiver
 ) -> None:
     fake.add_webhook(receiver.url)
     member_id = fake.seed("ada@lovelace.io", status="pending", merge_fields={"FNAME": "Ada"})

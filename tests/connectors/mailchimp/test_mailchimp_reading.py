@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from syncd.connector import ConfigError, Page
-from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock, subscriber_hash
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.mailchimp import MailchimpFake, subscriber_hash
 from syncd_mailchimp import MailchimpConnector
 
 from .conftest import ConnectorFactory
@@ -19,7 +20,7 @@ def _ids(pages: list[Page]) -> list[str]:
     return [r.id for p in pages for r in p.records]
 
 
-def _seed(fake: MailchimpFake, clock: ManualClock, count: int, *, step: float = 1.0) -> list[str]:
+def _seed(fake: MailchimpFake, clock: FakeClock, count: int, *, step: float = 1.0) -> list[str]:
     ids = []
     for i in range(count):
         ids.append(fake.seed(f"member{i}@lovelace.io", merge_fields={"FNAME": f"M{i}"}, tags=["b", "a"]))
@@ -28,7 +29,7 @@ def _seed(fake: MailchimpFake, clock: ManualClock, count: int, *, step: float = 
 
 
 async def test_full_listing_walks_every_page_and_only_the_last_page_is_complete(
-    fake: MailchimpFake, clock: ManualClock, make_connector: ConnectorFactory
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
 ) -> None:
     ids = _seed(fake, clock, 7)
     pages = await _read(make_connector(page_size=3))
@@ -51,7 +52,7 @@ async def test_full_listing_of_an_empty_audience_is_one_complete_empty_page(
 
 
 async def test_member_edited_between_pages_is_not_skipped_and_the_listing_is_not_complete(
-    fake: MailchimpFake, clock: ManualClock, make_connector: ConnectorFactory
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
 ) -> None:
     ids = _seed(fake, clock, 10)
     pages: list[Page] = []
@@ -68,7 +69,7 @@ async def test_member_edited_between_pages_is_not_skipped_and_the_listing_is_not
 
 
 async def test_member_added_while_listing_makes_the_listing_incomplete(
-    fake: MailchimpFake, clock: ManualClock, make_connector: ConnectorFactory
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
 ) -> None:
     _seed(fake, clock, 7)
     pages: list[Page] = []
@@ -82,7 +83,7 @@ async def test_member_added_while_listing_makes_the_listing_incomplete(
 
 
 async def test_archived_members_are_absent_from_a_full_listing(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     gone, kept = _seed(fake, clock, 2)
     fake.remove(gone)
@@ -92,7 +93,7 @@ async def test_archived_members_are_absent_from_a_full_listing(
 
 
 async def test_change_in_the_same_second_as_the_watermark_is_not_missed(
-    fake: MailchimpFake, clock: ManualClock, make_connector: ConnectorFactory
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
 ) -> None:
     connector = make_connector(overlap_seconds=0)
     _first, second = _seed(fake, clock, 2, step=0)
@@ -105,7 +106,7 @@ async def test_change_in_the_same_second_as_the_watermark_is_not_missed(
 
 
 async def test_incremental_read_returns_only_recent_changes_and_stops_at_the_overlap(
-    fake: MailchimpFake, clock: ManualClock, make_connector: ConnectorFactory
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
 ) -> None:
     connector = make_connector(overlap_seconds=60)
     ids = _seed(fake, clock, 3, step=600)
@@ -121,7 +122,7 @@ async def test_incremental_read_returns_only_recent_changes_and_stops_at_the_ove
 
 
 async def test_resuming_an_incremental_read_from_any_page_cursor_skips_nothing(
-    fake: MailchimpFake, clock: ManualClock, make_connector: ConnectorFactory
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
 ) -> None:
     connector = make_connector(page_size=2, overlap_seconds=1)
     ids = _seed(fake, clock, 7, step=100)
@@ -139,7 +140,7 @@ async def test_resuming_an_incremental_read_from_any_page_cursor_skips_nothing(
 
 
 async def test_member_archived_after_the_cursor_comes_back_as_a_tombstone(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     long_ago = fake.seed("archived-long-ago@lovelace.io")
     fake.remove(long_ago)
@@ -176,7 +177,7 @@ async def test_the_largest_page_size_never_asks_for_more_than_1000_members(
 
 
 async def test_bodiless_throttling_during_a_listing_is_retried(
-    fake: MailchimpFake, clock: ManualClock, make_connector: ConnectorFactory
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
 ) -> None:
     ids = _seed(fake, clock, 5)
     fake.throttle_styles = ["empty", "403-empty"]
@@ -187,7 +188,7 @@ async def test_bodiless_throttling_during_a_listing_is_retried(
 
 
 async def test_get_returns_present_members_and_tombstones_and_omits_unknown_ids(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     live, archived = _seed(fake, clock, 2)
     fake.remove(archived)
@@ -196,7 +197,7 @@ async def test_get_returns_present_members_and_tombstones_and_omits_unknown_ids(
 
 
 async def test_find_by_email_ignores_case_and_spaces_and_skips_archived_members(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     live, archived = _seed(fake, clock, 2)
     fake.remove(archived)

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from syncd.connector import WebhookVerificationError, WriteItem
 from syncd.connector.redact import redact_text
-from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock, subscriber_hash
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.mailchimp import MailchimpFake, subscriber_hash
 from syncd_mailchimp import MailchimpConfig, MailchimpConnector
 
 from .conftest import API_KEY, LIST_ID, WEBHOOK_SECRET, ConnectorFactory, Receiver
@@ -216,7 +217,7 @@ async def _register(fake: MailchimpFake, receiver: Receiver, sources: dict[str, 
 
 
 async def test_events_delivered_by_the_fake_verify_and_name_the_changed_member(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector, receiver: Receiver
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector, receiver: Receiver
 ) -> None:
     await _register(fake, receiver, {"user": True, "admin": True, "api": True})
     assert [r.method for r in receiver.requests] == ["GET"], "Mailchimp validates the URL with a GET"

@@ -10,7 +10,8 @@ import pytest
 
 from syncd.connector import AuthError, NotFound, PermanentError, PreconditionFailed, WriteItem
 from syncd.connector.http import RetryPolicy
-from syncd.testing.fakes.mailchimp import MailchimpFake, ManualClock, subscriber_hash
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.mailchimp import MailchimpFake, subscriber_hash
 from syncd_mailchimp import MailchimpConnector
 
 from .conftest import API_KEY, ConnectorFactory
@@ -55,7 +56,7 @@ async def test_retried_create_adopts_the_member_and_sends_no_second_confirmation
 
 
 async def test_create_of_an_existing_member_adopts_it_and_writes_the_given_fields(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     existing = fake.seed("ada@lovelace.io", merge_fields={"FNAME": "Old", "LNAME": "Byron"}, tags=["old"])
     clock.advance(5)
@@ -110,7 +111,7 @@ async def test_an_invalid_merge_field_fails_only_its_own_item(
 
 
 async def test_update_writes_only_the_given_fields_and_skips_values_already_held(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     member_id = fake.seed("ada@lovelace.io", merge_fields={"FNAME": "Ada", "LNAME": "Byron"})
     clock.advance(5)
@@ -191,7 +192,7 @@ async def test_update_of_a_missing_or_archived_member_reports_not_found(
 
 
 async def test_update_based_on_a_stale_version_is_refused(
-    fake: MailchimpFake, clock: ManualClock, connector: MailchimpConnector
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
 ) -> None:
     member_id = fake.seed("ada@lovelace.io")
     (read,) = await connector.get("members", [member_id])

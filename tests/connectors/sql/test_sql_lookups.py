@@ -107,3 +107,15 @@ async def test_find_on_a_numeric_column_compares_its_text_form(
     app_db.execute("INSERT INTO staff (badge) VALUES (4711), (42)")
     found = await connect(table="staff").find("staff", "badge", [" 4711 "])
     assert [record.fields["badge"] for record in found] == [4711]
+
+
+async def test_find_of_more_values_than_one_statement_binds_misses_none_and_skips_soft_deleted(
+    tracked: SqlConnector, app_db: AppDb
+) -> None:
+    app_db.add_users(1200)
+    app_db.execute("UPDATE users SET deleted_at = ? WHERE id = 700", [stamp(30)])
+    wanted = [f" USER{i}@example.com" for i in range(1200, 0, -1)]
+    found = await tracked.find("users", "email", [*wanted, "nobody@example.com"])
+    ids = [record.id for record in found]
+    assert len(ids) == len(set(ids)) == 1199
+    assert set(ids) == {str(i) for i in range(1, 1201)} - {"700"}

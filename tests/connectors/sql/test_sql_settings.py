@@ -40,10 +40,10 @@ def test_from_settings_validates_and_builds_through_the_entry_point(app_db: AppD
     connector = cls.from_settings({"url": app_db.url, "table": "users"}, app="product")
     assert isinstance(connector, SqlConnector)
     assert connector.app == "product"
-    assert connector.settings.primary_key == "id"
-    assert connector.settings.batch_size == 500
-    assert connector.settings.page_size == 1000
-    assert connector.settings.create_table is False
+    assert connector.config.primary_key == "id"
+    assert connector.config.batch_size == 500
+    assert connector.config.page_size == 1000
+    assert connector.config.create_table is False
 
 
 def test_unknown_setting_is_rejected() -> None:

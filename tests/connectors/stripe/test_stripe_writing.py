@@ -139,7 +139,7 @@ def test_the_default_rate_limit_is_stripes_25_requests_per_second() -> None:
     from syncd_stripe import StripeConfig
 
     connector = StripeConnector(StripeConfig(secret_key="sk_test_x"))
-    assert connector.settings.requests_per_second == 25.0
+    assert connector.config.requests_per_second == 25.0
     limiter = connector.api.http.rate_limiter
     assert limiter is not None
     assert limiter.rate == 25.0

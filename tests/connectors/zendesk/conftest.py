@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from syncd.connector.http import RetryPolicy
-from syncd.testing.fakes.zendesk import FakeClock, ZendeskFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.zendesk import ZendeskFake
 from syncd_zendesk import ZendeskConfig, ZendeskConnector
 
 AGENT = "agent@lovelace.io"

@@ -17,7 +17,8 @@ from syncd.testing.conformance import (
     Harness,
     SignedRequest,
 )
-from syncd.testing.fakes.zendesk import FakeClock, ZendeskFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.zendesk import ZendeskFake
 from syncd_zendesk import ZendeskConnector
 
 from .conftest import AGENT, OAUTH, RETRY, SECRET, START, TOKEN, VirtualTime, settings

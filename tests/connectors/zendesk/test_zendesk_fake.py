@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from syncd.testing.fakes.zendesk import FakeClock, ZendeskFake, decode_cursor
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.zendesk import ZendeskFake, decode_cursor
 from syncd.testing.fakes.zendesk.__main__ import main
 
 from .conftest import AGENT, OAUTH, TOKEN

@@ -7,7 +7,8 @@ The fake counts every admitted request on its clock, which is also the connector
 from __future__ import annotations
 
 from syncd.testing.conformance import read_pages
-from syncd.testing.fakes.zendesk import FakeClock, ZendeskFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.zendesk import ZendeskFake
 from syncd_zendesk import ZendeskConnector
 
 from .conftest import ConnectorFactory, VirtualTime

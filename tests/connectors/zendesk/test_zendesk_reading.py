@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from syncd.testing.conformance import last_cursor, latest, live_ids, read_pages
-from syncd.testing.fakes.zendesk import FakeClock, ZendeskFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.zendesk import ZendeskFake
 from syncd_zendesk import ZendeskConnector
 
 from .conftest import RETRY, VirtualTime, settings

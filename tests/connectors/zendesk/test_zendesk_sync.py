@@ -17,7 +17,8 @@ import pytest
 from syncd.mapping import load_mapping
 from syncd.runner import Runner
 from syncd.store import AsyncStore
-from syncd.testing.fakes.zendesk import FakeClock, ZendeskFake
+from syncd.testing.fakes import FakeClock
+from syncd.testing.fakes.zendesk import ZendeskFake
 from syncd.testing.memory import MemoryApp, MemoryConnector
 from syncd_zendesk import ZendeskConnector
 

@@ -30,17 +30,18 @@ What it reproduces, because sync code must cope with it (see api-reference.md se
   URI + body + millisecond timestamp) plus the legacy v1 header.
 
 Modelling choices where HubSpot's behaviour is not documented are marked *unverified* in the code.
-Modules: ``_model`` (clock, properties, records), ``_search``, ``_errors``, ``_signing``, ``_app``
+Modules: ``_model`` (properties, records), ``_search``, ``_errors``, ``_signing``, ``_app``
 (the server, state changes, backdoor, webhooks) and ``__main__`` (standalone).
-Tests drive time through ``clock`` (a ``FakeClock``) and play a human through the backdoor:
+Tests drive time through ``clock`` (the fakes' shared ``FakeClock``) and play a human through the backdoor:
 ``seed``, ``edit``, ``archive``, ``restore``, ``merge``, ``record``.
 
 Standalone: ``python -m syncd.testing.fakes.hubspot --port 8081 --token T --secret S --webhook-url U``.
 """
 
+from .._clock import FakeClock  # re-exported for tests written before the shared clock
 from ._app import CapturedRequest, HubSpotFake
 from ._errors import HubSpotError
-from ._model import COMPANIES, CONTACTS, FakeClock, ObjectSpec, PropertyDef, iso_ms
+from ._model import COMPANIES, CONTACTS, ObjectSpec, PropertyDef, iso_ms
 from ._signing import sign_v3, signature_uri
 
 __all__ = [

@@ -17,7 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .._server import Failure, FakeApp
+from .._clock import FakeClock, to_ms
+from .._failures import Failure
+from .._server import FakeApp
 from ._errors import (
     HubSpotError,
     PropertyProblem,
@@ -37,13 +39,11 @@ from ._model import (
     SEARCH_WINDOW,
     SPECS,
     Collection,
-    FakeClock,
     IndexVersion,
     PropertyDef,
     Record,
     iso_ms,
     parse_time_ms,
-    to_ms,
 )
 from ._search import filter_groups, matches, sort_key, sort_rule, text_match, visible_version
 from ._signing import sign_v3

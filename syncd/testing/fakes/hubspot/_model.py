@@ -1,13 +1,14 @@
-"""The HubSpot fake's data model: clock, property definitions, object types and stored records."""
+"""The HubSpot fake's data model: property definitions, object types and stored records."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from .._clock import to_ms
 
 MAX_BATCH_INPUTS = 100
 MAX_LIST_LIMIT = 100
@@ -22,41 +23,6 @@ DEFAULT_LIMIT = 10
 #: The property listing the ids merged into a record, ``;``-separated (HubSpot's name for it; not
 #: in the published OpenAPI documents, which describe no property at all).
 MERGED_IDS = "hs_merged_object_ids"
-
-
-# -- time ------------------------------------------------------------------------------------------
-
-
-class FakeClock:
-    """The fake's epoch-millisecond clock.
-
-    A running clock follows wall time (plus whatever ``advance`` added); a frozen one stands still
-    until advanced, which makes timestamps and search-index lag fully deterministic in tests.
-    """
-
-    def __init__(self, start: datetime | None = None, *, frozen: bool = False) -> None:
-        self.frozen = frozen
-        self._start_ms = to_ms(start) if start is not None else int(time.time() * 1000)
-        self._wall_at_start = time.time()
-        self._offset_ms = 0
-
-    def now_ms(self) -> int:
-        if self.frozen:
-            return self._start_ms + self._offset_ms
-        elapsed = int((time.time() - self._wall_at_start) * 1000)
-        return self._start_ms + elapsed + self._offset_ms
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.now_ms() / 1000, UTC)
-
-    def advance(self, seconds: float) -> None:
-        self._offset_ms += round(seconds * 1000)
-
-
-def to_ms(when: datetime) -> int:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return round(when.timestamp() * 1000)
 
 
 def iso_ms(ms: int) -> str:

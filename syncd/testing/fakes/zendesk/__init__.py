@@ -30,14 +30,14 @@ What it reproduces, because sync code must cope with it (see api-reference.md se
 
 Choices where Zendesk's documentation is silent are marked *unverified* or "modelling choice" in
 the code (the TooManyJobs status, job result shapes, the export bucket header's name).
-Time comes from one ``FakeClock`` (shared with the HubSpot fake); tests freeze it and ``advance``.
+Time comes from the fakes' shared ``FakeClock``; tests freeze it and ``advance``.
 Tests play an agent through the backdoor: ``seed_user``, ``edit_user``, ``delete_user``,
 ``seed_organization``, ``add_user_field``, ``hold_jobs``/``release_jobs``.
 
 Standalone: ``python -m syncd.testing.fakes.zendesk --port 8083 --webhook-url URL``.
 """
 
-from ..hubspot import FakeClock
+from .._clock import FakeClock  # re-exported for tests written before the shared clock
 from ._app import Hit, ZendeskFake
 from ._errors import ZendeskError
 from ._model import decode_cursor, encode_cursor, iso_s, sign

@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from .._clock import FakeClock
 from .._server import FakeApp
-from ..hubspot import FakeClock
 from ._errors import ZendeskError, invalid, not_found, record_invalid
 from ._model import (
     EXPORT_EXCLUSION_SECONDS,
