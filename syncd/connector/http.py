@@ -566,8 +566,10 @@ __all__ = [
     "HttpSeams",
     "RateLimiter",
     "RetryPolicy",
+    "SharedBudget",
     "Sleep",
     "default_error",
     "error_text",
     "parse_retry_after",
+    "share_budget",
 ]
