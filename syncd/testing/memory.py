@@ -191,12 +191,19 @@ class MemoryConnector(Connector[MemoryConfig]):
         )
         if self.backend.hard_deletes or self.backend.id_listing or self.backend.archives:
             # What this app can do, as the SQL connector declares it per table.
-            vars(self)["capabilities"] = dataclasses.replace(
-                type(self).capabilities,
-                tombstones=not self.backend.hard_deletes,
-                id_listing=self.backend.id_listing,
-                archives=self.backend.archives,
+            self._shadow_class_vars(
+                capabilities=dataclasses.replace(
+                    type(self).capabilities,
+                    tombstones=not self.backend.hard_deletes,
+                    id_listing=self.backend.id_listing,
+                    archives=self.backend.archives,
+                )
             )
+
+    @property
+    def settings(self) -> MemoryConfig:
+        """The settings, as ``config``: kept for tests that read them by their earlier name."""
+        return self.config
 
     @classmethod
     def over(
