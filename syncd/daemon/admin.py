@@ -243,7 +243,7 @@ class AdminApi:
         return _json(receipt)
 
     async def entity(self, request: web.Request) -> web.Response:
-        from syncd.cli import entity_view
+        from syncd.sync.operations import entity_view
 
         key = request.match_info["key"]
         limit = _int_param(request, "limit", 20, 1, MAX_LIMIT) or 20
