@@ -15,8 +15,12 @@ steps (``SyncContext``) and is changed only through its methods.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
+
+import structlog
 
 from syncd.connector import Connector, RemoteRecord, WebhookHint
 from syncd.engine import IDENTITY
@@ -34,6 +38,8 @@ from syncd.sync import (
 )
 
 __all__ = ["IDENTITY", "AppStats", "RefusedValue", "RunStats", "Runner"]
+
+log = structlog.get_logger("syncd.runner")
 
 
 class Runner:
@@ -67,35 +73,27 @@ class Runner:
         self.planner = Planner(self.ctx)
         self.outbox = OutboxDispatch(self.ctx, self.ingester, self.planner)
 
-    # -- what callers read -----------------------------------------------------------------------
+    # -- what callers read (read-only views: changes go through the methods below) -------------
 
     @property
     def store(self) -> AsyncStore:
         return self.ctx.store
 
     @property
-    def mappings(self) -> list[SyncMapping]:
-        return self.ctx.mappings
-
-    @mappings.setter
-    def mappings(self, mappings: list[SyncMapping]) -> None:
-        self.ctx.mappings = mappings
+    def mappings(self) -> tuple[SyncMapping, ...]:
+        return tuple(self.ctx.mappings)
 
     @property
-    def by_name(self) -> dict[str, SyncMapping]:
-        return self.ctx.by_name
-
-    @by_name.setter
-    def by_name(self, by_name: dict[str, SyncMapping]) -> None:
-        self.ctx.by_name = by_name
+    def by_name(self) -> Mapping[str, SyncMapping]:
+        return MappingProxyType(self.ctx.by_name)
 
     @property
-    def connectors(self) -> dict[str, Connector]:
-        return self.ctx.connectors
+    def connectors(self) -> Mapping[str, Connector]:
+        return MappingProxyType(self.ctx.connectors)
 
     @property
-    def paused(self) -> set[str]:
-        return self.ctx.paused
+    def paused(self) -> frozenset[str]:
+        return frozenset(self.ctx.paused)
 
     @property
     def stats(self) -> RunStats:
@@ -115,14 +113,57 @@ class Runner:
     def dry_run(self) -> bool:
         return self.ctx.dry_run
 
-    @property
-    def on_progress(self) -> Callable[[RunStats], None] | None:
-        return self.ctx.on_progress
+    def app_stats(self, app: str) -> AppStats:
+        """The counts of one app (zero counts, not kept, for an app not counted yet)."""
+        return self.ctx.stats.apps.get(app) or AppStats()
 
-    @on_progress.setter
-    def on_progress(self, callback: Callable[[RunStats], None] | None) -> None:
-        """Called after every committed page / dispatch batch (progress displays, metrics)."""
+    def total(self, name: str) -> int:
+        """One count (``writes``, ``errors``, ...) summed over the apps."""
+        return self.ctx.stats.total(name)
+
+    def is_paused(self, app: str) -> bool:
+        return app in self.ctx.paused
+
+    def syncs(self, app: str) -> bool:
+        """Whether ``app`` has a connector (takes part in a mapping now or did before a reload)."""
+        return app in self.ctx.connectors
+
+    # -- what callers change -----------------------------------------------------------------------
+
+    def pause(self, app: str, exc: Exception, why: str = "credentials rejected") -> None:
+        """Stop reading from and writing to ``app`` (its credentials were rejected, say)."""
+        self.ctx.pause_app(app, exc, why)
+
+    def resume(self, app: str) -> bool:
+        """Use ``app`` again after a pause; True if it was paused."""
+        if app not in self.ctx.paused:
+            return False
+        self.ctx.paused.discard(app)
+        log.info("app resumed", app=app)
+        return True
+
+    def reload(self, mappings: Sequence[SyncMapping], connectors: Mapping[str, Connector]) -> None:
+        """Take new mappings (a reload of the mapping files); ``connectors`` are the apps' new
+        connectors (apps the old mappings did not use). The next cycle, poll or drain uses them."""
+        self.ctx.replace(mappings, connectors)
+
+    def set_connector(self, app: str, connector: Connector) -> None:
+        """Use ``connector`` for ``app`` from now on (the caller closes the one it replaces)."""
+        self.ctx.connectors[app] = connector
+
+    def report_progress(self, callback: Callable[[RunStats], None] | None) -> None:
+        """Call ``callback`` after every committed page and dispatch batch (progress, metrics)."""
         self.ctx.on_progress = callback
+
+    async def next_due(self) -> str | None:
+        """When the earliest pending write is due (ISO timestamp), or None if none is pending."""
+        return await self.ctx.store.call(lambda s: s.next_due())
+
+    async def aclose_connectors(self) -> None:
+        """Close every connector (their HTTP sessions); a failure to close one is not an error."""
+        for conn in self.ctx.connectors.values():
+            with contextlib.suppress(Exception):
+                await conn.aclose()
 
     # -- the cycle -------------------------------------------------------------------------------
 

@@ -70,12 +70,17 @@ class SyncContext:
         self.by_name = {m.name: m for m in self.mappings}
 
     def pause(self, app: str, exc: Exception, why: str = "credentials rejected") -> None:
-        """Stop reading from and writing to ``app`` until resumed (its failure is recorded)."""
+        """A read or write of ``app`` failed in a way retries cannot fix: stop using the app
+        (``pause_app``) and count the failure in this cycle's stats."""
+        self.pause_app(app, exc, why)
+        self.stats.apps[app].errors += 1
+        self.stats.failures[app] = failure(exc)
+
+    def pause_app(self, app: str, exc: Exception, why: str) -> None:
+        """Stop reading from and writing to ``app`` until it is resumed (logged once)."""
         if app not in self.paused:
             log.error(f"app paused: {why}", app=app, error=str(exc))
         self.paused.add(app)
-        self.stats.apps[app].errors += 1
-        self.stats.failures[app] = failure(exc)
 
     def progress(self) -> None:
         if self.on_progress is not None:
