@@ -11,7 +11,7 @@ from .ingest import (
     retry_delay,
     tombstone,
 )
-from .model import Candidate, Change, Conflict, Entity, Link, PlannedWrite
+from .model import Candidate, Change, Conflict, Entity, Link, PlannedWrite, ReasonCode
 from .plan import baseline_after_write, needs_write, plan_entity
 from .reconcile import decide, merge_record, new_entity_values, roundtrip, same
 
@@ -24,6 +24,7 @@ __all__ = [
     "IngestMappingView",
     "Link",
     "PlannedWrite",
+    "ReasonCode",
     "baseline_after_write",
     "canonical_values",
     "clashing_records",

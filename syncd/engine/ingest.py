@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from .model import Change, Entity, Link
+from .model import Change, Entity, Link, ReasonCode
 from .plan import needs_write
 from .reconcile import MappingView, merge_record
 
@@ -101,9 +101,11 @@ def tombstone(
     dirty: set[int],
     *,
     reason: str,
+    code: ReasonCode,
 ) -> None:
     """Positive evidence that ``link``'s record is gone: apply the delete policy (edits win).
 
+    ``reason`` and ``code`` name the evidence (deleted in the app, missing from its listing).
     Appends to ``changes``, ``drop`` (links to remove) and ``dirty`` (entities to plan), and sets
     the entity's state or exclusions; ``all_links`` (entity -> app -> link) loses the link.
     """
@@ -116,21 +118,27 @@ def tombstone(
         drop.pop()
         all_links.setdefault(entity.id, {})[app] = link
         changes.append(
-            Change(entity.id, "*", None, None, app, f"{reason}: ignored (delete policy), link kept")
+            Change(
+                entity.id, "*", None, None, app, f"{reason}: ignored (delete policy), link kept", code=code
+            )
         )
         return
     if entity.state != "active":
-        changes.append(Change(entity.id, "*", None, None, app, f"{reason}: link dropped"))
+        changes.append(Change(entity.id, "*", None, None, app, f"{reason}: link dropped", code=code))
         return
     if needs_write(mapping, entity, link):
         changes.append(
-            Change(entity.id, "*", None, None, app, f"{reason}, but edited elsewhere: the edit wins")
+            Change(
+                entity.id, "*", None, None, app, f"{reason}, but edited elsewhere: the edit wins", code=code
+            )
         )
         dirty.add(entity.id)
         return
     if policy == "propagate":
         entity.state = "deleted"
-        changes.append(Change(entity.id, "*", entity.key, None, app, f"{reason}: deleting in the other apps"))
+        changes.append(
+            Change(entity.id, "*", entity.key, None, app, f"{reason}: deleting in the other apps", code=code)
+        )
         dirty.add(entity.id)
     elif policy == "archive":
         entity.state = "archived"
@@ -142,12 +150,13 @@ def tombstone(
                 None,
                 app,
                 f"{reason}: archiving in the other apps that archive (the rest are kept)",
+                code=code,
             )
         )
         dirty.add(entity.id)
     else:
         entity.excluded = sorted({*entity.excluded, app})
-        changes.append(Change(entity.id, "*", None, None, app, f"{reason}: unlinked, others kept"))
+        changes.append(Change(entity.id, "*", None, None, app, f"{reason}: unlinked, others kept", code=code))
 
 
 def mass_delete_stop(

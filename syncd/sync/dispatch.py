@@ -36,7 +36,7 @@ from syncd.engine import (
     retry_delay,
     same,
 )
-from syncd.engine.model import Candidate
+from syncd.engine.model import Candidate, ReasonCode
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import Intent, StateStore
 
@@ -173,6 +173,7 @@ class OutboxDispatch:
                     intent.app,
                     f"{intent.op} rejected: {error}",
                     {"intent": intent.id},
+                    code=ReasonCode.REJECTED,
                 )
             ],
             self.ctx.run_id,
@@ -318,6 +319,7 @@ class OutboxDispatch:
                             app,
                             f"created in {app} while another {app} record with the key was linked: "
                             "sync of this key halted",
+                            code=ReasonCode.IDENTITY,
                         )
                     )
                     continue
@@ -341,7 +343,9 @@ class OutboxDispatch:
                     parked=parked.get(entity.id, set()),
                     run=self.ctx.run_id,
                 )
-                changes.append(Change(entity.id, "*", None, record.id, app, f"created in {app}"))
+                changes.append(
+                    Change(entity.id, "*", None, record.id, app, f"created in {app}", code=ReasonCode.CREATED)
+                )
                 changes += outcome.changes
                 conflicts += outcome.conflicts
                 self.ctx.stats.oscillations += len(outcome.oscillations)
@@ -468,7 +472,15 @@ class OutboxDispatch:
                 self.ctx.stats.apps[app].writes += 1
                 for name, value in intent.values.items():
                     changes.append(
-                        Change(entity.id, name, sent.baseline.get(name), value, app, f"written to {app}")
+                        Change(
+                            entity.id,
+                            name,
+                            sent.baseline.get(name),
+                            value,
+                            app,
+                            f"written to {app}",
+                            code=ReasonCode.WRITTEN,
+                        )
                     )
                 link = current.get(entity.id, {}).get(app)
                 if link is None or link.remote_id != sent.remote_id:
@@ -485,6 +497,7 @@ class OutboxDispatch:
                             record.id,
                             app,
                             f"{app} record {sent.remote_id} is now {record.id}: link moved",
+                            code=ReasonCode.LINK_MOVED,
                         )
                     )
                     link.remote_id = record.id
@@ -611,7 +624,15 @@ class OutboxDispatch:
                     drop.append(link.id)
                 store.settle(intent.id, "done")
                 changes.append(
-                    Change(intent.entity_id, "*", intent.remote_id, None, app, f"deleted in {app}")
+                    Change(
+                        intent.entity_id,
+                        "*",
+                        intent.remote_id,
+                        None,
+                        app,
+                        f"deleted in {app}",
+                        code=ReasonCode.DELETED,
+                    )
                 )
                 if result.error is None:
                     self.ctx.stats.apps[app].deleted += 1

@@ -31,7 +31,7 @@ from syncd.engine import (
     new_key,
     tombstone,
 )
-from syncd.engine.model import Candidate
+from syncd.engine.model import Candidate, ReasonCode
 from syncd.failures import failure
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import StateStore
@@ -296,6 +296,7 @@ class Ingester:
                 None,
                 app,
                 f"{app} record {link.remote_id} no longer exists and a new {app} record has its key: relinking",
+                code=ReasonCode.RELINKED,
             )
             for link in links.values()
         ]
@@ -331,6 +332,7 @@ class Ingester:
                         sorted(ids - gone),
                         app,
                         f"identity conflict {conflict['id']} closed: a record it named no longer exists",
+                        code=ReasonCode.IDENTITY_CLOSED,
                     )
                 ],
                 store.latest_run(),
@@ -374,7 +376,15 @@ class Ingester:
                 holders[new] = link
                 moved.append(link)
                 changes.append(
-                    Change(link.entity_id, "*", old, new, app, f"{app} record {old} is now {new}: link moved")
+                    Change(
+                        link.entity_id,
+                        "*",
+                        old,
+                        new,
+                        app,
+                        f"{app} record {old} is now {new}: link moved",
+                        code=ReasonCode.LINK_MOVED,
+                    )
                 )
             elif holder.entity_id != link.entity_id:
                 entity = entities[link.entity_id]
@@ -389,6 +399,7 @@ class Ingester:
                         app,
                         f"{app} merged record {old} into {new}, which another entity is linked to: "
                         f"unlinked from {app}; nothing deleted, nothing re-created",
+                        code=ReasonCode.MERGED_IN_APP,
                     )
                 )
         store.drop_links(link.id for link in dropped if link.id is not None)
@@ -447,7 +458,15 @@ class Ingester:
                 if link is not None and link.entity_id in entities:
                     entity = entities[link.entity_id]
                     tombstone(
-                        mapping, entity, link, all_links, changes, drop, dirty, reason=f"deleted in {app}"
+                        mapping,
+                        entity,
+                        link,
+                        all_links,
+                        changes,
+                        drop,
+                        dirty,
+                        reason=f"deleted in {app}",
+                        code=ReasonCode.REMOTE_DELETED,
                     )
                     touched[entity.id] = entity
                 else:
@@ -478,6 +497,7 @@ class Ingester:
                             entity.key,
                             app,
                             f"edited in {app} after a delete: the edit wins",
+                            code=ReasonCode.EDIT_WINS,
                         )
                     )
                 if outcome.changed:
@@ -487,7 +507,15 @@ class Ingester:
                 if entity.state == "active" and not mapping.in_scope(app, entity.values):
                     # Scope is decided on the canonical values, here and in the plan alike.
                     changes.append(
-                        Change(entity.id, "*", None, None, app, f"left the scope of {app}: unlinked")
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            None,
+                            app,
+                            f"left the scope of {app}: unlinked",
+                            code=ReasonCode.OUT_OF_SCOPE,
+                        )
                     )
                     drop.append(link)
                     all_links.get(entity.id, {}).pop(app, None)
@@ -519,6 +547,7 @@ class Ingester:
                                     record.id,
                                     app,
                                     f"one more {app} record shares the key {key!r}: sync of this key stays halted",
+                                    code=ReasonCode.IDENTITY,
                                 )
                             )
                         continue
@@ -540,6 +569,7 @@ class Ingester:
                             record.id,
                             app,
                             f"two {app} records share the key {key!r}: sync of this key halted",
+                            code=ReasonCode.IDENTITY,
                         )
                     )
                     touched[entity.id] = entity
@@ -559,6 +589,7 @@ class Ingester:
                             key,
                             app,
                             f"re-created in {app} after a delete: starts from the new record",
+                            code=ReasonCode.RECREATED,
                         )
                     )
                     changes += new_entity_values(mapping, entity, app, obs, at, run)
@@ -571,7 +602,15 @@ class Ingester:
                     if entity.state != "active":
                         entity.state = "active"
                         changes.append(
-                            Change(entity.id, "*", None, key, app, f"restored: {app} has the key again")
+                            Change(
+                                entity.id,
+                                "*",
+                                None,
+                                key,
+                                app,
+                                f"restored: {app} has the key again",
+                                code=ReasonCode.RESTORED,
+                            )
                         )
                     entity.excluded = [a for a in entity.excluded if a != app]
                     link = Link(
@@ -585,7 +624,15 @@ class Ingester:
                     )
                     outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                     changes.append(
-                        Change(entity.id, "*", None, record.id, app, f"linked existing {app} record by key")
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            record.id,
+                            app,
+                            f"linked existing {app} record by key",
+                            code=ReasonCode.LINKED,
+                        )
                     )
                     changes += outcome.changes
                     conflicts += outcome.conflicts
@@ -625,11 +672,21 @@ class Ingester:
         if store.entities_by_key(entity.sync, [key]):
             changes.append(
                 Change(
-                    entity.id, IDENTITY, entity.key, key, None, "new key already belongs to another entity"
+                    entity.id,
+                    IDENTITY,
+                    entity.key,
+                    key,
+                    None,
+                    "new key already belongs to another entity",
+                    code=ReasonCode.IDENTITY,
                 )
             )
             return
-        changes.append(Change(entity.id, "@key", entity.key, key, None, "natural key changed"))
+        changes.append(
+            Change(
+                entity.id, "@key", entity.key, key, None, "natural key changed", code=ReasonCode.KEY_CHANGED
+            )
+        )
         entity.key = key
 
     def _infer_deletes(
@@ -659,7 +716,17 @@ class Ingester:
             with store.transaction():
                 store.log_changes(
                     sync,
-                    [Change(0, "*", linked, linked - missing, app, "mass-delete guard: " + message)],
+                    [
+                        Change(
+                            0,
+                            "*",
+                            linked,
+                            linked - missing,
+                            app,
+                            "mass-delete guard: " + message,
+                            code=ReasonCode.MASS_DELETE_GUARD,
+                        )
+                    ],
                     run,
                 )
                 if cursor_before is not None:
@@ -686,6 +753,7 @@ class Ingester:
                         drop,
                         dirty,
                         reason=f"missing from the complete {app} listing",
+                        code=ReasonCode.MISSING,
                     )
                 store.drop_links(link.id for link in drop if link.id is not None)
                 store.save_entities(entities.values())

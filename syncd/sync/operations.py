@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from syncd.engine import Change
+from syncd.engine.model import ReasonCode
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import AsyncStore, ConflictRow, StateStore, now_iso
 
@@ -103,6 +104,7 @@ def resolve(store: StateStore, conflict_id: int, take: str | None, value: Any) -
                     take,
                     f"conflict {conflict_id} resolved by admin",
                     {"candidates": conflict["candidates"]},
+                    code=ReasonCode.RESOLVED,
                 )
             ],
             None,

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import structlog
 
 from syncd.engine import IDENTITY, Change, plan_entity
+from syncd.engine.model import ReasonCode
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import StateStore
 
@@ -66,7 +67,15 @@ class Planner:
                         if not mapping.in_scope(app, entity.values) and app not in busy.get(eid, set()):
                             # Scope is decided on the canonical values, in the plan as at ingest.
                             changes.append(
-                                Change(eid, "*", None, None, app, f"left the scope of {app}: unlinked")
+                                Change(
+                                    eid,
+                                    "*",
+                                    None,
+                                    None,
+                                    app,
+                                    f"left the scope of {app}: unlinked",
+                                    code=ReasonCode.OUT_OF_SCOPE,
+                                )
                             )
                             if link.id is not None:
                                 drop.append(link.id)
@@ -94,6 +103,7 @@ class Planner:
                             app,
                             f"not created in {app}: the natural key ({field_names}) is empty, "
                             "so the record could never be matched again",
+                            code=ReasonCode.REFUSED,
                         )
                     )
                     log.warning("create refused: empty natural key", app=app, entity=eid)

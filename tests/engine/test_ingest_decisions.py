@@ -11,6 +11,7 @@ from syncd.engine import (
     Change,
     Entity,
     Link,
+    ReasonCode,
     canonical_values,
     clashing_records,
     mass_delete_stop,
@@ -41,7 +42,17 @@ def _tomb(
     changes: list[Change] = []
     drop: list[Link] = []
     dirty: set[int] = set()
-    tombstone(mapping, entity, link, all_links, changes, drop, dirty, reason="deleted in a")
+    tombstone(
+        mapping,
+        entity,
+        link,
+        all_links,
+        changes,
+        drop,
+        dirty,
+        reason="deleted in a",
+        code=ReasonCode.REMOTE_DELETED,
+    )
     return changes, drop, dirty, all_links
 
 
