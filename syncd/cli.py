@@ -408,8 +408,10 @@ def _store(settings: Settings) -> Store:
 def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """Open conflicts (fields parked for a person), oldest first."""
     store = _store(_settings(ctx))
-    rows = store.conflicts(status=None if show_all else "open")
-    store.close()
+    try:
+        rows = store.conflicts(status=None if show_all else "open")
+    finally:
+        store.close()
     if as_json:
         _emit_json(rows)
         return
@@ -439,7 +441,7 @@ def conflicts_resolve(
 ) -> None:
     """Settle a conflict; the next sync writes the chosen value everywhere."""
     from syncd.app import open_runner
-    from syncd.runner import RefusedValue
+    from syncd.errors import AdminError, RefusedValue
 
     if (take is None) == (value is None):
         raise click.UsageError("give exactly one of --take APP or --value VALUE")
@@ -462,7 +464,7 @@ def conflicts_resolve(
     except RefusedValue as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)
-    except (LookupError, ValueError) as exc:
+    except AdminError as exc:  # no such conflict, resolved already, not a side
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
     click.echo(
@@ -580,8 +582,10 @@ def deadletters() -> None:
 @click.pass_context
 def deadletters_list(ctx: click.Context, as_json: bool) -> None:
     store = _store(_settings(ctx))
-    rows = [vars(i) for i in store.dead_letters()]
-    store.close()
+    try:
+        rows = [vars(i) for i in store.dead_letters()]
+    finally:
+        store.close()
     if as_json:
         _emit_json(rows)
         return
@@ -597,8 +601,10 @@ def deadletters_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def deadletters_show(ctx: click.Context, intent_id: int) -> None:
     store = _store(_settings(ctx))
-    intent = store.intent(intent_id)
-    store.close()
+    try:
+        intent = store.intent(intent_id)
+    finally:
+        store.close()
     if intent is None or intent.status != "dead":
         click.echo(f"no dead letter #{intent_id}", err=True)
         ctx.exit(1)

@@ -24,6 +24,7 @@ import structlog
 
 from syncd.connector import Connector, RemoteRecord, WebhookHint
 from syncd.engine import IDENTITY
+from syncd.errors import RefusedValue
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import AsyncStore, ConflictRow
 from syncd.sync import (
@@ -31,7 +32,6 @@ from syncd.sync import (
     Ingester,
     OutboxDispatch,
     Planner,
-    RefusedValue,
     RunStats,
     SyncContext,
     resolve_conflict,

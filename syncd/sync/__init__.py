@@ -8,7 +8,6 @@ from .context import SyncContext
 from .dispatch import OutboxDispatch
 from .ingest import Ingester
 from .operations import (
-    RefusedValue,
     drop_dead_letters,
     entity_view,
     one_writer,
@@ -23,7 +22,6 @@ __all__ = [
     "Ingester",
     "OutboxDispatch",
     "Planner",
-    "RefusedValue",
     "RunStats",
     "SyncContext",
     "drop_dead_letters",

@@ -14,15 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.engine import Change
 from syncd.engine.model import ReasonCode
+from syncd.errors import ConflictClosed, ConflictNotFound, NotASide, RefusedValue
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import AsyncStore, ConflictRow, StateStore, now_iso
 
 if TYPE_CHECKING:
     from syncd.settings import Settings
-
-
-class RefusedValue(ValueError):
-    """A value set by hand that the field's transforms and checks do not accept (nothing changed)."""
 
 
 async def resolve_conflict(
@@ -36,7 +33,10 @@ async def resolve_conflict(
 ) -> ConflictRow:
     """Settle a conflict with one side's value, or with ``value`` — which goes through the
     field's transforms and validation like a value read from an app (``RefusedValue`` if
-    invalid, or empty without ``allow_empty``). ``mappings`` are the mappings by name."""
+    invalid, or empty without ``allow_empty``). ``mappings`` are the mappings by name.
+
+    Raises ``ConflictNotFound``, ``ConflictClosed`` or ``NotASide`` (``syncd.errors``) for an
+    admin's mistake; nothing is changed then."""
     if take is None:
         value = await store.call(admin_value, mappings, conflict_id, value, allow_empty)
     return await store.call(resolve, conflict_id, take, value)
@@ -48,7 +48,7 @@ def admin_value(
     """``value`` as the conflict's field would hold it, had an app sent it."""
     conflict = store.conflict(conflict_id)
     if conflict is None:
-        raise LookupError(f"no conflict {conflict_id}")
+        raise ConflictNotFound(conflict_id)
     mapping = mappings.get(conflict["sync"])
     name = conflict["field"]
     if mapping is None or name not in mapping.fields:
@@ -71,9 +71,9 @@ def resolve(store: StateStore, conflict_id: int, take: str | None, value: Any) -
     with store.transaction():
         conflict = store.conflict(conflict_id)
         if conflict is None:
-            raise LookupError(f"no conflict {conflict_id}")
+            raise ConflictNotFound(conflict_id)
         if conflict["status"] != "open":
-            raise ValueError(f"conflict {conflict_id} is already {conflict['status']}")
+            raise ConflictClosed(conflict_id, conflict["status"])
         entity = store.entities([conflict["entity_id"]])[conflict["entity_id"]]
         name = conflict["field"]
         if conflict["kind"] == "identity":
@@ -83,8 +83,7 @@ def resolve(store: StateStore, conflict_id: int, take: str | None, value: Any) -
         if take is not None:
             chosen = [c for c in conflict["candidates"] if c["app"] == take]
             if not chosen:
-                apps = ", ".join(c["app"] for c in conflict["candidates"])
-                raise ValueError(f"{take!r} is not a side of conflict {conflict_id} (sides: {apps})")
+                raise NotASide(conflict_id, take, [c["app"] for c in conflict["candidates"]])
             new = chosen[0]["value"]
         else:
             new = value
