@@ -7,11 +7,9 @@ Exit codes: 0 success; 1 the command ran but something failed (write errors, unk
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,7 +19,7 @@ import click
 from syncd import __version__
 from syncd.log import configure
 from syncd.settings import ConfigFileError, Settings, load_settings
-from syncd.store import ConflictRow, StateStore, Store
+from syncd.store import ConflictRow, Store
 
 if TYPE_CHECKING:
     pass
@@ -209,6 +207,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
 def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool) -> None:
     """Read every app, reconcile, write every change, wait for the outbox to drain, exit."""
     from syncd.app import open_runner
+    from syncd.sync.operations import one_writer
 
     settings = _settings(ctx)
 
@@ -262,6 +261,7 @@ def forget(ctx: click.Context, key: str, dry_run: bool, yes: bool, as_json: bool
     from syncd.app import open_runner
     from syncd.daemon import LeaseHeld
     from syncd.erasure import forget as erase_person
+    from syncd.sync.operations import one_writer
 
     settings = _settings(ctx)
     if not dry_run and not yes:
@@ -349,28 +349,6 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
     ctx.exit(code)
 
 
-@asynccontextmanager
-async def one_writer(settings: Settings) -> AsyncIterator[None]:
-    """Hold the state's lease while writing, like `syncd run` does: one writer per state."""
-    from syncd.daemon import Lease
-    from syncd.store import AsyncStore
-
-    store = await AsyncStore(settings.state).open()
-    try:
-        lease = Lease(store, ttl=settings.daemon.lease_ttl, state=str(settings.state))
-        await lease.acquire()
-        heartbeat = asyncio.create_task(lease.heartbeat(lambda: None))
-        try:
-            yield
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            await lease.release()
-    finally:
-        await store.close()
-
-
 @main.command()
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the planned writes as JSON.")
@@ -430,8 +408,10 @@ def _store(settings: Settings) -> Store:
 def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """Open conflicts (fields parked for a person), oldest first."""
     store = _store(_settings(ctx))
-    rows = store.conflicts(status=None if show_all else "open")
-    store.close()
+    try:
+        rows = store.conflicts(status=None if show_all else "open")
+    finally:
+        store.close()
     if as_json:
         _emit_json(rows)
         return
@@ -461,7 +441,7 @@ def conflicts_resolve(
 ) -> None:
     """Settle a conflict; the next sync writes the chosen value everywhere."""
     from syncd.app import open_runner
-    from syncd.runner import RefusedValue
+    from syncd.errors import AdminError, RefusedValue
 
     if (take is None) == (value is None):
         raise click.UsageError("give exactly one of --take APP or --value VALUE")
@@ -484,7 +464,7 @@ def conflicts_resolve(
     except RefusedValue as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)
-    except (LookupError, ValueError) as exc:
+    except AdminError as exc:  # no such conflict, resolved already, not a side
         click.echo(f"error: {exc}", err=True)
         ctx.exit(1)
     click.echo(
@@ -501,6 +481,8 @@ def conflicts_resolve(
 @click.pass_context
 def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
     """One entity by natural key (e.g. an email) or id: values with provenance, links, recent changes."""
+    from syncd.sync.operations import entity_view
+
     settings = _settings(ctx)
     store = _store(settings)
     try:
@@ -528,29 +510,6 @@ def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
         click.echo(
             f"  {ch['at']} {ch['app'] or '-'} {ch['field']}: {ch['old']!r} -> {ch['new']!r} ({ch['reason']})"
         )
-
-
-def entity_view(store: StateStore, key: str, limit: int = 20) -> dict[str, Any] | None:
-    """The single customer view of one entity (shared by the CLI and the admin API)."""
-    entity = store.find_entity(None, key.strip().lower()) or store.find_entity(None, key)
-    if entity is None:
-        return None
-    links = store.links_of([entity.id]).get(entity.id, {})
-    return {
-        "id": entity.id,
-        "sync": entity.sync,
-        "key": entity.key,
-        "state": entity.state,
-        "values": entity.values,
-        "provenance": entity.provenance,
-        "excluded": entity.excluded,
-        "links": [
-            {"app": app, "remote_id": link.remote_id, "version": link.version, "baseline": link.baseline}
-            for app, link in sorted(links.items())
-        ],
-        "conflicts": store.conflicts(status="open", entity_id=entity.id),
-        "changes": store.changelog(entity_id=entity.id, limit=limit),
-    }
 
 
 @main.group()
@@ -623,8 +582,10 @@ def deadletters() -> None:
 @click.pass_context
 def deadletters_list(ctx: click.Context, as_json: bool) -> None:
     store = _store(_settings(ctx))
-    rows = [vars(i) for i in store.dead_letters()]
-    store.close()
+    try:
+        rows = [vars(i) for i in store.dead_letters()]
+    finally:
+        store.close()
     if as_json:
         _emit_json(rows)
         return
@@ -640,8 +601,10 @@ def deadletters_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def deadletters_show(ctx: click.Context, intent_id: int) -> None:
     store = _store(_settings(ctx))
-    intent = store.intent(intent_id)
-    store.close()
+    try:
+        intent = store.intent(intent_id)
+    finally:
+        store.close()
     if intent is None or intent.status != "dead":
         click.echo(f"no dead letter #{intent_id}", err=True)
         ctx.exit(1)
@@ -655,6 +618,8 @@ def deadletters_show(ctx: click.Context, intent_id: int) -> None:
 @click.pass_context
 def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_all: bool) -> None:
     """Re-plan the records behind dead letters (after fixing the mapping or the data)."""
+    from syncd.sync.operations import replay
+
     store = _store(_settings(ctx))
     try:
         ids = [i.id for i in store.dead_letters()] if replay_all else list(intent_ids)
@@ -664,37 +629,18 @@ def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_a
     click.echo(f"replaying {n} dead letters: they are planned again by the next sync")
 
 
-def replay(store: StateStore, ids: list[int]) -> int:
-    """Mark dead letters replayed and their entities dirty, so the next plan writes fresh values."""
-    n = 0
-    with store.transaction():
-        for intent_id in ids:
-            intent = store.intent(intent_id)
-            if intent is None or intent.status != "dead":
-                continue
-            if intent.op == "read":
-                # A quarantined read: the dispatcher reads the record again.
-                store.settle(intent.id, "pending", intent.last_error, intent.error_kind)
-                n += 1
-                continue
-            store.settle(intent.id, "replayed", intent.last_error, intent.error_kind)
-            store.mark_dirty([intent.entity_id])
-            n += 1
-    return n
-
-
 @deadletters.command("drop")
 @config_option
 @click.argument("intent_ids", type=int, nargs=-1, required=True)
 @click.pass_context
 def deadletters_drop(ctx: click.Context, intent_ids: tuple[int, ...]) -> None:
+    from syncd.sync.operations import drop_dead_letters
+
     store = _store(_settings(ctx))
-    with store.transaction():
-        for intent_id in intent_ids:
-            intent = store.intent(intent_id)
-            if intent is not None and intent.status == "dead":
-                store.settle(intent_id, "dropped", intent.last_error, intent.error_kind)
-    store.close()
+    try:
+        drop_dead_letters(store, intent_ids)
+    finally:
+        store.close()
     click.echo(f"dropped {len(intent_ids)} dead letters")
 
 

@@ -31,7 +31,7 @@ def _swap(cls: type[MemoryConnector]) -> Callable[[Runner], None]:
     def before(runner: Runner) -> None:
         backend = runner.connectors["b"]
         assert isinstance(backend, MemoryConnector)
-        runner.connectors["b"] = cls(backend.settings, app="b", backend=backend.backend)
+        runner.set_connector("b", cls(backend.settings, app="b", backend=backend.backend))
 
     return before
 

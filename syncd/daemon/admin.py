@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
+from syncd.errors import ConflictClosed, ConflictNotFound, NotASide, RefusedValue
 from syncd.store import AsyncStore, ChangeRow, ConflictRow, StateStore
 
 log = structlog.get_logger("syncd.daemon")
@@ -210,9 +211,11 @@ class AdminApi:
             done = await self.backend.resolve_conflict(
                 int(raw), take, body.get("value"), bool(body.get("allow_empty", False))
             )
-        except LookupError as exc:
+        except ConflictNotFound as exc:
             return _error(404, str(exc))
-        except ValueError as exc:
+        except ConflictClosed as exc:  # settled meanwhile, by another admin
+            return _error(409, str(exc))
+        except (NotASide, RefusedValue) as exc:
             return _error(400, str(exc))
         log.info("conflict resolved by admin", conflict=int(raw), field=done.get("field"), take=take)
         return _json({"resolved": int(raw), "field": done.get("field"), "resolution": done.get("resolution")})
@@ -243,7 +246,7 @@ class AdminApi:
         return _json(receipt)
 
     async def entity(self, request: web.Request) -> web.Response:
-        from syncd.cli import entity_view
+        from syncd.sync.operations import entity_view
 
         key = request.match_info["key"]
         limit = _int_param(request, "limit", 20, 1, MAX_LIMIT) or 20

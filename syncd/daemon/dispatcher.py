@@ -44,7 +44,7 @@ class Dispatcher:
         self._wake.set()
 
     async def _next_wait(self) -> float | None:
-        due = await self.runner.store.call(lambda s: s.next_due())
+        due = await self.runner.next_due()
         if due is None:
             return None
         wait = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()
@@ -57,11 +57,11 @@ class Dispatcher:
             self._wake.clear()
             timeout: float | None
             try:
-                before = self.runner.stats.total("writes"), self.runner.stats.total("errors")
+                before = self.runner.total("writes"), self.runner.total("errors")
                 await self.runner.drain(max_wait=0.0)
                 self.rounds += 1
-                writes = self.runner.stats.total("writes") - before[0]
-                errors = self.runner.stats.total("errors") - before[1]
+                writes = self.runner.total("writes") - before[0]
+                errors = self.runner.total("errors") - before[1]
                 if writes or errors:
                     log.info("outbox dispatched", writes=writes, errors=errors)
                 delay = self.error_delays[0]

@@ -104,7 +104,7 @@ class InboxWorker:
         failed = False
         for app, hints in coalesce(rows).items():
             ids = [int(r["id"]) for r in rows if r["app"] == app]
-            if app not in self.runner.connectors:
+            if not self.runner.syncs(app):
                 log.warning("webhook events for an app no longer synced; dropped", app=app, events=len(ids))
                 settled += ids
                 continue
@@ -112,9 +112,7 @@ class InboxWorker:
             try:
                 await self.runner.handle_hints(app, hints)
             except AuthError as exc:
-                if app not in self.runner.paused:
-                    log.error("app paused: credentials rejected", app=app, error=str(exc))
-                self.runner.paused.add(app)
+                self.runner.pause(app, exc)
                 failed = True
                 continue
             except TransientError as exc:

@@ -64,13 +64,13 @@ class _RunnerTotals(Collector):
         oscillations.add_metric([], runner.stats.oscillations if runner is not None else 0)
         now = self.metrics.clock()
         for app in apps:
-            stats = runner.stats.apps.get(app) if runner is not None else None
+            stats = runner.app_stats(app) if runner is not None else None
             read.add_metric([app], stats.read if stats else 0)
             written.add_metric([app], stats.writes if stats else 0)
             failed.add_metric([app], stats.errors if stats else 0)
             since = self.metrics.last_poll.get(app, self.metrics.started)
             lag.add_metric([app], max(now - since, 0.0))
-            paused.add_metric([app], 1.0 if runner is not None and app in runner.paused else 0.0)
+            paused.add_metric([app], 1.0 if runner is not None and runner.is_paused(app) else 0.0)
             guard.add_metric([app], stats.delete_guard if stats else 0)
             refused.add_metric([app], stats.refused if stats else 0)
             quarantined.add_metric([app], stats.quarantined if stats else 0)

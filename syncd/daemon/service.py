@@ -193,11 +193,6 @@ class Daemon:
         mappings = await asyncio.to_thread(load_all_mappings, settings, self.source)
         connectors = build_connectors(settings, used_apps(mappings), self.source)
 
-        async def close_connectors() -> None:
-            for conn in self.runner.connectors.values():
-                with contextlib.suppress(Exception):
-                    await conn.aclose()
-
         store = await AsyncStore(settings.state).open()
         self._exit.push_async_callback(store.close)
         self._store = store
@@ -208,8 +203,8 @@ class Daemon:
             batch_size=settings.batch_size,
             id_scan_interval={name: app.id_scan_interval for name, app in settings.apps.items()},
         )
-        self._exit.push_async_callback(close_connectors)
-        self.runner.on_progress = self.switch.checkpoint
+        self._exit.push_async_callback(self.runner.aclose_connectors)
+        self.runner.report_progress(self.switch.checkpoint)
         self.metrics.runner = self.runner
 
         self._dispatcher = Dispatcher(self.runner, switch=self.switch)
@@ -373,22 +368,22 @@ class Daemon:
         now = time.time()
         apps: dict[str, Any] = {}
         for name in self.apps():
-            stats = self.runner.stats.apps.get(name)
+            stats = self.runner.app_stats(name)
             last = self.metrics.last_poll.get(name)
             nxt = self.scheduler.next_run(f"poll:{name}")
             full = self.scheduler.next_run(f"full:{name}")
             apps[name] = {
                 "connector": self.settings.apps[name].connector,
-                "paused": name in self.runner.paused,
+                "paused": self.runner.is_paused(name),
                 "poll_interval": self.settings.apps[name].poll_interval,
                 "last_poll_at": _iso(last) if last is not None else None,
                 "lag_seconds": round(now - (last if last is not None else self.started_at), 3),
                 "next_poll_at": nxt.isoformat() if nxt else None,
                 "next_full_reconcile_at": full.isoformat() if full else None,
                 "last_drift": self.last_drift.get(name),
-                "read": stats.read if stats else 0,
-                "written": stats.writes if stats else 0,
-                "failed": stats.errors if stats else 0,
+                "read": stats.read,
+                "written": stats.writes,
+                "failed": stats.errors,
             }
         return {
             "version": __version__,
@@ -457,11 +452,11 @@ class Daemon:
     async def poll(self, app: str) -> None:
         """Incremental poll of one app, then plan and wake the dispatcher."""
         runner = self.runner
-        if app in runner.paused or app not in self.apps():
+        if runner.is_paused(app) or app not in self.apps():
             return
         async with self.locks[app]:
-            stats = runner.stats.apps[app]
-            read, errors = stats.read, stats.errors
+            before = runner.app_stats(app)
+            read, errors = before.read, before.errors
             failure: Exception | None = None
             try:
                 await runner.poll(app)
@@ -470,7 +465,8 @@ class Daemon:
             except Exception as exc:  # counted and logged; the next poll tries again
                 failure = exc
                 log.error("poll failed", app=app, error=type(exc).__name__)
-            ok = failure is None and app not in runner.paused and stats.errors == errors
+            stats = runner.app_stats(app)
+            ok = failure is None and not runner.is_paused(app) and stats.errors == errors
         self.metrics.polls.labels(app=app, outcome="ok" if ok else "failed").inc()
         if ok:
             self.metrics.last_poll[app] = time.time()
@@ -481,13 +477,13 @@ class Daemon:
     async def reconcile(self, app: str) -> None:
         """Full reconciliation of one app: re-read everything, plan, report drift."""
         runner = self.runner
-        if app in runner.paused or app not in self.apps():
+        if runner.is_paused(app) or app not in self.apps():
             return
         async with self.locks[app]:
             run = await self.store.call(lambda s: s.begin_run(f"full:{app}"))
             complete = True
             try:
-                for mapping in list(runner.mappings):
+                for mapping in runner.mappings:
                     if app in mapping.apps:
                         complete &= await runner.read_app(mapping, app, full=True, run=run)
                 await runner.plan()
@@ -539,15 +535,13 @@ class Daemon:
         runner = self.runner
         try:
             mappings = await asyncio.to_thread(load_all_mappings, self.settings, self.source)
-            added = [a for a in used_apps(mappings) if a not in runner.connectors]
+            added = [a for a in used_apps(mappings) if not runner.syncs(a)]
             connectors = build_connectors(self.settings, added, self.source)
         except ConfigFileError as exc:
             log.error("mapping reload rejected; keeping the last good mappings", problems=exc.problems)
             return False
         before = set(self.apps())
-        runner.connectors.update(connectors)
-        runner.mappings = list(mappings)
-        runner.by_name = {m.name: m for m in mappings}
+        runner.reload(mappings, connectors)
         now = set(self.apps())
         for app in sorted(before - now):
             self.scheduler.remove(f"poll:{app}")

@@ -134,7 +134,7 @@ class DemoSession:
         title = f"First sync: {' ⇄ '.join(titles)}"
         with SyncProgress(self.console, title) as progress:
             async with open_runner(self.settings, source=self.source) as runner:
-                runner.on_progress = progress.update
+                runner.report_progress(progress.update)
                 stats = await runner.run_cycle(full=True)
                 progress.update(stats)
         self.first = stats
@@ -173,7 +173,7 @@ class DemoSession:
                     seconds=time.monotonic() - started,
                     conflicts_open=status["conflicts_open"],
                     dead_letters=status["dead_letters"],
-                    daemon_writes=daemon.runner.stats.total("writes"),
+                    daemon_writes=daemon.runner.total("writes"),
                 )
             if self._daemon_task is not None and self._daemon_task.done():
                 raise DemoError("the daemon stopped before converging")

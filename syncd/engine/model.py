@@ -6,6 +6,7 @@ Values are canonical (the mapping's canonical form): JSON scalars, or sorted lis
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -53,11 +54,39 @@ class ReasonCode(StrEnum):
     parsing the prose.
     """
 
+    # Counted as drift by a full reconciliation.
     CHANGED = "changed"  # a field changed in an app and the new value was taken
     MERGED = "merged"  # a set field merged from several apps
     UNSUBSCRIBED = "unsubscribed"  # a consent field went to "no" in an app
     CONFLICT = "conflict"  # a conflict was parked or decided by a rule
     MISSING = "missing"  # a record was missing from an app's complete listing
+    # Reading and matching.
+    NEW_RECORD = "new_record"  # a field of a record seen for the first time (a new entity)
+    FIRST_VALUE = "first_value"  # a field the entity had no value for took an app's value
+    LINKED = "linked"  # a record was linked to an existing entity by its natural key
+    HELD = "held"  # an app changed a field parked in an open conflict; only its side was noted
+    OSCILLATION = "oscillation"  # two apps kept rewriting each other's form: the field is parked
+    IDENTITY = "identity"  # two records of one app share a key: the key's sync is halted
+    IDENTITY_CLOSED = "identity_closed"  # an identity conflict ended: one of its records is gone
+    KEY_CHANGED = "key_changed"  # the entity's natural key changed with its values
+    LINK_MOVED = "link_moved"  # an app gave a record a new id (or merged it): the link follows
+    RELINKED = "relinked"  # a gone record's key came back on a new record: linked to that one
+    MERGED_IN_APP = "merged_in_app"  # an app merged a record into one another entity holds
+    OUT_OF_SCOPE = "out_of_scope"  # the entity left an app's scope: unlinked there
+    # Deletes and their policy.
+    REMOTE_DELETED = "remote_deleted"  # an app said a record is deleted (positive evidence)
+    EDIT_WINS = "edit_wins"  # edited after (or while) it was deleted elsewhere: it stays
+    RESTORED = "restored"  # a deleted or archived entity came back with its key
+    RECREATED = "recreated"  # a new record with a deleted entity's key starts it afresh
+    MASS_DELETE_GUARD = "mass_delete_guard"  # a listing missed too many records: no deletes
+    # Writes.
+    CREATED = "created"  # syncd created the record in an app
+    WRITTEN = "written"  # syncd wrote a field to an app
+    DELETED = "deleted"  # syncd deleted the record in an app
+    REJECTED = "rejected"  # an app refused a write (a dead letter)
+    REFUSED = "refused"  # syncd did not create a record (its natural key is empty)
+    # People.
+    RESOLVED = "resolved"  # an admin settled a conflict
     OTHER = "other"  # rows written before codes existed, whose prose matched none of the above
 
 
@@ -72,8 +101,8 @@ class Change:
     app: str | None
     reason: str
     detail: dict[str, Any] | None = None
-    #: The machine-readable reason (see ``ReasonCode``); the prose ``reason`` is for people.
-    code: str | None = None
+    #: The machine-readable reason; the prose ``reason`` is for people. Given by keyword.
+    code: ReasonCode = dataclasses.field(kw_only=True)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .model import Candidate, Change, Conflict, Entity, Link
+from .model import Candidate, Change, Conflict, Entity, Link, ReasonCode
 
 
 class Policy(Protocol):
@@ -148,6 +148,7 @@ def merge_record(
                     new,
                     app,
                     f"held: {name} is parked in an open conflict; {app}'s side updated",
+                    code=ReasonCode.HELD,
                 )
             )
             continue
@@ -165,7 +166,17 @@ def merge_record(
         if mapping.kind(name) == "set":
             merged = _set_merge(cur, base if known else cur, new)
             if not same(merged, cur):
-                _take(out, entity, name, merged, app, observed_at, run, "set merge of " + app)
+                _take(
+                    out,
+                    entity,
+                    name,
+                    merged,
+                    app,
+                    observed_at,
+                    run,
+                    "set merge of " + app,
+                    code=ReasonCode.MERGED,
+                )
             continue
         if mapping.is_consent(name) and new is False:
             _take(
@@ -177,10 +188,21 @@ def merge_record(
                 observed_at,
                 run,
                 f"unsubscribed in {app}: an unsubscribe always wins",
+                code=ReasonCode.UNSUBSCRIBED,
             )
             continue
         if not known and cur is None:
-            _take(out, entity, name, new, app, observed_at, run, f"first value, from {app}")
+            _take(
+                out,
+                entity,
+                name,
+                new,
+                app,
+                observed_at,
+                run,
+                f"first value, from {app}",
+                code=ReasonCode.FIRST_VALUE,
+            )
             continue
         if not known and new is None:
             continue  # the app lacks a value the entity has: the plan fills it in
@@ -192,14 +214,29 @@ def merge_record(
             why = "newest by remote timestamp: older than the current value"
             detail = {"candidates": _cands([kept, stale]), "winner": kept.app}
             out.conflicts.append(Conflict(entity.id, name, [kept, stale], "newest", "auto", kept.app))
-            out.changes.append(Change(entity.id, name, cur, new, app, f"conflict lost: {why}", detail))
+            out.changes.append(
+                Change(
+                    entity.id, name, cur, new, app, f"conflict lost: {why}", detail, code=ReasonCode.CONFLICT
+                )
+            )
             continue
         if known and same(cur, base):
             flips = _flips(entity, name, app, new)
             if flips >= OSCILLATION_FLIPS:
                 _park_oscillation(out, entity, name, app, new, observed_at)
                 continue
-            _take(out, entity, name, new, app, observed_at, run, f"changed in {app}", flips=flips)
+            _take(
+                out,
+                entity,
+                name,
+                new,
+                app,
+                observed_at,
+                run,
+                f"changed in {app}",
+                code=ReasonCode.CHANGED,
+                flips=flips,
+            )
             continue
         # The canonical value moved too (or this is a first match): a real conflict.
         other = Candidate(str(prov.get("app") or "syncd"), cur, prov.get("at"))
@@ -212,7 +249,16 @@ def merge_record(
         if winner is None:
             out.conflicts.append(Conflict(entity.id, name, candidates, policy.policy, "open"))
             out.changes.append(
-                Change(entity.id, name, cur, new, app, "conflict: " + why, {"candidates": _cands(candidates)})
+                Change(
+                    entity.id,
+                    name,
+                    cur,
+                    new,
+                    app,
+                    "conflict: " + why,
+                    {"candidates": _cands(candidates)},
+                    code=ReasonCode.CONFLICT,
+                )
             )
             continue
         out.conflicts.append(Conflict(entity.id, name, candidates, policy.policy, "auto", winner.app))
@@ -221,11 +267,29 @@ def merge_record(
             if loser is not winner:
                 out.changes.append(
                     Change(
-                        entity.id, name, winner.value, loser.value, loser.app, f"conflict lost: {why}", detail
+                        entity.id,
+                        name,
+                        winner.value,
+                        loser.value,
+                        loser.app,
+                        f"conflict lost: {why}",
+                        detail,
+                        code=ReasonCode.CONFLICT,
                     )
                 )
         if winner.app == app:
-            _take(out, entity, name, new, app, observed_at, run, f"conflict won by {app}: {why}", detail)
+            _take(
+                out,
+                entity,
+                name,
+                new,
+                app,
+                observed_at,
+                run,
+                f"conflict won by {app}: {why}",
+                detail,
+                code=ReasonCode.CONFLICT,
+            )
     return out
 
 
@@ -299,7 +363,16 @@ def _park_oscillation(out: Outcome, entity: Entity, name: str, app: str, new: An
         Conflict(entity.id, name, candidates, "review", "open", kind="oscillation", note=message)
     )
     out.changes.append(
-        Change(entity.id, name, other.value, new, app, message, {"candidates": _cands(candidates)})
+        Change(
+            entity.id,
+            name,
+            other.value,
+            new,
+            app,
+            message,
+            {"candidates": _cands(candidates)},
+            code=ReasonCode.OSCILLATION,
+        )
     )
     out.oscillations.append(name)
 
@@ -315,10 +388,11 @@ def _take(
     reason: str,
     detail: dict[str, Any] | None = None,
     *,
+    code: ReasonCode,
     flips: int = 0,
 ) -> None:
     old = entity.values.get(name)
-    out.changes.append(Change(entity.id, name, old, value, app, reason, detail))
+    out.changes.append(Change(entity.id, name, old, value, app, reason, detail, code=code))
     entity.values[name] = value
     entity.provenance[name] = {"app": app, "at": at, "run": run, "prev": old, "flips": flips}
     out.changed = True
@@ -339,7 +413,9 @@ def new_entity_values(
         if value is not None and (isinstance(value, bool) or not mapping.is_consent(name)):
             entity.values[name] = value
             entity.provenance[name] = {"app": app, "at": at, "run": run}
-            changes.append(Change(entity.id, name, None, value, app, f"new record in {app}"))
+            changes.append(
+                Change(entity.id, name, None, value, app, f"new record in {app}", code=ReasonCode.NEW_RECORD)
+            )
     return changes
 
 

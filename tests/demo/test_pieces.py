@@ -17,7 +17,7 @@ from syncd.demo.cli import demo_command
 from syncd.demo.feed import entries_after, format_change, latest_id
 from syncd.demo.run import say
 from syncd.demo.workspace import Workspace, packaged_mapping
-from syncd.engine.model import Change
+from syncd.engine.model import Change, ReasonCode
 from syncd.settings import load_settings
 from syncd.store import Store
 
@@ -80,12 +80,27 @@ def test_the_feed_prints_each_new_change_once_oldest_first_with_the_customer_key
     store = Store(tmp_path / "s.db")
     with store.transaction():
         entity = store.new_entity("contacts", "ann@acme.io")
-        store.log_changes("contacts", [Change(entity.id, "*", None, "1", "crm", "new record in crm")], 1)
+        store.log_changes(
+            "contacts",
+            [Change(entity.id, "*", None, "1", "crm", "new record in crm", code=ReasonCode.NEW_RECORD)],
+            1,
+        )
     seen = latest_id(store)
     with store.transaction():
         store.log_changes(
             "contacts",
-            [Change(entity.id, "last_name", "Lee", f"Lee-{n}", "crm", "changed in crm") for n in range(250)],
+            [
+                Change(
+                    entity.id,
+                    "last_name",
+                    "Lee",
+                    f"Lee-{n}",
+                    "crm",
+                    "changed in crm",
+                    code=ReasonCode.CHANGED,
+                )
+                for n in range(250)
+            ],
             2,
         )
     found = entries_after(store, seen, page=100)

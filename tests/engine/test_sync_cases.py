@@ -356,7 +356,7 @@ async def test_cursor_is_not_saved_when_the_page_commit_fails(tmp_path: Path) ->
         w.apps["a"].edit(OBJ, _id(w, "a", f"p{i}@example.com"), {"name": f"New {i}"})
 
     def break_second_page(runner: Runner) -> None:
-        original = runner._ingest
+        original = runner.ingester._ingest
         pages = {"n": 0}
 
         def ingest(store: Any, mapping: Any, app: str, records: Any, run: Any = None) -> None:
@@ -366,7 +366,7 @@ async def test_cursor_is_not_saved_when_the_page_commit_fails(tmp_path: Path) ->
                     raise Crash("died while committing page 2")
             original(store, mapping, app, records, run)
 
-        runner._ingest = ingest  # type: ignore[method-assign]
+        runner.ingester._ingest = ingest  # type: ignore[method-assign]
 
     with pytest.raises(Crash):
         await w.cycle(before=break_second_page)

@@ -1,0 +1,796 @@
+"""Ingest: read apps' records, match them to entities, merge them in, and infer deletes.
+
+Each page is merged in one store transaction together with its cursor. The decisions (what a
+record maps to, which records clash by key, the delete policy, scope, the mass-delete guard) are
+the engine's (``syncd.engine``); this module loads what they need and records what they decide.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from syncd.connector import AuthError, ConnectorError, RemoteRecord, TransientError
+from syncd.engine import (
+    IDENTITY,
+    Change,
+    Conflict,
+    Entity,
+    Link,
+    canonical_values,
+    clashing_records,
+    in_scope_after,
+    mass_delete_stop,
+    merge_record,
+    needs_write,
+    new_entity_values,
+    new_key,
+    tombstone,
+)
+from syncd.engine.model import Candidate, ReasonCode
+from syncd.failures import failure
+from syncd.mapping import Mapping as SyncMapping
+from syncd.store import StateStore
+
+from .context import SyncContext, iso
+
+log = structlog.get_logger("syncd.runner")
+
+
+class Ingester:
+    """Reads apps and merges what they hold into the state (the first half of a cycle)."""
+
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        #: Records to read again so they get linked: (sync, app) -> remote ids (an identity
+        #: conflict ended because the other record disappeared).
+        self._relink: dict[tuple[str, str], set[str]] = {}
+
+    async def read_app(
+        self, mapping: SyncMapping, app: str, *, full: bool = False, run: int | None = None
+    ) -> bool:
+        """Read one app's changes (all records when ``full`` or on first sight). True if complete.
+
+        ``run`` identifies this read (a new one is started when not given): a complete listing
+        infers deletes only for links it did not see during *this* read.
+        """
+        if run is None:
+            run = await self.ctx.store.call(lambda s: s.begin_run(f"read:{app}"))
+        connector = self.ctx.connectors[app]
+        obj = mapping.object_of(app)
+        saved = await self.ctx.store.call(lambda s: s.get_cursor(mapping.name, app))
+        cursor = None if full else saved
+        complete = False
+        try:
+            async for page in connector.read_changes(obj, cursor):
+                await self._ingest_checked(mapping, app, page.records, page.cursor, run)
+                complete = page.complete
+                self.ctx.progress()
+            if complete:
+                await self.ctx.store.call(self._infer_deletes, mapping, app, run, saved)
+                await self._recheck_identity(mapping, app)
+            elif (
+                cursor is not None
+                and connector.capabilities.id_listing
+                and await self._scan_ids(mapping, app, run)
+            ):
+                await self._recheck_identity(mapping, app)
+            await self._relink_pending(mapping, app)
+        except AuthError as exc:
+            self.ctx.pause(app, exc)
+            return False
+        except ConnectorError as exc:
+            self.ctx.stats.apps[app].errors += 1
+            self.ctx.stats.failures[app] = failure(exc)
+            log.warning("read failed; no deletes inferred from this listing", app=app, error=str(exc))
+            return False
+        return complete
+
+    async def _ingest_checked(
+        self,
+        mapping: SyncMapping,
+        app: str,
+        records: Sequence[RemoteRecord],
+        cursor: dict[str, Any] | None,
+        run: int | None,
+    ) -> None:
+        """Ingest a page, first asking the app about linked records the page clashes with by key:
+        gone ones are replaced by the page's records, existing ones are read as they are now."""
+        clashes = await self.ctx.store.call(self._identity_clashes, mapping, app, records)
+        gone: list[str] = []
+        rechecked: list[RemoteRecord] = []
+        if clashes:
+            try:
+                rechecked = await self.ctx.connectors[app].get(mapping.object_of(app), clashes)
+            except TransientError as exc:
+                log.warning(
+                    "could not check records sharing a key; treated as present", app=app, error=str(exc)
+                )
+                rechecked = []
+            else:
+                found = {r.id for r in rechecked} | {old for r in rechecked for old in r.replaces}
+                gone = [rid for rid in clashes if rid not in found]
+        await self.ctx.store.call(self._ingest_page, mapping, app, records, cursor, run, gone, rechecked)
+
+    async def _recheck_identity(self, mapping: SyncMapping, app: str) -> None:
+        """Ask the app about the records open identity conflicts name: a record that went without
+        a trace (a hard delete, or the unlinked twin) ends its conflict."""
+        conflicts = await self.ctx.store.call(
+            lambda store: store.conflicts(status="open", sync=mapping.name, kind="identity")
+        )
+        ids = sorted({str(c["value"]) for x in conflicts for c in x["candidates"] if c.get("app") == app})
+        if not ids:
+            return
+        found = await self.ctx.connectors[app].get(mapping.object_of(app), ids)
+        present = {r.id for r in found} | {old for r in found for old in r.replaces}
+        gone = [i for i in ids if i not in present]
+        if gone:
+
+            def close(store: StateStore) -> None:
+                with store.transaction():
+                    self._close_identity(store, mapping, app, gone)
+
+            await self.ctx.store.call(close)
+
+    async def _scan_ids(self, mapping: SyncMapping, app: str, run: int) -> bool:
+        """Between full listings, a cheap id-only listing finds records deleted without a trace
+        (hard deletes in a table without ``deleted_at``), at most once per ``id_scan_interval``."""
+        interval = self.ctx.id_scan_interval.get(app, 0.0)
+        marker = f"{app}#ids"
+        last = await self.ctx.store.call(lambda s: s.get_cursor(mapping.name, marker))
+        now = datetime.now(UTC).timestamp()
+        if last is not None and interval > 0 and now - float(last.get("at", 0)) < interval:
+            return False
+        ids = await self.ctx.connectors[app].list_ids(mapping.object_of(app))
+        await self.ctx.store.call(self._mark_listed, mapping, app, ids, run)
+        await self.ctx.store.call(self._infer_deletes, mapping, app, run, None)
+        await self.ctx.store.call(lambda s: s.set_cursor(mapping.name, marker, {"at": now}))
+        return True
+
+    @staticmethod
+    def _mark_listed(store: StateStore, mapping: SyncMapping, app: str, ids: Sequence[str], run: int) -> None:
+        with store.transaction():
+            store.mark_seen(mapping.name, app, ids, run)
+
+    async def _relink_pending(self, mapping: SyncMapping, app: str) -> None:
+        """Read again the records left standing when an identity conflict ended, so they link."""
+        ids = sorted(self._relink.pop((mapping.name, app), set()))
+        if ids:
+            await self.refetch(mapping, app, ids)
+
+    # -- ingest (runs on the store thread) ---------------------------------------------------------
+
+    def _ingest_page(
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        records: Sequence[RemoteRecord],
+        cursor: dict[str, Any] | None,
+        run: int | None = None,
+        gone: Sequence[str] = (),
+        rechecked: Sequence[RemoteRecord] = (),
+    ) -> None:
+        """Merge one page in one transaction (with its cursor).
+
+        ``gone`` are records of ``app`` that the page's records would have clashed with by key and
+        that the app no longer has (checked just before); ``rechecked`` are such records the app
+        still has, as they are now. Both are applied before the page itself.
+        """
+        with store.transaction():
+            if gone:
+                self._drop_replaced(store, mapping, app, gone)
+            if rechecked:
+                self._ingest(store, mapping, app, rechecked, run)
+                self.ctx.stats.apps[app].read -= len(rechecked)  # a look, not part of the listing
+            self._ingest(store, mapping, app, records, run)
+            if cursor is not None:
+                store.set_cursor(mapping.name, app, cursor)
+
+    def _readable(
+        self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+    ) -> tuple[dict[str, dict[str, Any]], list[RemoteRecord]]:
+        """Map each record to canonical values; a record that cannot be read, mapped or stored is
+        quarantined (a dead letter naming the app, the id and why, never the values) and the rest
+        of the page goes on. Returns the observed values and the records that go on."""
+        observed: dict[str, dict[str, Any]] = {}
+        keep: list[RemoteRecord] = []
+        bad: list[tuple[str, str]] = []
+        for record in records:
+            if record.error is not None:
+                bad.append((record.id, record.error))
+                continue
+            if not record.deleted:
+                values = canonical_values(mapping, app, record.id, record.fields, record.version)
+                if isinstance(values, str):
+                    bad.append((record.id, values))
+                    continue
+                observed[record.id] = values
+            keep.append(record)
+        sync = mapping.name
+        if bad:
+            obj = mapping.object_of(app)
+            linked = store.links_by_remote(sync, app, [rid for rid, _ in bad])
+            items = [
+                (rid, linked[rid].entity_id if rid in linked else 0, f"{app} record {rid}: {why}")
+                for rid, why in bad
+            ]
+            new = store.quarantine_reads(sync, app, obj, items)
+            self.ctx.stats.apps[app].quarantined += new
+            for rid, why in bad:
+                log.error("record quarantined: it cannot be read", app=app, record=rid, reason=why)
+        if keep and store.has_quarantined_reads(sync, app):
+            store.release_quarantine(sync, app, [r.id for r in keep])
+        return observed, keep
+
+    async def quarantine_events(self, app: str, rows: Sequence[Mapping[str, Any]], error: str) -> None:
+        """Webhook events whose re-read kept failing: quarantine their records (dead letters
+        with op ``read``: ``syncd deadletters replay`` reads them again)."""
+
+        def write(store: StateStore) -> None:
+            with store.transaction():
+                for mapping in self.ctx.mappings:
+                    if app not in mapping.apps:
+                        continue
+                    obj = mapping.object_of(app)
+                    ids = sorted({str(r["record_id"]) for r in rows if r["object"] == obj})
+                    linked = store.links_by_remote(mapping.name, app, ids)
+                    self.ctx.stats.apps[app].quarantined += store.quarantine_reads(
+                        mapping.name,
+                        app,
+                        obj,
+                        [
+                            (
+                                rid,
+                                linked[rid].entity_id if rid in linked else 0,
+                                f"{app} record {rid}: {error}",
+                            )
+                            for rid in ids
+                        ],
+                    )
+
+        await self.ctx.store.call(write)
+
+    def _identity_clashes(
+        self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+    ) -> list[str]:
+        """Linked records of ``app`` that unlinked ``records`` share a natural key with.
+
+        Before two records with one key are called an identity conflict, the runner asks the app
+        whether the linked one still exists: a record deleted and re-created with the same key
+        (a new id) must be relinked, not halted.
+        """
+        sync = mapping.name
+        fresh = [r for r in records if not r.deleted]
+        if not fresh:
+            return []
+        links = store.links_by_remote(sync, app, [r.id for r in fresh])
+        keys: dict[str, str] = {}
+        for record in fresh:
+            if record.id in links:
+                continue
+            key = mapping.key_of(mapping.to_canonical(app, record.fields))
+            if key:
+                keys[record.id] = key
+        if not keys:
+            return []
+        by_key = store.entities_by_key(sync, set(keys.values()))
+        if not by_key:
+            return []
+        held = store.app_links([e.id for e in by_key.values()], app)
+        return clashing_records(keys, by_key, held, {old for r in fresh for old in r.replaces})
+
+    def _drop_replaced(self, store: StateStore, mapping: SyncMapping, app: str, gone: Sequence[str]) -> None:
+        """Links to records the app no longer has, whose key a new record of the app now carries:
+        the entity is relinked to the new record (no delete policy applies: the person is there)."""
+        links = store.links_by_remote(mapping.name, app, gone)
+        changes = [
+            Change(
+                link.entity_id,
+                "*",
+                link.remote_id,
+                None,
+                app,
+                f"{app} record {link.remote_id} no longer exists and a new {app} record has its key: relinking",
+                code=ReasonCode.RELINKED,
+            )
+            for link in links.values()
+        ]
+        store.drop_links(link.id for link in links.values() if link.id is not None)
+        self._close_identity(store, mapping, app, links)
+        self.ctx.stats.changes += store.log_changes(mapping.name, changes, store.latest_run())
+
+    def _close_identity(self, store: StateStore, mapping: SyncMapping, app: str, gone: Iterable[str]) -> None:
+        """Open identity conflicts of ``app`` naming a record that is gone are over: close them,
+        unhalt their entities, and have the record left standing read again so it gets linked."""
+        gone = set(gone)
+        if not gone:
+            return
+        for conflict in store.conflicts(status="open", sync=mapping.name, kind="identity"):
+            sides = [c for c in conflict["candidates"] if c.get("app") == app]
+            ids = {str(c.get("value")) for c in sides}
+            if not ids & gone:
+                continue
+            store.close_conflict(
+                conflict["id"],
+                None,
+                {"note": f"{app} record {', '.join(sorted(ids & gone))} no longer exists"},
+            )
+            store.mark_dirty([conflict["entity_id"]])
+            self._relink.setdefault((mapping.name, app), set()).update(ids - gone)
+            self.ctx.stats.changes += store.log_changes(
+                mapping.name,
+                [
+                    Change(
+                        conflict["entity_id"],
+                        IDENTITY,
+                        sorted(ids),
+                        sorted(ids - gone),
+                        app,
+                        f"identity conflict {conflict['id']} closed: a record it named no longer exists",
+                        code=ReasonCode.IDENTITY_CLOSED,
+                    )
+                ],
+                store.latest_run(),
+            )
+
+    def _follow_replacements(
+        self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+    ) -> None:
+        """Move links from the ids records replaced (app-side merges, ids derived from a changed
+        key) to the records themselves. An entity whose record was merged into a record another
+        entity is linked to loses its link there: nothing is deleted and nothing is re-created."""
+        sync = mapping.name
+        pairs: list[tuple[str, str]] = [
+            (old, r.id) for r in records if not r.deleted for old in r.replaces if old != r.id
+        ]
+        aliased: dict[str, str] = {r.alias: r.id for r in records if not r.deleted and r.alias}
+        if aliased:
+            # A record whose id changed without anyone saying so (no webhook): its stable alias
+            # is already linked under the old id.
+            for alias, link in store.links_by_alias(sync, app, aliased).items():
+                if link.remote_id != aliased[alias]:
+                    pairs.append((link.remote_id, aliased[alias]))
+        if not pairs:
+            return
+        old_links = store.links_by_remote(sync, app, [old for old, _ in pairs])
+        if not old_links:
+            return
+        holders = store.links_by_remote(sync, app, [new for _, new in pairs])
+        entities = store.entities(link.entity_id for link in old_links.values())
+        changes: list[Change] = []
+        moved: list[Link] = []
+        dropped: list[Link] = []
+        for old, new in pairs:
+            found = old_links.pop(old, None)
+            if found is None:
+                continue
+            link = found
+            holder = holders.get(new)
+            if holder is None:
+                link.remote_id = new
+                holders[new] = link
+                moved.append(link)
+                changes.append(
+                    Change(
+                        link.entity_id,
+                        "*",
+                        old,
+                        new,
+                        app,
+                        f"{app} record {old} is now {new}: link moved",
+                        code=ReasonCode.LINK_MOVED,
+                    )
+                )
+            elif holder.entity_id != link.entity_id:
+                entity = entities[link.entity_id]
+                entity.excluded = sorted({*entity.excluded, app})
+                dropped.append(link)
+                changes.append(
+                    Change(
+                        link.entity_id,
+                        "*",
+                        old,
+                        new,
+                        app,
+                        f"{app} merged record {old} into {new}, which another entity is linked to: "
+                        f"unlinked from {app}; nothing deleted, nothing re-created",
+                        code=ReasonCode.MERGED_IN_APP,
+                    )
+                )
+        store.drop_links(link.id for link in dropped if link.id is not None)
+        store.save_links(sync, moved)
+        store.save_entities(entities.values())
+        self._close_identity(store, mapping, app, [old for old, _ in pairs])
+        self.ctx.stats.changes += store.log_changes(sync, changes, store.latest_run())
+
+    def _ingest(
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        records: Sequence[RemoteRecord],
+        run: int | None = None,
+    ) -> None:
+        """Merge a batch of remote records from ``app`` (already in a transaction)."""
+        sync = mapping.name
+        stats = self.ctx.stats.apps[app]
+        stats.read += len(records)
+        observed, records = self._readable(store, mapping, app, records)
+        self._follow_replacements(store, mapping, app, records)
+        links = store.links_by_remote(sync, app, [r.id for r in records])
+        keys = {rid: mapping.key_of(obs) for rid, obs in observed.items() if rid not in links}
+        if keys and store.has_suppressions():
+            # People erased on request: a record an app still holds never brings them back.
+            hashes = {rid: store.hash_key(k) for rid, k in keys.items() if k}
+            gone = store.suppressed(hashes.values())
+            if gone:
+                skip = {rid for rid, h in hashes.items() if h in gone}
+                records = [r for r in records if r.id not in skip]
+                keys = {rid: k for rid, k in keys.items() if rid not in skip}
+        entities = store.entities({link.entity_id for link in links.values()})
+        by_key = store.entities_by_key(sync, [k for k in keys.values() if k])
+        entities.update({e.id: e for e in by_key.values()})
+        # Only this app's links matter here: the one a record is linked by, or the one an entity
+        # matched by key already has (a second record with that key is an identity conflict).
+        all_links: dict[int, dict[str, Link]] = {link.entity_id: {app: link} for link in links.values()}
+        matched = [e.id for e in by_key.values() if e.id not in all_links]
+        for eid, app_link in store.app_links(matched, app).items():
+            all_links.setdefault(eid, {})[app] = app_link
+        parked = store.parked_fields(entities)
+        touched: dict[int, Entity] = {}
+        dirty: set[int] = set()
+        save_links: dict[int, Link] = {}
+        drop: list[Link] = []
+        changes: list[Change] = []
+        conflicts: list[Conflict] = []
+        seen: list[str] = []
+        unlinked_gone: list[str] = []
+
+        for record in records:
+            at = iso(record.updated_at)
+            link = links.get(record.id)
+            if record.deleted:
+                if link is not None and link.entity_id in entities:
+                    entity = entities[link.entity_id]
+                    tombstone(
+                        mapping,
+                        entity,
+                        link,
+                        all_links,
+                        changes,
+                        drop,
+                        dirty,
+                        reason=f"deleted in {app}",
+                        code=ReasonCode.REMOTE_DELETED,
+                    )
+                    touched[entity.id] = entity
+                else:
+                    unlinked_gone.append(record.id)
+                continue
+            obs = observed[record.id]
+            if link is not None:
+                seen.append(record.id)
+                entity = entities[link.entity_id]
+                held = parked.get(entity.id, set())
+                outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
+                link.version, link.remote_updated_at = record.version, at
+                link.alias = record.alias or link.alias
+                for name, value in outcome.parked_updates.items():
+                    store.update_parked(entity.id, name, app, value, at)
+                changes += outcome.changes
+                conflicts += outcome.conflicts
+                self.ctx.stats.oscillations += len(outcome.oscillations)
+                if outcome.changed and entity.state != "active":
+                    # An edit beats a delete: edited here after it was deleted elsewhere, the
+                    # entity comes back, and the apps it was deleted from get it again.
+                    entity.state = "active"
+                    changes.append(
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            entity.key,
+                            app,
+                            f"edited in {app} after a delete: the edit wins",
+                            code=ReasonCode.EDIT_WINS,
+                        )
+                    )
+                if outcome.changed:
+                    self._rekey(store, mapping, entity, changes)
+                    touched[entity.id] = entity
+                    dirty.add(entity.id)
+                if entity.state == "active" and not mapping.in_scope(app, entity.values):
+                    # Scope is decided on the canonical values, here and in the plan alike.
+                    changes.append(
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            None,
+                            app,
+                            f"left the scope of {app}: unlinked",
+                            code=ReasonCode.OUT_OF_SCOPE,
+                        )
+                    )
+                    drop.append(link)
+                    all_links.get(entity.id, {}).pop(app, None)
+                    touched[entity.id] = entity
+                    continue
+                save_links[id(link)] = link
+                if entity.id not in dirty and needs_write(mapping, entity, link, held):
+                    # The app holds something other than the canonical value (it lost a conflict,
+                    # or it was never written): plan the write that brings it in line.
+                    dirty.add(entity.id)
+                continue
+            # A record we have no link for: match it by natural key, or start a new entity.
+            key = keys.get(record.id)
+            entity_or_none = by_key.get(key) if key else None
+            if entity_or_none is None and not mapping.in_scope(app, obs):
+                continue
+            if entity_or_none is not None:
+                entity = entity_or_none
+                existing = all_links.get(entity.id, {}).get(app)
+                if existing is not None and existing.remote_id != record.id:
+                    if IDENTITY in parked.get(entity.id, set()):
+                        # Already halted for review: name this record too if it is a new one.
+                        if store.add_conflict_candidate(entity.id, IDENTITY, app, record.id):
+                            changes.append(
+                                Change(
+                                    entity.id,
+                                    IDENTITY,
+                                    existing.remote_id,
+                                    record.id,
+                                    app,
+                                    f"one more {app} record shares the key {key!r}: sync of this key stays halted",
+                                    code=ReasonCode.IDENTITY,
+                                )
+                            )
+                        continue
+                    conflicts.append(
+                        Conflict(
+                            entity.id,
+                            IDENTITY,
+                            [Candidate(app, existing.remote_id), Candidate(app, record.id)],
+                            "review",
+                            "open",
+                            kind="identity",
+                        )
+                    )
+                    changes.append(
+                        Change(
+                            entity.id,
+                            IDENTITY,
+                            existing.remote_id,
+                            record.id,
+                            app,
+                            f"two {app} records share the key {key!r}: sync of this key halted",
+                            code=ReasonCode.IDENTITY,
+                        )
+                    )
+                    touched[entity.id] = entity
+                    continue
+                held = parked.get(entity.id, set())
+                if entity.state == "deleted":
+                    # Re-created after a delete: the deleted record's values are over.
+                    if not mapping.in_scope(app, obs):
+                        continue
+                    entity.values, entity.provenance = {}, {}
+                    entity.state, entity.excluded = "active", []
+                    changes.append(
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            key,
+                            app,
+                            f"re-created in {app} after a delete: starts from the new record",
+                            code=ReasonCode.RECREATED,
+                        )
+                    )
+                    changes += new_entity_values(mapping, entity, app, obs, at, run)
+                    link = Link(
+                        None, entity.id, app, record.id, dict(obs), record.version, at, alias=record.alias
+                    )
+                else:
+                    if not in_scope_after(mapping, entity, app, record.id, obs, at, held, run):
+                        continue
+                    if entity.state != "active":
+                        entity.state = "active"
+                        changes.append(
+                            Change(
+                                entity.id,
+                                "*",
+                                None,
+                                key,
+                                app,
+                                f"restored: {app} has the key again",
+                                code=ReasonCode.RESTORED,
+                            )
+                        )
+                    entity.excluded = [a for a in entity.excluded if a != app]
+                    link = Link(
+                        None,
+                        entity.id,
+                        app,
+                        record.id,
+                        version=record.version,
+                        remote_updated_at=at,
+                        alias=record.alias,
+                    )
+                    outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
+                    changes.append(
+                        Change(
+                            entity.id,
+                            "*",
+                            None,
+                            record.id,
+                            app,
+                            f"linked existing {app} record by key",
+                            code=ReasonCode.LINKED,
+                        )
+                    )
+                    changes += outcome.changes
+                    conflicts += outcome.conflicts
+                stats.linked += 1
+            else:
+                entity = store.new_entity(sync, key)
+                entities[entity.id] = entity
+                if key:
+                    by_key[key] = entity
+                changes += new_entity_values(mapping, entity, app, obs, at, run)
+                link = Link(
+                    None, entity.id, app, record.id, dict(obs), record.version, at, alias=record.alias
+                )
+                self.ctx.stats.entities_new += 1
+            all_links.setdefault(entity.id, {})[app] = link
+            save_links[id(link)] = link
+            seen.append(record.id)
+            touched[entity.id] = entity
+            dirty.add(entity.id)
+
+        store.drop_links(link.id for link in drop if link.id is not None)
+        store.save_links(sync, save_links.values(), run)
+        if run is not None:
+            store.mark_seen(sync, app, seen, run)
+        store.save_entities(touched.values())
+        store.mark_dirty(dirty)
+        store.add_conflicts(sync, conflicts)
+        self.ctx.stats.conflicts += len(conflicts)
+        self.ctx.stats.changes += store.log_changes(sync, changes, run)
+        self._close_identity(store, mapping, app, [*unlinked_gone, *(link.remote_id for link in drop)])
+
+    @staticmethod
+    def _rekey(store: StateStore, mapping: SyncMapping, entity: Entity, changes: list[Change]) -> None:
+        key = new_key(mapping, entity)
+        if key is None:
+            return
+        if store.entities_by_key(entity.sync, [key]):
+            changes.append(
+                Change(
+                    entity.id,
+                    IDENTITY,
+                    entity.key,
+                    key,
+                    None,
+                    "new key already belongs to another entity",
+                    code=ReasonCode.IDENTITY,
+                )
+            )
+            return
+        changes.append(
+            Change(
+                entity.id, "@key", entity.key, key, None, "natural key changed", code=ReasonCode.KEY_CHANGED
+            )
+        )
+        entity.key = key
+
+    def _infer_deletes(
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        run: int,
+        cursor_before: dict[str, Any] | None = None,
+    ) -> None:
+        """After a complete listing: linked records it did not contain are deleted — unless too many.
+
+        When the guard stops it, the cursor goes back to where it was before the listing, so the
+        change feed is read again and real deletes still arrive as tombstones (positive evidence).
+        """
+        sync = mapping.name
+        if mapping.delete_policy == "ignore":
+            return  # the policy says a delete changes nothing
+        linked = store.count_links(sync, app)
+        missing = store.count_unseen(sync, app, run)
+        if not missing:
+            return
+        message = mass_delete_stop(mapping, app, linked, missing, allowed=self.ctx.allow_mass_delete)
+        if message is not None:
+            self.ctx.stats.delete_guard.append(message)
+            self.ctx.stats.apps[app].delete_guard += 1
+            with store.transaction():
+                store.log_changes(
+                    sync,
+                    [
+                        Change(
+                            0,
+                            "*",
+                            linked,
+                            linked - missing,
+                            app,
+                            "mass-delete guard: " + message,
+                            code=ReasonCode.MASS_DELETE_GUARD,
+                        )
+                    ],
+                    run,
+                )
+                if cursor_before is not None:
+                    store.set_cursor(sync, app, cursor_before)
+            log.error("mass-delete guard", app=app, missing=missing, linked=linked)
+            return
+        while True:
+            batch = store.unseen_links(sync, app, run, 500)
+            if not batch:
+                break
+            with store.transaction():
+                entities = store.entities(link.entity_id for link in batch)
+                all_links = store.links_of(entities)
+                changes: list[Change] = []
+                drop: list[Link] = []
+                dirty: set[int] = set()
+                for link in batch:
+                    tombstone(
+                        mapping,
+                        entities[link.entity_id],
+                        link,
+                        all_links,
+                        changes,
+                        drop,
+                        dirty,
+                        reason=f"missing from the complete {app} listing",
+                        code=ReasonCode.MISSING,
+                    )
+                store.drop_links(link.id for link in drop if link.id is not None)
+                store.save_entities(entities.values())
+                store.mark_dirty(dirty)
+                self.ctx.stats.changes += store.log_changes(sync, changes, run)
+                self._close_identity(store, mapping, app, [link.remote_id for link in drop])
+
+    # -- records pushed by webhooks or re-reads ----------------------------------------------------
+
+    async def ingest(self, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]) -> None:
+        """Merge records fetched outside a listing (webhook hints, pre-write re-reads)."""
+        run = await self.ctx.store.call(lambda s: s.latest_run())
+        await self._ingest_checked(mapping, app, records, None, run)
+
+    async def refetch(
+        self,
+        mapping: SyncMapping,
+        app: str,
+        ids: Sequence[str],
+        replaces: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Re-read records by id; ones that are gone count as deleted (positive evidence).
+
+        ``replaces`` adds, per id, the ids that record took over (from a webhook that said so). A
+        record read under another id than asked for (an app answering for a merged-away id with
+        the survivor) took over the id asked for.
+        """
+        connector = self.ctx.connectors[app]
+        records = await connector.get(mapping.object_of(app), ids)
+        extra = {rid: set(olds) for rid, olds in (replaces or {}).items()}
+        found = {r.id for r in records} | {old for r in records for old in r.replaces}
+        out: list[RemoteRecord] = []
+        for record in records:
+            olds = extra.get(record.id, set())
+            if olds - set(record.replaces):
+                record = dataclasses.replace(record, replaces=tuple(sorted({*record.replaces, *olds})))
+            out.append(record)
+        gone = [RemoteRecord(id=i, fields={}, deleted=True) for i in ids if i not in found]
+        await self.ingest(mapping, app, [*out, *gone])
+        await self._relink_pending(mapping, app)

@@ -1,0 +1,190 @@
+"""Admin operations on the state, shared by the CLI, the admin API and the demo.
+
+Resolve a conflict, replay or drop dead letters, one entity's view, and ``one_writer`` (hold the
+state's lease while a command writes, as the daemon does). None of them imports the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from syncd.engine import Change
+from syncd.engine.model import ReasonCode
+from syncd.errors import ConflictClosed, ConflictNotFound, NotASide, RefusedValue
+from syncd.mapping import Mapping as SyncMapping
+from syncd.store import AsyncStore, ConflictRow, StateStore, now_iso
+
+if TYPE_CHECKING:
+    from syncd.settings import Settings
+
+
+async def resolve_conflict(
+    store: AsyncStore,
+    mappings: Mapping[str, SyncMapping],
+    conflict_id: int,
+    *,
+    take: str | None = None,
+    value: Any = None,
+    allow_empty: bool = False,
+) -> ConflictRow:
+    """Settle a conflict with one side's value, or with ``value`` — which goes through the
+    field's transforms and validation like a value read from an app (``RefusedValue`` if
+    invalid, or empty without ``allow_empty``). ``mappings`` are the mappings by name.
+
+    Raises ``ConflictNotFound``, ``ConflictClosed`` or ``NotASide`` (``syncd.errors``) for an
+    admin's mistake; nothing is changed then."""
+    if take is None:
+        value = await store.call(admin_value, mappings, conflict_id, value, allow_empty)
+    return await store.call(resolve, conflict_id, take, value)
+
+
+def admin_value(
+    store: StateStore, mappings: Mapping[str, SyncMapping], conflict_id: int, value: Any, allow_empty: bool
+) -> Any:
+    """``value`` as the conflict's field would hold it, had an app sent it."""
+    conflict = store.conflict(conflict_id)
+    if conflict is None:
+        raise ConflictNotFound(conflict_id)
+    mapping = mappings.get(conflict["sync"])
+    name = conflict["field"]
+    if mapping is None or name not in mapping.fields:
+        return value
+    try:
+        normalised = mapping.admin_value(name, value)
+    except ValueError as exc:
+        raise RefusedValue(f"conflict {conflict_id}: {exc}; nothing was changed") from None
+    if normalised is None and not allow_empty:
+        raise RefusedValue(
+            f"conflict {conflict_id}: an empty value would clear {name!r} in every app; "
+            'give --allow-empty (admin API: "allow_empty": true) if that is what you want'
+        )
+    return normalised
+
+
+def resolve(store: StateStore, conflict_id: int, take: str | None, value: Any) -> ConflictRow:
+    """Close an open conflict with ``take``'s side or ``value`` (already checked); the entity is
+    dirty so the next plan writes the value everywhere. Identity conflicts resume their key."""
+    with store.transaction():
+        conflict = store.conflict(conflict_id)
+        if conflict is None:
+            raise ConflictNotFound(conflict_id)
+        if conflict["status"] != "open":
+            raise ConflictClosed(conflict_id, conflict["status"])
+        entity = store.entities([conflict["entity_id"]])[conflict["entity_id"]]
+        name = conflict["field"]
+        if conflict["kind"] == "identity":
+            store.close_conflict(conflict_id, take, {"note": "resumed by admin"})
+            store.mark_dirty([entity.id])
+            return conflict
+        if take is not None:
+            chosen = [c for c in conflict["candidates"] if c["app"] == take]
+            if not chosen:
+                raise NotASide(conflict_id, take, [c["app"] for c in conflict["candidates"]])
+            new = chosen[0]["value"]
+        else:
+            new = value
+        old = entity.values.get(name)
+        entity.values[name] = new
+        entity.provenance[name] = {"app": take or "admin", "at": now_iso(), "run": None}
+        store.save_entities([entity], dirty=True)
+        store.close_conflict(conflict_id, take, {"value": new})
+        store.log_changes(
+            entity.sync,
+            [
+                Change(
+                    entity.id,
+                    name,
+                    old,
+                    new,
+                    take,
+                    f"conflict {conflict_id} resolved by admin",
+                    {"candidates": conflict["candidates"]},
+                    code=ReasonCode.RESOLVED,
+                )
+            ],
+            None,
+        )
+        conflict["resolution"] = {"value": new}
+        return conflict
+
+
+def entity_view(store: StateStore, key: str, limit: int = 20) -> dict[str, Any] | None:
+    """The single customer view of one entity: values with provenance, links, open conflicts and
+    its latest ``limit`` change-log entries. None if no entity has that key (or id)."""
+    entity = store.find_entity(None, key.strip().lower()) or store.find_entity(None, key)
+    if entity is None:
+        return None
+    links = store.links_of([entity.id]).get(entity.id, {})
+    return {
+        "id": entity.id,
+        "sync": entity.sync,
+        "key": entity.key,
+        "state": entity.state,
+        "values": entity.values,
+        "provenance": entity.provenance,
+        "excluded": entity.excluded,
+        "links": [
+            {"app": app, "remote_id": link.remote_id, "version": link.version, "baseline": link.baseline}
+            for app, link in sorted(links.items())
+        ],
+        "conflicts": store.conflicts(status="open", entity_id=entity.id),
+        "changes": store.changelog(entity_id=entity.id, limit=limit),
+    }
+
+
+def replay(store: StateStore, ids: Iterable[int]) -> int:
+    """Mark dead letters replayed and their entities dirty, so the next plan writes fresh values;
+    a quarantined read goes back to the outbox to be read again. Returns how many were replayed."""
+    n = 0
+    with store.transaction():
+        for intent_id in ids:
+            intent = store.intent(intent_id)
+            if intent is None or intent.status != "dead":
+                continue
+            if intent.op == "read":
+                # A quarantined read: the dispatcher reads the record again.
+                store.settle(intent.id, "pending", intent.last_error, intent.error_kind)
+                n += 1
+                continue
+            store.settle(intent.id, "replayed", intent.last_error, intent.error_kind)
+            store.mark_dirty([intent.entity_id])
+            n += 1
+    return n
+
+
+def drop_dead_letters(store: StateStore, ids: Iterable[int]) -> int:
+    """Give up on dead letters for good (kept as ``dropped``); returns how many were dead."""
+    n = 0
+    with store.transaction():
+        for intent_id in ids:
+            intent = store.intent(intent_id)
+            if intent is not None and intent.status == "dead":
+                store.settle(intent_id, "dropped", intent.last_error, intent.error_kind)
+                n += 1
+    return n
+
+
+@asynccontextmanager
+async def one_writer(settings: Settings) -> AsyncIterator[None]:
+    """Hold the state's lease while writing, like `syncd run` does: one writer per state
+    (``syncd.daemon.LeaseHeld`` if another holds it)."""
+    from syncd.daemon.lease import Lease
+
+    store = await AsyncStore(settings.state).open()
+    try:
+        lease = Lease(store, ttl=settings.daemon.lease_ttl, state=str(settings.state))
+        await lease.acquire()
+        heartbeat = asyncio.create_task(lease.heartbeat(lambda: None))
+        try:
+            yield
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await lease.release()
+    finally:
+        await store.close()
