@@ -2,9 +2,9 @@
 
 The server is the one ``SYNCD_TEST_POSTGRES_URL`` names (any database on it that the user may
 create databases from), else one started from the ``pgserver`` wheel (it ships the PostgreSQL
-binaries) in the session's temporary folder. pytest-xdist workers share that one server:
-``pgserver`` starts it under an inter-process lock and stops it when the last process using it
-exits. Each test gets its own database, created from the server's template and dropped after.
+binaries) in a temporary folder of the test session. pytest-xdist workers share that one
+server: ``pgserver`` starts it under an inter-process lock, and the last process using it stops
+it and deletes its folder when it exits. Each test gets its own database, created from the server's template and dropped after.
 
 Without either, tests that need PostgreSQL skip with the reason; in CI (``CI=true``) they fail
 instead, so a CI machine that lost PostgreSQL cannot pass by skipping the backend.
@@ -17,8 +17,10 @@ Use from a ``conftest.py``::
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -41,14 +43,19 @@ def start_server(folder: Path) -> str:
     configured = os.environ.get(ENV_URL)
     if configured:
         return configured
-    try:
-        import pgserver
-    except ImportError as exc:
-        raise PostgresUnavailable(f"set {ENV_URL} or install the pgserver wheel ({exc})") from exc
-    folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    # pgserver warns when XDG_RUNTIME_DIR is unset (it then keeps its lock file under /tmp).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from pgserver.postgres_server import get_server
+        except ImportError as exc:
+            raise PostgresUnavailable(f"set {ENV_URL} or install the pgserver wheel ({exc})") from exc
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(folder, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = get_server(folder, cleanup_mode="delete")
     except Exception as exc:  # no binaries for this platform, a user that cannot run them, ...
         raise PostgresUnavailable(f"pgserver could not start PostgreSQL in {folder}: {exc}") from exc
     last_start_seconds = time.perf_counter() - started
@@ -86,19 +93,21 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"no PostgreSQL for these tests: {reason}")
 
 
-def _shared_folder(factory: pytest.TempPathFactory) -> Path:
-    base = factory.getbasetemp()
-    # Under pytest-xdist each worker has its own base temp inside the session's: share the parent.
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    return base / "postgres"
+def _session_folder() -> Path:
+    """A folder for the session's server, the same for every pytest-xdist worker of the session.
+
+    Not under pytest's base temp: pytest removes old base temps of *other* sessions running on
+    the same machine at the same time, which would pull the data folder from under the server.
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return Path(tempfile.gettempdir()) / f"syncd-test-postgres-{run}"
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+def postgres_server() -> str:
     """The URL of the session's PostgreSQL server (its ``postgres`` database)."""
     try:
-        return start_server(_shared_folder(tmp_path_factory))
+        return start_server(_session_folder())
     except PostgresUnavailable as exc:
         _unavailable(str(exc))
         raise
