@@ -172,10 +172,10 @@ def apply(conn: psycopg.Connection[Any], now: str) -> list[str]:
 
 
 def applied(conn: psycopg.Connection[Any]) -> list[str]:
-    """Names of the steps recorded in this database, in the order they were applied."""
+    """Names of the steps recorded in this database (they sort in the order they apply)."""
     cur = conn.cursor(row_factory=tuple_row)
     row = cur.execute("SELECT to_regclass('syncd_migrations') IS NOT NULL").fetchone()
     if not row or not row[0]:
         return []
-    rows = cur.execute("SELECT name FROM syncd_migrations ORDER BY applied_at, name").fetchall()
+    rows = cur.execute("SELECT name FROM syncd_migrations ORDER BY name").fetchall()
     return [str(r[0]) for r in rows]
