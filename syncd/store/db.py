@@ -43,6 +43,7 @@ from .base import (
     RunRow,
     StateStore,
 )
+from .location import is_postgres_url
 from .migrations import migrations
 
 P = ParamSpec("P")
@@ -1183,11 +1184,12 @@ class Store:
 
 def connect(location: str | Path, *, password: str | None = None) -> StateStore:
     """Open the state store at ``location``: a ``postgresql://`` (or ``postgres://``) URL, else a
-    SQLite file path (or ``:memory:``). ``password`` is for PostgreSQL (kept out of the URL)."""
-    if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")):
+    SQLite file path (or ``:memory:``). The PostgreSQL password is ``password``, else the one a
+    ``StateUrl`` carries (never part of the URL itself)."""
+    if is_postgres_url(location):
         from .postgres import PgStore  # psycopg is an optional dependency (the `postgresql` extra)
 
-        return PgStore(location, password=password)
+        return PgStore(str(location), password=password or getattr(location, "password", None))
     return Store(location)
 
 

@@ -72,10 +72,6 @@ SERIALIZABLE = "SERIALIZABLE"
 READ_COMMITTED = "READ COMMITTED"
 
 
-def is_postgres_url(location: object) -> bool:
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
 def _atomic(
     isolation: str = SERIALIZABLE,
 ) -> Callable[[Callable[Concatenate[S, P], T]], Callable[Concatenate[S, P], T]]:
