@@ -8,7 +8,6 @@ lines, which the CLI prints before exiting with code 2.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,8 +24,8 @@ from syncd.mapping import MappingError, load_mappings
 from syncd.preflight import PreflightReport, preflight
 from syncd.runner import Runner
 from syncd.settings import ConfigFileError, Settings
-from syncd.store import AsyncStore, connect
-from syncd.store.copy import copy_state
+from syncd.store import AsyncStore
+from syncd.store.copy import snapshot
 
 log = get_logger("syncd.app")
 
@@ -139,15 +138,6 @@ async def _refuse_on_problems(
         raise ConfigFileError(report.problems)
 
 
-def _copy_to_sqlite(location: str, path: Path) -> None:
-    source, target = connect(location), connect(path)
-    try:
-        copy_state(source, target)
-    finally:
-        source.close()
-        target.close()
-
-
 @asynccontextmanager
 async def open_runner(
     settings: Settings,
@@ -177,16 +167,7 @@ async def open_runner(
     if dry_run:
         tmp = tempfile.TemporaryDirectory(prefix="syncd-plan-")
         path = Path(tmp.name) / "plan.db"
-        if isinstance(settings.state, Path):
-            if settings.state.exists():
-                src = sqlite3.connect(str(settings.state))
-                dst = sqlite3.connect(str(path))
-                src.backup(dst)
-                src.close()
-                dst.close()
-        else:
-            # A PostgreSQL state: the plan runs on a throw-away SQLite copy of it.
-            await asyncio.to_thread(_copy_to_sqlite, settings.state, path)
+        await asyncio.to_thread(snapshot, settings.state, path)
     store = await AsyncStore(path).open()
     try:
         yield Runner(

@@ -8,10 +8,13 @@ each table on both sides.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 
 from .base import StateStore
-from .db import TABLES
+from .db import TABLES, connect
+from .location import is_postgres_url
 
 
 class TargetNotEmpty(Exception):
@@ -55,3 +58,26 @@ def copy_state(
             target.write_rows(table, rows)
             after = int(rows[-1]["id"])
     return [TableCount(t, source.count_rows(t), target.count_rows(t)) for t in TABLES]
+
+
+def snapshot(location: str | Path, path: Path) -> None:
+    """Copy the state at ``location`` into a new SQLite file ``path`` (dry runs plan on it).
+
+    A SQLite state is copied page by page (SQLite's backup, the source is left as it is; a state
+    that does not exist yet gives no file); a PostgreSQL state goes through ``copy_state``.
+    """
+    if not is_postgres_url(location):
+        if Path(location).exists():
+            src, dst = sqlite3.connect(str(location)), sqlite3.connect(str(path))
+            try:
+                src.backup(dst)
+            finally:
+                src.close()
+                dst.close()
+        return
+    source, target = connect(location), connect(path)
+    try:
+        copy_state(source, target)
+    finally:
+        source.close()
+        target.close()
