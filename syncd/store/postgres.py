@@ -15,7 +15,9 @@ other; PostgreSQL aborts the one that would break that, with a serialization fai
 deadlock), and ``run`` replays the WHOLE unit on a fresh snapshot, a bounded number of times with
 jittered back-off. So a unit of work must be retry-safe: it may only read and write the store
 (no HTTP calls, no clock-dependent side effects outside the store, no appending to outside
-lists it does not reset). A store method called outside any unit is its own small unit.
+lists it does not reset). The one object the store itself changes, a new ``Link``'s ``id``, is
+reset when its transaction rolls back, so a replay inserts it again. A store method called
+outside any unit is its own small unit.
 
 The coordination primitives that lock rows explicitly (intent and dirty-entity claims with
 ``FOR UPDATE SKIP LOCKED``, leases, the token bucket) run READ COMMITTED when called on their
@@ -147,16 +149,26 @@ class PgStore:
             return
         with self.pool.connection() as conn:
             conn.execute(f"BEGIN ISOLATION LEVEL {isolation}".encode())
-            self._local.conn, self._local.depth = conn, 1
+            self._local.conn, self._local.depth, self._local.new_links = conn, 1, []
             try:
                 yield
             except BaseException:
                 self._local.conn = None
+                # Links this transaction gave an id to have none after all: a replay of the unit
+                # inserts them again instead of updating rows that were rolled back.
+                for link in self._local.new_links:
+                    link.id = None
                 if not conn.closed:
                     conn.rollback()
                 raise
-            self._local.conn = None
-            conn.commit()
+            finally:
+                self._local.conn = None
+            try:
+                conn.commit()
+            except BaseException:
+                for link in self._local.new_links:
+                    link.id = None
+                raise
 
     def transaction(self) -> AbstractContextManager[None]:
         """One atomic unit (SERIALIZABLE); nested calls join the outer transaction.
@@ -448,6 +460,7 @@ class PgStore:
                     (*params, run_id, sync, link.app, link.remote_id, link.entity_id),
                 )
                 link.id = int(rows[0]["id"])
+                self._local.new_links.append(link)
             else:
                 self._x(
                     "UPDATE links SET baseline = %s, version = %s, remote_updated_at = %s, coerced = %s, "

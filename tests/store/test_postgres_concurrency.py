@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
+from psycopg import errors
 
+from syncd.engine.model import Link
 from syncd.store import StateStore
 from syncd.store.postgres import PgStore
 
@@ -133,3 +135,41 @@ def test_inbox_redeliveries_racing_store_each_event_once(pg: PgStore) -> None:
 
     assert sum(race(THREADS, receiver)) == 60
     assert pg.count_inbox_pending() == 60
+
+
+def test_a_replayed_unit_inserts_its_new_links_again(pg: PgStore) -> None:
+    entity = pg.new_entity("people", "a@x")
+    link = Link(None, entity.id, "crm", "r1", baseline={"name": "Ann"})
+    ids: list[int | None] = []
+
+    def unit(store: StateStore) -> None:
+        store.save_links("people", [link])
+        ids.append(link.id)
+        if len(ids) == 1:
+            raise errors.SerializationFailure("forced: another daemon committed first")
+
+    pg.run(unit)
+    assert len(ids) == 2
+    assert pg.links_by_remote("people", "crm", ["r1"])["r1"] == link
+
+
+def test_a_unit_is_replayed_a_bounded_number_of_times_and_other_errors_not_at_all(pg: PgStore) -> None:
+    calls: list[str] = []
+
+    def always_loses(store: StateStore) -> None:
+        calls.append("lost")
+        store.new_entity("people", f"k{len(calls)}")
+        raise errors.DeadlockDetected("forced")
+
+    with pytest.raises(errors.DeadlockDetected):
+        pg.run(always_loses)
+    assert len(calls) == pg.attempts
+    assert pg.count_entities("people") == {}  # every attempt was rolled back
+
+    def broken(store: StateStore) -> None:
+        calls.append("broken")
+        raise ValueError("a bug, not a race")
+
+    with pytest.raises(ValueError, match="a bug"):
+        pg.run(broken)
+    assert calls.count("broken") == 1
