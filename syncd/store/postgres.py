@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import functools
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import psycopg
@@ -61,7 +61,18 @@ from .base import (
     RunRow,
     StateStore,
 )
-from .db import TABLES, _code_from_prose, _dumps, _fence, _loads, _where, hash_with_salt, now_iso, refill
+from .db import (
+    TABLES,
+    _after,
+    _code_from_prose,
+    _dumps,
+    _fence,
+    _loads,
+    _where,
+    hash_with_salt,
+    now_iso,
+    refill,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -89,12 +100,6 @@ def _atomic(
         return inner
 
     return wrap
-
-
-def _after(now_text: str, seconds: float) -> str:
-    """The ISO timestamp ``seconds`` after ``now_text`` (same format as ``now_iso``)."""
-    at = datetime.fromisoformat(now_text.replace("Z", "+00:00")) + timedelta(seconds=seconds)
-    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class PgStore:
@@ -941,8 +946,6 @@ class PgStore:
         rows = self._q("SELECT value FROM meta WHERE name = 'key_salt'")
         if rows:
             return str(rows[0]["value"])
-        import secrets
-
         self._x(
             "INSERT INTO meta (name, value) VALUES ('key_salt', %s) ON CONFLICT (name) DO NOTHING",
             (secrets.token_hex(16),),
