@@ -7,7 +7,7 @@ lines, which the CLI prints before exiting with code 2.
 
 from __future__ import annotations
 
-import sqlite3
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +25,7 @@ from syncd.preflight import PreflightReport, preflight
 from syncd.runner import Runner
 from syncd.settings import ConfigFileError, Settings
 from syncd.store import AsyncStore
+from syncd.store.copy import snapshot
 
 log = get_logger("syncd.app")
 
@@ -162,16 +163,11 @@ async def open_runner(
                 await conn.aclose()
             raise
     tmp: tempfile.TemporaryDirectory[str] | None = None
-    path = settings.state
+    path: str | Path = settings.state
     if dry_run:
         tmp = tempfile.TemporaryDirectory(prefix="syncd-plan-")
         path = Path(tmp.name) / "plan.db"
-        if settings.state.exists():
-            src = sqlite3.connect(str(settings.state))
-            dst = sqlite3.connect(str(path))
-            src.backup(dst)
-            src.close()
-            dst.close()
+        await asyncio.to_thread(snapshot, settings.state, path)
     store = await AsyncStore(path).open()
     try:
         yield Runner(

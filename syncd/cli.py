@@ -653,5 +653,63 @@ def _register_demo() -> None:
 _register_demo()
 
 
+@main.group()
+def state() -> None:
+    """The state store itself."""
+
+
+def _state_location(value: str) -> str:
+    from syncd.store.location import check_postgres_url
+
+    if "://" in value:
+        try:
+            check_postgres_url(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@state.command("migrate")
+@click.option(
+    "--from", "source", required=True, help="The state to copy: a SQLite file or a postgresql:// URL."
+)
+@click.option("--to", "target", required=True, help="Where to copy it: a SQLite file or a postgresql:// URL.")
+@click.option("--force", is_flag=True, help="Empty a target that already holds a state first.")
+def state_migrate(source: str, target: str, force: bool) -> None:
+    """Copy a whole state between SQLite and PostgreSQL, verified by per-table counts.
+
+    The PostgreSQL password comes from SYNCD_STATE_PASSWORD (or the usual libpq means), never
+    from the URL. Stop every daemon using either state first.
+    """
+    import os
+
+    from syncd.store import connect
+    from syncd.store.copy import TargetNotEmpty, copy_state
+    from syncd.store.location import is_postgres_url
+
+    source, target = _state_location(source), _state_location(target)
+    if not is_postgres_url(source) and not Path(source).exists():
+        raise click.ClickException(f"{source}: no such state file")
+    password = os.environ.get("SYNCD_STATE_PASSWORD") or None
+    src = connect(source, password=password)
+    try:
+        dst = connect(target, password=password)
+        try:
+            counts = copy_state(src, dst, force=force)
+        except TargetNotEmpty as exc:
+            raise click.ClickException(f"{exc}: give --force to replace it") from None
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    width = max(len(c.table) for c in counts)
+    for c in counts:
+        click.echo(f"{c.table:<{width}}  {c.source:>9}  {c.target:>9}  {'ok' if c.ok else 'MISMATCH'}")
+    if not all(c.ok for c in counts):
+        click.echo("the copy does not match its source", err=True)
+        sys.exit(1)
+    click.echo(f"copied {sum(c.target for c in counts)} rows in {len(counts)} tables")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

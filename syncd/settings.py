@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from syncd.store.location import StateUrl, check_postgres_url
+
 #: Keys whose values are secrets: refused in the TOML file (use the environment or a ``*_file`` key).
 SECRET_KEY_PARTS = ("token", "secret", "password", "api_key", "apikey", "client_secret")
 
@@ -194,7 +196,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SYNCD_", env_nested_delimiter="__", extra="forbid")
 
-    state: Path = Field(default=Path("state/syncd.db"), description="Path of the SQLite state store.")
+    state: Path | str = Field(
+        default=Path("state/syncd.db"),
+        description="Path of the SQLite state store, or a postgresql:// URL (several daemons on one state).",
+    )
+    state_password: SecretStr | None = Field(
+        default=None,
+        description="Password of a PostgreSQL state (SYNCD_STATE_PASSWORD or state_password_file).",
+    )
     mappings: list[Path] = Field(
         default_factory=lambda: [Path("mappings")], description="Mapping files or folders."
     )
@@ -225,6 +234,14 @@ class Settings(BaseSettings):
     @property
     def warnings(self) -> list[str]:
         return list(self._warnings)
+
+    @field_validator("state")
+    @classmethod
+    def _state_location(cls, value: Path | str) -> Path | str:
+        """A postgresql:// URL stays a checked URL; anything else is a SQLite file path."""
+        if isinstance(value, str) and "://" in value:
+            return check_postgres_url(value)
+        return Path(value)
 
     @field_validator("apps")
     @classmethod
@@ -343,7 +360,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool 
     finally:
         _FILE_APPS.reset(token)
     # One rule for every relative path, from the file or the environment: the file's folder.
-    settings.state = base / settings.state
+    if isinstance(settings.state, Path):
+        settings.state = base / settings.state
+    else:
+        password = settings.state_password.get_secret_value() if settings.state_password else None
+        settings.state = StateUrl(settings.state, password)
     settings.mappings = [base / entry for entry in settings.mappings]
     settings._base_dir = base
     settings._warnings = [

@@ -42,5 +42,4 @@ def test_no_module_above_the_store_imports_the_sqlite_backend_or_sqlite3() -> No
                 offenders.append(f"{rel}: from syncd.store.db import ...")
             if isinstance(node, ast.Import) and any(a.name == "sqlite3" for a in node.names):
                 offenders.append(f"{rel}: import sqlite3")
-    # app.py still copies a SQLite state for dry runs (being moved behind the store's copier).
-    assert sorted(offenders) == ["app.py: import sqlite3"]
+    assert sorted(offenders) == []

@@ -1,13 +1,16 @@
 """The state store: entities, links, baselines, change log, conflicts, outbox, cursors.
 
 ``StateStore`` (in ``base``) is the interface; ``Store`` is the SQLite backend, the embedded
-default. Code above the store depends on the interface only.
+default; ``postgres.PgStore`` the PostgreSQL one, for several daemons on one state (imported on
+demand: psycopg is the optional `postgresql` extra). Code above the store depends on the
+interface only; ``connect(location)`` picks the backend.
 """
 
 from .base import (
     ChangeRow,
     ConflictRow,
     CursorRow,
+    DaemonRow,
     ErasureRow,
     InboxRow,
     Intent,
@@ -23,6 +26,7 @@ __all__ = [
     "ChangeRow",
     "ConflictRow",
     "CursorRow",
+    "DaemonRow",
     "ErasureRow",
     "InboxRow",
     "Intent",

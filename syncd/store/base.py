@@ -15,12 +15,15 @@ receipts) are typed dictionaries, so they serialise to JSON as they are; the eng
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, NotRequired, Protocol, TypedDict
+from typing import Any, Concatenate, NotRequired, ParamSpec, Protocol, TypedDict, TypeVar
 
 from syncd.engine.model import Change, Conflict, Entity, Link
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,6 +46,10 @@ class Intent:
     last_error: str | None = None
     error_kind: str | None = None
     created_at: str = ""
+    #: Who has the intent in flight (a daemon id), under which lease epoch, until when (ISO).
+    claimed_by: str | None = None
+    claim_epoch: int | None = None
+    claim_expires: str | None = None
 
 
 #: ``(key, sync, app, object, op, entity_id, remote_id, values, payload, expected_version)``
@@ -115,6 +122,17 @@ class LeaseRow(TypedDict):
     holder: str
     expires_at: float
     acquired_at: str
+    #: The fencing token: it grows each time the lease changes hands (never on a renewal).
+    epoch: int
+
+
+class DaemonRow(TypedDict):
+    """One daemon's latest heartbeat in the registry (``info`` is what it chose to publish)."""
+
+    daemon_id: str
+    info: dict[str, Any]
+    seen_at: float
+    expires_at: float
 
 
 class ErasureRow(TypedDict):
@@ -131,7 +149,27 @@ class Transactional(Protocol):
         """One atomic unit; nested calls join the outer transaction."""
         ...
 
+    def run(self, fn: Callable[Concatenate[StateStore, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the unit of work ``fn(store, ...)``. A backend that runs it as one transaction may
+        replay it on a serialization failure, so a unit must be retry-safe (no I/O inside)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class Tables(Protocol):
+    """The state's tables as rows, for copying a state between backends (``syncd state migrate``)."""
+
+    def read_table(self, table: str, after: int | None, limit: int) -> list[dict[str, Any]]:
+        """Rows of ``table`` in key order: for tables keyed by ``id``, up to ``limit`` rows with
+        ``id > after``; for the others every row when ``after`` is None, else none."""
+        ...
+
+    def write_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    def count_rows(self, table: str) -> int: ...
+    def clear_tables(self) -> None:
+        """Empty every table of the state (the schema stays)."""
+        ...
 
 
 class RunsAndCursors(Protocol):
@@ -210,12 +248,37 @@ class Outbox(Protocol):
     def release_quarantine(self, sync: str, app: str, remote_ids: Sequence[str]) -> int: ...
     def has_quarantined_reads(self, sync: str, app: str) -> bool: ...
     def busy_apps(self, entity_ids: Iterable[int]) -> dict[int, set[str]]: ...
-    def claim(self, app: str, op: str | None, limit: int, *, now: str | None = None) -> list[Intent]: ...
+    def claim(
+        self,
+        app: str,
+        op: str | None,
+        limit: int,
+        *,
+        now: str | None = None,
+        owner: str | None = None,
+        epoch: int = 0,
+        ttl: float | None = None,
+    ) -> list[Intent]: ...
     def pending_apps(self) -> list[str]: ...
     def settle(
-        self, intent_id: int, status: str, error: str | None = None, kind: str | None = None
-    ) -> None: ...
-    def retry_later(self, intent_id: int, error: str, not_before: str) -> None: ...
+        self,
+        intent_id: int,
+        status: str,
+        error: str | None = None,
+        kind: str | None = None,
+        *,
+        owner: str | None = None,
+        epoch: int | None = None,
+    ) -> bool: ...
+    def retry_later(
+        self,
+        intent_id: int,
+        error: str,
+        not_before: str,
+        *,
+        owner: str | None = None,
+        epoch: int | None = None,
+    ) -> bool: ...
     def outbox_depth(self) -> int: ...
     def next_due(self) -> str | None: ...
     def dead_letters(self, limit: int = 1000) -> list[Intent]: ...
@@ -253,8 +316,36 @@ class Erasure(Protocol):
 class Leases(Protocol):
     def take_lease(self, name: str, holder: str, now: float, ttl: float) -> LeaseRow: ...
     def steal_lease(self, name: str, old_holder: str, holder: str, now: float, ttl: float) -> bool: ...
-    def renew_lease(self, name: str, holder: str, now: float, ttl: float) -> bool: ...
-    def release_lease(self, name: str, holder: str) -> None: ...
+    def renew_lease(
+        self, name: str, holder: str, now: float, ttl: float, *, epoch: int | None = None
+    ) -> bool: ...
+    def release_lease(self, name: str, holder: str, *, epoch: int | None = None) -> None: ...
+
+
+class DirtyClaims(Protocol):
+    """Dirty entities as units of work shared by several daemons.
+
+    ``mark_dirty`` bumps an entity's dirty generation; ``claim_dirty`` hands out ``(entity id,
+    generation)`` pairs no other live claim holds; ``ack_dirty`` clears the flag only where the
+    generation is still the claimed one (an event that arrived meanwhile keeps the row dirty).
+    """
+
+    def claim_dirty(
+        self, sync: str, limit: int, owner: str, ttl: float, *, now: float | None = None
+    ) -> list[tuple[int, int]]: ...
+    def ack_dirty(self, items: Iterable[tuple[int, int]]) -> int: ...
+
+
+class RateBudgets(Protocol):
+    def take_tokens(self, name: str, n: float, rate: float, burst: float, now: float) -> float:
+        """Take ``n`` tokens from bucket ``name`` (``rate`` per second, at most ``burst``) if they
+        are there: 0.0. Otherwise nothing is taken and the answer is the seconds to wait."""
+        ...
+
+
+class DaemonRegistry(Protocol):
+    def heartbeat(self, daemon_id: str, info: dict[str, Any], now: float, ttl: float) -> None: ...
+    def live_daemons(self, now: float) -> list[DaemonRow]: ...
 
 
 class StateStore(
@@ -268,6 +359,10 @@ class StateStore(
     Inbox,
     Erasure,
     Leases,
+    DirtyClaims,
+    RateBudgets,
+    DaemonRegistry,
+    Tables,
     Protocol,
 ):
     """Everything a state store offers (see the module docstring)."""

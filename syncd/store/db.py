@@ -14,12 +14,14 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -32,6 +34,7 @@ from .base import (
     ChangeRow,
     ConflictRow,
     CursorRow,
+    DaemonRow,
     ErasureRow,
     InboxRow,
     Intent,
@@ -40,6 +43,7 @@ from .base import (
     RunRow,
     StateStore,
 )
+from .location import is_postgres_url
 from .migrations import migrations
 
 P = ParamSpec("P")
@@ -63,8 +67,16 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+#: A run of 19+ digits: maybe an integer past 64 bits, which orjson would read back as a float.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
 def _loads(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
+    if text is None:
+        return None
+    if _LONG_DIGITS.search(text):
+        return json.loads(text)  # exact integers of any size
+    return orjson.loads(text)
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
@@ -87,6 +99,51 @@ _PROSE_CODES = (
 def _code_from_prose(reason: str) -> str:
     """The code of a change written without one (the same rule migration m007 applied to old rows)."""
     return next((code for prefix, code in _PROSE_CODES if reason.startswith(prefix)), "other")
+
+
+#: The state's tables in an order that respects their references, each with its key columns.
+TABLES: dict[str, tuple[str, ...]] = {
+    "runs": ("id",),
+    "entities": ("id",),
+    "links": ("id",),
+    "changelog": ("id",),
+    "conflicts": ("id",),
+    "outbox": ("id",),
+    "cursors": ("sync", "app"),
+    "inbox": ("id",),
+    "leases": ("name",),
+    "meta": ("name",),
+    "erasures": ("id",),
+    "suppressions": ("key_hash",),
+    "token_buckets": ("name",),
+    "daemons": ("daemon_id",),
+}
+
+
+def hash_with_salt(salt: str, key: str) -> str:
+    return hashlib.sha256(f"{salt}\x00{key}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def refill(tokens: float, updated: float, rate: float, burst: float, now: float) -> tuple[float, float]:
+    """A bucket's tokens at ``now`` (a clock that went back adds nothing) and its new stamp."""
+    if now <= updated:
+        return tokens, updated
+    return min(burst, tokens + (now - updated) * rate), now
+
+
+def _fence(owner: str | None, epoch: int | None, mark: str = "?") -> tuple[str, list[Any]]:
+    """The extra condition that lets only the claim's holder (at its epoch) change an intent."""
+    if owner is None:
+        return "", []
+    if epoch is None:
+        return f" AND claimed_by = {mark}", [owner]
+    return f" AND claimed_by = {mark} AND claim_epoch = {mark}", [owner, epoch]
+
+
+def _after(now_text: str, seconds: float) -> str:
+    """The ISO timestamp ``seconds`` after ``now_text`` (same format as ``now_iso``)."""
+    at = datetime.fromisoformat(now_text.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+    return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -147,6 +204,10 @@ class Store:
             raise
         self._depth = 0
         self.conn.execute("COMMIT")
+
+    def run(self, fn: Callable[Concatenate[StateStore, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run the unit of work ``fn(store, ...)`` (SQLite has one writer: it is never replayed)."""
+        return fn(self, *args, **kwargs)
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
@@ -234,7 +295,51 @@ class Store:
             self.mark_dirty([r[-1] for r in rows], dirty)
 
     def mark_dirty(self, ids: Iterable[int], dirty: bool = True) -> None:
-        self.conn.executemany("UPDATE entities SET dirty = ? WHERE id = ?", [(int(dirty), i) for i in ids])
+        """Flag entities for planning (each flagging bumps the dirty generation), or clear the flag."""
+        if dirty:
+            sql = "UPDATE entities SET dirty = 1, dirty_gen = dirty_gen + 1 WHERE id = ?"
+        else:
+            sql = "UPDATE entities SET dirty = 0, dirty_claimed_by = NULL, dirty_claim_expires = NULL WHERE id = ?"
+        self.conn.executemany(sql, [(i,) for i in ids])
+
+    def claim_dirty(
+        self, sync: str, limit: int, owner: str, ttl: float, *, now: float | None = None
+    ) -> list[tuple[int, int]]:
+        """Claim up to ``limit`` dirty entities no live claim of another owner holds (oldest id
+        first): ``(entity id, dirty generation)``."""
+        at = time.time() if now is None else now
+        with self.transaction():
+            rows = self._q(
+                "SELECT id, dirty_gen FROM entities WHERE sync = ? AND dirty = 1 AND "
+                "(dirty_claim_expires IS NULL OR dirty_claim_expires <= ? OR dirty_claimed_by = ?) "
+                "ORDER BY id LIMIT ?",
+                (sync, at, owner, limit),
+            )
+            self.conn.executemany(
+                "UPDATE entities SET dirty_claimed_by = ?, dirty_claim_expires = ? WHERE id = ?",
+                [(owner, at + ttl, r["id"]) for r in rows],
+            )
+        return [(int(r["id"]), int(r["dirty_gen"])) for r in rows]
+
+    def ack_dirty(self, items: Iterable[tuple[int, int]]) -> int:
+        """Clear the dirty flag of each claimed ``(entity id, generation)`` still at that
+        generation; a row re-dirtied since stays dirty (its claim is released). Returns how many
+        were cleared."""
+        cleared = 0
+        with self.transaction():
+            for entity_id, gen in items:
+                n = self.conn.execute(
+                    "UPDATE entities SET dirty = 0, dirty_claimed_by = NULL, dirty_claim_expires = NULL "
+                    "WHERE id = ? AND dirty_gen = ?",
+                    (entity_id, gen),
+                ).rowcount
+                if not n:
+                    self.conn.execute(
+                        "UPDATE entities SET dirty_claimed_by = NULL, dirty_claim_expires = NULL WHERE id = ?",
+                        (entity_id,),
+                    )
+                cleared += n
+        return cleared
 
     def dirty_ids(self, sync: str, limit: int, after: int = 0) -> list[int]:
         rows = self._q(
@@ -533,6 +638,9 @@ class Store:
             last_error=row["last_error"],
             error_kind=row["error_kind"],
             created_at=row["created_at"],
+            claimed_by=row["claimed_by"],
+            claim_epoch=row["claim_epoch"],
+            claim_expires=row["claim_expires"],
         )
 
     def enqueue(self, intents: Iterable[NewIntent]) -> int:
@@ -630,45 +738,97 @@ class Store:
                 out.setdefault(row["entity_id"], set()).add(row["app"])
         return out
 
-    def claim(self, app: str, op: str | None, limit: int, *, now: str | None = None) -> list[Intent]:
+    def claim(
+        self,
+        app: str,
+        op: str | None,
+        limit: int,
+        *,
+        now: str | None = None,
+        owner: str | None = None,
+        epoch: int = 0,
+        ttl: float | None = None,
+    ) -> list[Intent]:
         """Mark up to ``limit`` due intents of ``app`` in flight and return them (oldest first).
 
-        Intents left in flight by a crashed run are claimed again (their effects are checked
-        before anything is sent twice).
+        Without an ``owner``, intents left in flight by a crashed run are claimed again (their
+        effects are checked before anything is sent twice). With one, the claim records the
+        owner, its lease ``epoch`` and an expiry ``ttl`` seconds on; an in-flight intent is then
+        taken only if its claim has expired, has no expiry, or is ``owner``'s own.
         """
         stamp = now or now_iso()
+        expires = _after(stamp, ttl) if ttl is not None else None
         sql = (
             "SELECT * FROM outbox WHERE status IN ('pending', 'inflight') AND app = ? "
             + ("AND op = ? " if op else "")
-            + "AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT ?"
+            + "AND (not_before IS NULL OR not_before <= ?) "
+            + (
+                "AND (status = 'pending' OR claim_expires IS NULL OR claim_expires <= ? OR claimed_by = ?) "
+                if owner is not None
+                else ""
+            )
+            + "ORDER BY id LIMIT ?"
         )
-        params: list[Any] = [app, *([op] if op else []), stamp, limit]
-        rows = self._q(sql, params)
-        intents = [self._intent(r) for r in rows]
-        self.conn.executemany(
-            "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ? WHERE id = ?",
-            [(stamp, i.id) for i in intents],
-        )
+        params: list[Any] = [
+            app,
+            *([op] if op else []),
+            stamp,
+            *([stamp, owner] if owner is not None else []),
+            limit,
+        ]
+        mark = (owner, epoch if owner is not None else None, expires)
+        with self.transaction():
+            intents = [self._intent(r) for r in self._q(sql, params)]
+            self.conn.executemany(
+                "UPDATE outbox SET status = 'inflight', attempts = attempts + 1, updated_at = ?, "
+                "claimed_by = ?, claim_epoch = ?, claim_expires = ? WHERE id = ?",
+                [(stamp, *mark, i.id) for i in intents],
+            )
         for i in intents:
             i.attempts += 1
+            i.status = "inflight"
+            i.claimed_by, i.claim_epoch, i.claim_expires = mark
         return intents
 
     def pending_apps(self) -> list[str]:
         rows = self._q("SELECT DISTINCT app FROM outbox WHERE status IN ('pending', 'inflight')")
         return [r["app"] for r in rows]
 
-    def settle(self, intent_id: int, status: str, error: str | None = None, kind: str | None = None) -> None:
-        self.conn.execute(
-            "UPDATE outbox SET status = ?, last_error = ?, error_kind = ?, updated_at = ? WHERE id = ?",
-            (status, error, kind, now_iso(), intent_id),
+    def settle(
+        self,
+        intent_id: int,
+        status: str,
+        error: str | None = None,
+        kind: str | None = None,
+        *,
+        owner: str | None = None,
+        epoch: int | None = None,
+    ) -> bool:
+        """Record an intent's outcome. With ``owner`` (and ``epoch``), only while the claim is
+        still theirs: False, and nothing changed, once another daemon took it over."""
+        fence, fparams = _fence(owner, epoch)
+        cur = self.conn.execute(
+            f"UPDATE outbox SET status = ?, last_error = ?, error_kind = ?, updated_at = ? WHERE id = ?{fence}",
+            (status, error, kind, now_iso(), intent_id, *fparams),
         )
+        return cur.rowcount == 1
 
-    def retry_later(self, intent_id: int, error: str, not_before: str) -> None:
-        self.conn.execute(
+    def retry_later(
+        self,
+        intent_id: int,
+        error: str,
+        not_before: str,
+        *,
+        owner: str | None = None,
+        epoch: int | None = None,
+    ) -> bool:
+        fence, fparams = _fence(owner, epoch)
+        cur = self.conn.execute(
             "UPDATE outbox SET status = 'pending', last_error = ?, error_kind = 'transient', not_before = ?, "
-            "updated_at = ? WHERE id = ?",
-            (error, not_before, now_iso(), intent_id),
+            f"updated_at = ? WHERE id = ?{fence}",
+            (error, not_before, now_iso(), intent_id, *fparams),
         )
+        return cur.rowcount == 1
 
     def outbox_depth(self) -> int:
         sql = "SELECT count(*) n FROM outbox WHERE status IN ('pending', 'inflight')"
@@ -782,7 +942,7 @@ class Store:
         """The salted hash that stands for a natural key in erasure receipts and suppressions."""
         salt = self._salt or self.key_salt()
         self._salt = salt
-        return hashlib.sha256(f"{salt}\x00{key}".encode("utf-8", "surrogatepass")).hexdigest()
+        return hash_with_salt(salt, key)
 
     def suppressed(self, hashes: Iterable[str]) -> set[str]:
         out: set[str] = set()
@@ -870,41 +1030,127 @@ class Store:
 
     # -- daemon: the single-writer lease -------------------------------------------------------
 
+    @staticmethod
+    def _lease(row: sqlite3.Row) -> LeaseRow:
+        return cast(LeaseRow, {k: row[k] for k in ("name", "holder", "expires_at", "acquired_at", "epoch")})
+
     def take_lease(self, name: str, holder: str, now: float, ttl: float) -> LeaseRow:
-        """Take or renew lease ``name`` if it is free, expired or already ``holder``'s.
+        """Take or renew lease ``name`` if it is free, expired or already ``holder``'s; a change
+        of hands raises the epoch (the fencing token).
 
         Returns the lease row as it stands afterwards: the caller holds it if ``holder`` matches.
         """
         with self.transaction():
             rows = self._q("SELECT * FROM leases WHERE name = ?", (name,))
-            if not rows or rows[0]["holder"] == holder or rows[0]["expires_at"] < now:
-                acquired = now_iso() if not rows or rows[0]["holder"] != holder else rows[0]["acquired_at"]
+            if not rows:
                 self.conn.execute(
-                    "INSERT INTO leases (name, holder, expires_at, acquired_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-                    "expires_at = excluded.expires_at, acquired_at = excluded.acquired_at",
-                    (name, holder, now + ttl, acquired),
+                    "INSERT INTO leases (name, holder, expires_at, acquired_at, epoch) VALUES (?, ?, ?, ?, 1)",
+                    (name, holder, now + ttl, now_iso()),
                 )
-                rows = self._q("SELECT * FROM leases WHERE name = ?", (name,))
-            return cast(LeaseRow, dict(rows[0]))
+            elif rows[0]["holder"] == holder:
+                self.conn.execute("UPDATE leases SET expires_at = ? WHERE name = ?", (now + ttl, name))
+            elif rows[0]["expires_at"] < now:
+                self.conn.execute(
+                    "UPDATE leases SET holder = ?, expires_at = ?, acquired_at = ?, epoch = epoch + 1 WHERE name = ?",
+                    (holder, now + ttl, now_iso(), name),
+                )
+            return self._lease(self._q("SELECT * FROM leases WHERE name = ?", (name,))[0])
 
     def steal_lease(self, name: str, old_holder: str, holder: str, now: float, ttl: float) -> bool:
         """Hand lease ``name`` from ``old_holder`` to ``holder``, only if ``old_holder`` still has it."""
         cur = self.conn.execute(
-            "UPDATE leases SET holder = ?, expires_at = ?, acquired_at = ? WHERE name = ? AND holder = ?",
+            "UPDATE leases SET holder = ?, expires_at = ?, acquired_at = ?, epoch = epoch + 1 "
+            "WHERE name = ? AND holder = ?",
             (holder, now + ttl, now_iso(), name, old_holder),
         )
         return cur.rowcount == 1
 
-    def renew_lease(self, name: str, holder: str, now: float, ttl: float) -> bool:
-        """Extend ``holder``'s lease; False if it is no longer theirs (taken over after expiry)."""
+    def renew_lease(
+        self, name: str, holder: str, now: float, ttl: float, *, epoch: int | None = None
+    ) -> bool:
+        """Extend ``holder``'s lease (at ``epoch``, if given); False if it is no longer theirs."""
+        fence = " AND epoch = ?" if epoch is not None else ""
+        params: list[Any] = [now + ttl, name, holder, *([epoch] if epoch is not None else [])]
         cur = self.conn.execute(
-            "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?", (now + ttl, name, holder)
+            f"UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?{fence}", params
         )
         return cur.rowcount == 1
 
-    def release_lease(self, name: str, holder: str) -> None:
-        self.conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+    def release_lease(self, name: str, holder: str, *, epoch: int | None = None) -> None:
+        """Give the lease up at once (its row stays, expired, so the epoch keeps growing)."""
+        fence = " AND epoch = ?" if epoch is not None else ""
+        params: list[Any] = [name, holder, *([epoch] if epoch is not None else [])]
+        self.conn.execute(f"UPDATE leases SET expires_at = 0 WHERE name = ? AND holder = ?{fence}", params)
+
+    # -- shared rate budgets and the daemon registry -------------------------------------------
+
+    def take_tokens(self, name: str, n: float, rate: float, burst: float, now: float) -> float:
+        """Take ``n`` tokens from bucket ``name`` (refilled at ``rate`` per second up to ``burst``):
+        0.0 if they were there, else the seconds until they will be (nothing is taken then)."""
+        if n > burst or rate <= 0:
+            raise ValueError(f"bucket {name}: {n} tokens can never be taken (burst {burst}, rate {rate}/s)")
+        with self.transaction():
+            rows = self._q("SELECT tokens, updated FROM token_buckets WHERE name = ?", (name,))
+            tokens, updated = (
+                refill(float(rows[0]["tokens"]), float(rows[0]["updated"]), rate, burst, now)
+                if rows
+                else (burst, now)
+            )
+            wait = 0.0 if tokens >= n else (n - tokens) / rate
+            if not wait:
+                tokens -= n
+            self.conn.execute(
+                "INSERT INTO token_buckets (name, tokens, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
+                (name, tokens, updated),
+            )
+        return wait
+
+    def heartbeat(self, daemon_id: str, info: dict[str, Any], now: float, ttl: float) -> None:
+        """Record that daemon ``daemon_id`` is alive until ``now + ttl``, publishing ``info``."""
+        self.conn.execute(
+            "INSERT INTO daemons (daemon_id, info, seen_at, expires_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (daemon_id) DO UPDATE SET info = excluded.info, seen_at = excluded.seen_at, "
+            "expires_at = excluded.expires_at",
+            (daemon_id, _dumps(info), now, now + ttl),
+        )
+
+    def live_daemons(self, now: float) -> list[DaemonRow]:
+        rows = self._q("SELECT * FROM daemons WHERE expires_at >= ? ORDER BY daemon_id", (now,))
+        return [cast(DaemonRow, {**dict(r), "info": _loads(r["info"])}) for r in rows]
+
+    # -- whole tables (``syncd state migrate``) --------------------------------------------------
+
+    def read_table(self, table: str, after: int | None, limit: int) -> list[dict[str, Any]]:
+        key = TABLES[table]
+        if key == ("id",):
+            sql = f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?"
+            return [dict(r) for r in self._q(sql, (after or 0, limit))]
+        if after is not None:
+            return []
+        return [dict(r) for r in self._q(f"SELECT * FROM {table} ORDER BY {', '.join(key)}")]
+
+    def write_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        TABLES[table]  # only the state's own tables
+        columns = list(rows[0])
+        names = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" * len(columns))
+        with self.transaction():
+            self.conn.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks})",
+                [tuple(r[c] for c in columns) for r in rows],
+            )
+
+    def count_rows(self, table: str) -> int:
+        TABLES[table]  # only the state's own tables
+        return int(self._q(f"SELECT count(*) n FROM {table}")[0]["n"])
+
+    def clear_tables(self) -> None:
+        with self.transaction():
+            for table in reversed(TABLES):
+                self.conn.execute(f"DELETE FROM {table}")
 
     # -- daemon: housekeeping and reports ------------------------------------------------------
 
@@ -936,31 +1182,50 @@ class Store:
         return int(self._q("SELECT count(*) n FROM outbox WHERE status = 'dead'")[0]["n"])
 
 
-def connect(location: str | Path) -> StateStore:
-    """Open the state store at ``location`` (a SQLite file path, or ``:memory:``)."""
+def connect(location: str | Path, *, password: str | None = None) -> StateStore:
+    """Open the state store at ``location``: a ``postgresql://`` (or ``postgres://``) URL, else a
+    SQLite file path (or ``:memory:``). The PostgreSQL password is ``password``, else the one a
+    ``StateUrl`` carries (never part of the URL itself)."""
+    if is_postgres_url(location):
+        from .postgres import PgStore  # psycopg is an optional dependency (the `postgresql` extra)
+
+        return PgStore(str(location), password=password or getattr(location, "password", None))
     return Store(location)
 
 
 class AsyncStore:
-    """Runs units of work on one dedicated thread: one writer, never on the event loop."""
+    """Runs units of work off the event loop.
 
-    def __init__(self, location: str | Path) -> None:
+    SQLite: on one dedicated thread (one writer). PostgreSQL: on a few threads, each unit on its
+    own pooled connection and in its own transaction (see ``postgres``).
+    """
+
+    def __init__(
+        self, location: str | Path, *, password: str | None = None, workers: int | None = None
+    ) -> None:
+        self._location = location
+        self._password = password
+        self._workers = workers
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncd-store")
-        self._path = location
         self.store: StateStore | None = None
 
     async def open(self) -> AsyncStore:
-        self.store = await self._submit(connect, self._path)
+        store = await self._submit(lambda: connect(self._location, password=self._password))
+        self.store = store
+        workers = self._workers or int(getattr(store, "max_size", 1))
+        if workers > 1:
+            self._executor.shutdown(wait=True)
+            self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="syncd-store")
         return self
 
-    async def _submit(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args))
+    async def _submit(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def call(self, fn: Callable[Concatenate[StateStore, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run the unit of work ``fn(store, *args, **kwargs)`` on the store thread."""
+        """Run the unit of work ``fn(store, *args, **kwargs)`` on a store thread."""
         store = self.store
         assert store is not None, "AsyncStore.open() first"
-        return await self._submit(lambda: fn(store, *args, **kwargs))
+        return await self._submit(lambda: store.run(fn, *args, **kwargs))
 
     async def close(self) -> None:
         if self.store is not None:

@@ -139,3 +139,24 @@ def m007_change_codes(db: Database) -> None:
         CREATE INDEX changelog_run ON changelog (run_id, app, code);
         """
     )
+
+
+@migrations()
+def m008_coordination(db: Database) -> None:
+    """Several daemons on one state: claims with an owner and an epoch on intents and dirty
+    entities, a fencing epoch on leases, shared rate budgets and the daemon registry."""
+    db.executescript(
+        """
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+        ALTER TABLE outbox ADD COLUMN claim_epoch INTEGER;
+        ALTER TABLE outbox ADD COLUMN claim_expires TEXT;
+        ALTER TABLE entities ADD COLUMN dirty_gen INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE entities ADD COLUMN dirty_claimed_by TEXT;
+        ALTER TABLE entities ADD COLUMN dirty_claim_expires REAL;
+        ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;
+        CREATE TABLE token_buckets (name TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL);
+        CREATE TABLE daemons (
+            daemon_id TEXT PRIMARY KEY, info TEXT NOT NULL, seen_at REAL NOT NULL, expires_at REAL NOT NULL
+        );
+        """
+    )
