@@ -87,20 +87,6 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
     return " WHERE " + " AND ".join(c for c, _ in used), [v for _, v in used]
 
 
-_PROSE_CODES = (
-    ("changed in ", "changed"),
-    ("set merge of ", "merged"),
-    ("unsubscribed in ", "unsubscribed"),
-    ("conflict", "conflict"),
-    ("missing from the complete ", "missing"),
-)
-
-
-def _code_from_prose(reason: str) -> str:
-    """The code of a change written without one (the same rule migration m007 applied to old rows)."""
-    return next((code for prefix, code in _PROSE_CODES if reason.startswith(prefix)), "other")
-
-
 #: The state's tables in an order that respects their references, each with its key columns.
 TABLES: dict[str, tuple[str, ...]] = {
     "runs": ("id",),
@@ -483,7 +469,7 @@ class Store:
                 _dumps(c.new),
                 c.app,
                 c.reason,
-                c.code or _code_from_prose(c.reason),
+                str(c.code),
                 _dumps(c.detail) if c.detail is not None else None,
             )
             for c in changes

@@ -64,7 +64,6 @@ from .base import (
 from .db import (
     TABLES,
     _after,
-    _code_from_prose,
     _dumps,
     _fence,
     _loads,
@@ -519,7 +518,7 @@ class PgStore:
                 _dumps(c.new),
                 c.app,
                 c.reason,
-                c.code or _code_from_prose(c.reason),
+                str(c.code),
                 _dumps(c.detail) if c.detail is not None else None,
             )
             for c in changes

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from syncd.engine.model import Candidate, Change, Conflict, Link
+from syncd.engine.model import Candidate, Change, Conflict, Link, ReasonCode
 from syncd.store import StateStore, connect
 from syncd.store.db import TABLES
 
@@ -195,15 +195,24 @@ class StoreContract:
         a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
         run = store.begin_run("full:crm")
         changes = [
-            Change(a.id, "name", None, NESTED["name"], "crm", "changed in crm"),
-            Change(a.id, "tags", [1], [1, 2], "crm", "set merge of crm", detail={"why": [2**70]}),
-            Change(b.id, "email", "x", None, "crm", "anything", code="missing"),
-            Change(b.id, "email", "x", "y", "mail", "changed in mail"),
-            Change(b.id, "note", "x", "y", "crm", "typed by a person", code="manual"),
+            Change(a.id, "name", None, NESTED["name"], "crm", "changed in crm", code=ReasonCode.CHANGED),
+            Change(
+                a.id,
+                "tags",
+                [1],
+                [1, 2],
+                "crm",
+                "set merge of crm",
+                detail={"why": [2**70]},
+                code=ReasonCode.MERGED,
+            ),
+            Change(b.id, "email", "x", None, "crm", "anything", code=ReasonCode.MISSING),
+            Change(b.id, "email", "x", "y", "mail", "changed in mail", code=ReasonCode.CHANGED),
+            Change(b.id, "note", "x", "y", "crm", "typed by a person", code=ReasonCode.RESOLVED),
         ]
         assert store.log_changes("people", changes, run) == 5
         rows = store.changelog(limit=10)
-        assert [r["code"] for r in rows] == ["manual", "changed", "missing", "merged", "changed"]
+        assert [r["code"] for r in rows] == ["resolved", "changed", "missing", "merged", "changed"]
         assert rows[-1]["new"] == NESTED["name"]
         assert rows[-1]["detail"] is None
         assert rows[-2]["detail"] == {"why": [2**70]}
@@ -465,7 +474,9 @@ class StoreContract:
     def test_scrub_removes_every_trace(self, store: StateStore) -> None:
         a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
         store.save_links("people", [Link(None, a.id, "crm", "ra"), Link(None, b.id, "mail", "rb")])
-        store.log_changes("people", [Change(a.id, "f", 1, 2, "crm", "changed in crm")], None)
+        store.log_changes(
+            "people", [Change(a.id, "f", 1, 2, "crm", "changed in crm", code=ReasonCode.CHANGED)], None
+        )
         store.add_conflicts("people", [Conflict(a.id, "f", [], "manual")])
         store.enqueue([_intent("k1", a.id), _intent("k2", b.id, app="mail", remote_id="rb")])
         store.inbox_add("mail", [("e1", "member", "rb", False)])
