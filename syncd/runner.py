@@ -29,6 +29,7 @@ from syncd.mapping import Mapping as SyncMapping
 from syncd.store import AsyncStore, ConflictRow
 from syncd.sync import (
     AppStats,
+    Claims,
     Ingester,
     OutboxDispatch,
     Planner,
@@ -124,6 +125,10 @@ class Runner:
     def is_paused(self, app: str) -> bool:
         return app in self.ctx.paused
 
+    def apps(self) -> list[str]:
+        """The apps with a connector (in a mapping now, or before a reload)."""
+        return sorted(self.ctx.connectors)
+
     def syncs(self, app: str) -> bool:
         """Whether ``app`` has a connector (takes part in a mapping now or did before a reload)."""
         return app in self.ctx.connectors
@@ -150,6 +155,11 @@ class Runner:
     def set_connector(self, app: str, connector: Connector) -> None:
         """Use ``connector`` for ``app`` from now on (the caller closes the one it replaces)."""
         self.ctx.connectors[app] = connector
+
+    def share_apps(self, claims: Claims | None) -> None:
+        """On a state shared by several daemons: read from and write to only the apps ``claims``
+        says this daemon serves, and claim their writes under its lease (``daemon.cluster``)."""
+        self.ctx.claims = claims
 
     def report_progress(self, callback: Callable[[RunStats], None] | None) -> None:
         """Call ``callback`` after every committed page and dispatch batch (progress, metrics)."""

@@ -79,11 +79,14 @@ class InboxWorker:
         retry_delays: tuple[float, float] = (1.0, 60.0),
         max_attempts: int = 8,
         on_quarantined: Callable[[str, int], None] = lambda app, n: None,
+        serves: Callable[[str], bool] = lambda app: True,
     ) -> None:
         self.inbox = inbox
         self.runner = runner
         self.on_processed = on_processed
         self.on_quarantined = on_quarantined
+        #: Whether this daemon re-reads ``app``'s events (on a shared state: it serves the app).
+        self.serves = serves
         self.switch = switch or StopSwitch()
         self.batch = batch
         self.retry_delays = retry_delays
@@ -97,7 +100,8 @@ class InboxWorker:
 
     async def process_once(self) -> tuple[int, bool]:
         """Handle one batch of pending events. Returns (events settled, whether any app failed)."""
-        rows = await self.inbox.pending(self.batch, exclude=sorted(self.runner.paused))
+        elsewhere = {app for app in self.runner.apps() if not self.serves(app)}
+        rows = await self.inbox.pending(self.batch, exclude=sorted(self.runner.paused | elsewhere))
         if not rows:
             return 0, False
         settled: list[int] = []

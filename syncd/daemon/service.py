@@ -34,16 +34,19 @@ from aiohttp import web
 
 from syncd import __version__
 from syncd.app import build_connectors, load_all_mappings, used_apps
+from syncd.connector.http import share_budget
 from syncd.log import register_secret
 from syncd.runner import Runner
 from syncd.settings import ConfigFileError, Settings
 from syncd.store import AsyncStore, ConflictRow, StateStore
+from syncd.store.location import is_postgres_url
 
 from .admin import AdminApi, auth_middleware, error_middleware
+from .cluster import HOUSEKEEPING, Cluster
 from .connections import ConnectionLimiter
 from .dispatcher import Dispatcher
 from .inbox import INBOX_RETENTION_DAYS, Inbox, InboxWorker
-from .lease import Lease
+from .lease import Holder, Lease
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .stopping import Stopping, StopSwitch
@@ -53,6 +56,8 @@ log = structlog.get_logger("syncd.daemon")
 
 #: Seconds between housekeeping runs (change-log retention, inbox and run-table pruning).
 HOUSEKEEPING_INTERVAL = 3600.0
+#: Seconds between looks for work other daemons left for this one (a shared state only).
+SHARED_NUDGE_INTERVAL = 0.5
 
 
 class DaemonError(Exception):
@@ -100,6 +105,7 @@ class Daemon:
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.last_drift: dict[str, int] = {}
         self._runner: Runner | None = None
+        self._cluster: Cluster | None = None
         self._store: AsyncStore | None = None
         self._exit = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -115,6 +121,11 @@ class Daemon:
     def runner(self) -> Runner:
         assert self._runner is not None, "Daemon.start() first"
         return self._runner
+
+    @property
+    def cluster(self) -> Cluster:
+        assert self._cluster is not None, "Daemon.start() first"
+        return self._cluster
 
     @property
     def store(self) -> AsyncStore:
@@ -184,11 +195,25 @@ class Daemon:
         token = daemon.admin_token
         register_secret(token.get_secret_value() if token is not None else None)
 
+        # Leases and heartbeats get their own connection, so long units of work never delay them.
         lease_store = await AsyncStore(settings.state).open()
         self._exit.push_async_callback(lease_store.close)
-        lease = Lease(lease_store, ttl=daemon.lease_ttl, state=str(settings.state))
-        await lease.acquire()  # LeaseHeld propagates: nothing else is touched
-        self._exit.push_async_callback(lease.release)
+        holder = Holder.this_process()
+        shared = is_postgres_url(settings.state)
+        self._cluster = Cluster(
+            lease_store, holder, ttl=daemon.lease_ttl, shared=shared, info=self._published
+        )
+        lease = Lease(lease_store, ttl=daemon.lease_ttl, state=str(settings.state), holder=holder)
+        if shared:
+            # Several daemons share this state: register, then make sure no one-off writer
+            # (`syncd sync`, which takes the state's lease and refuses while daemons live) runs.
+            await self.cluster.beat()
+            self._exit.push_async_callback(self.cluster.leave)
+            await lease.acquire()
+            await lease.release()
+        else:
+            await lease.acquire()  # LeaseHeld propagates: nothing else is touched
+            self._exit.push_async_callback(lease.release)
 
         mappings = await asyncio.to_thread(load_all_mappings, settings, self.source)
         connectors = build_connectors(settings, used_apps(mappings), self.source)
@@ -206,14 +231,31 @@ class Daemon:
         self._exit.push_async_callback(self.runner.aclose_connectors)
         self.runner.report_progress(self.switch.checkpoint)
         self.metrics.runner = self.runner
+        if shared:
+            self.runner.share_apps(self.cluster)
+            self.cluster.want(self.apps())
+            self.cluster.on_acquired = self._serve_now
+            for app in self.apps():
+                share_budget(app, self.cluster.budget(app))
+            self._exit.callback(self._unshare_budgets)
 
         self._dispatcher = Dispatcher(self.runner, switch=self.switch)
         inbox = Inbox(store)
-        self._worker = InboxWorker(inbox, self.runner, on_processed=self.dispatcher.wake, switch=self.switch)
+        self._worker = InboxWorker(
+            inbox,
+            self.runner,
+            on_processed=self.dispatcher.wake,
+            switch=self.switch,
+            serves=self.cluster.serves,
+        )
         self._exit.push_async_callback(self._cancel_tasks)
         self._spawn(self.dispatcher.run(), "dispatcher")
         self._spawn(self.worker.run(), "inbox")
-        self._spawn(lease.heartbeat(partial(self.request_stop, "lease lost", 1)), "lease")
+        if shared:
+            self._spawn(self.cluster.run(), "cluster")
+            self._spawn(self._nudge(), "nudge")
+        else:
+            self._spawn(lease.heartbeat(partial(self.request_stop, "lease lost", 1)), "lease")
 
         intake = WebhookIntake(
             connectors=lambda: self.runner.connectors,
@@ -350,6 +392,30 @@ class Daemon:
         await self._exit.aclose()
         log.info("stopped", outbox_depth=depth, exit_code=self.exit_code)
 
+    # -- several daemons on one state ----------------------------------------------------------------
+
+    def _published(self) -> dict[str, Any]:
+        """What this daemon tells the others (and ``/api/status``) about itself."""
+        return {"url": self.url, "version": __version__, "started_at": _iso(self.started_at)}
+
+    def _serve_now(self, app: str) -> None:
+        """This daemon just took over ``app``: read what changed there since, and send its writes."""
+        if self.serving and not self.stopping:
+            self._spawn(self.poll(app), f"takeover:{app}")
+        self.dispatcher.wake()
+
+    async def _nudge(self) -> None:
+        """On a shared state, work planned or received by other daemons (intents to send, webhook
+        events to re-read) appears without a wake-up here: look for it twice a second."""
+        while not self.switch.requested:
+            await asyncio.sleep(SHARED_NUDGE_INTERVAL)
+            self.worker.wake()
+            self.dispatcher.wake()
+
+    def _unshare_budgets(self) -> None:
+        for app in self.apps():
+            share_budget(app, None)
+
     # -- readiness, status, metrics (the AdminBackend protocol) ------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
@@ -375,6 +441,7 @@ class Daemon:
             apps[name] = {
                 "connector": self.settings.apps[name].connector,
                 "paused": self.runner.is_paused(name),
+                "served_here": self.cluster.serves(name),
                 "poll_interval": self.settings.apps[name].poll_interval,
                 "last_poll_at": _iso(last) if last is not None else None,
                 "lag_seconds": round(now - (last if last is not None else self.started_at), 3),
@@ -399,6 +466,8 @@ class Daemon:
                 {"name": m.name, "apps": list(m.apps), "source": str(m.source)} for m in self.runner.mappings
             ],
             "apps": apps,
+            # Every live daemon on this state (on SQLite: this one), with the leases it holds.
+            "daemons": await self.cluster.members(),
             **snapshot,
             # A fixed mistake leaves a backlog until someone replays it: say how, not just how many.
             "dead_letters_hint": (
@@ -450,9 +519,10 @@ class Daemon:
         return max(started + interval - time.time(), 0.0)
 
     async def poll(self, app: str) -> None:
-        """Incremental poll of one app, then plan and wake the dispatcher."""
+        """Incremental poll of one app, then plan and wake the dispatcher (on a shared state,
+        only by the daemon serving the app)."""
         runner = self.runner
-        if runner.is_paused(app) or app not in self.apps():
+        if runner.is_paused(app) or app not in self.apps() or not self.cluster.serves(app):
             return
         async with self.locks[app]:
             before = runner.app_stats(app)
@@ -477,7 +547,7 @@ class Daemon:
     async def reconcile(self, app: str) -> None:
         """Full reconciliation of one app: re-read everything, plan, report drift."""
         runner = self.runner
-        if runner.is_paused(app) or app not in self.apps():
+        if runner.is_paused(app) or app not in self.apps() or not self.cluster.serves(app):
             return
         async with self.locks[app]:
             run = await self.store.call(lambda s: s.begin_run(f"full:{app}"))
@@ -503,7 +573,9 @@ class Daemon:
 
     async def housekeeping(self) -> None:
         """Prune the change log past its retention, old processed inbox events and old run rows;
-        retry erasures an app failed."""
+        retry erasures an app failed. On a shared state, one daemon at a time does it."""
+        if await self.cluster.lead(HOUSEKEEPING) is None:
+            return
         now = time.time()
         keep = _iso(now - timedelta(days=self.daemon.changelog_retention_days).total_seconds())
         inbox = _iso(now - timedelta(days=INBOX_RETENTION_DAYS).total_seconds())
@@ -543,6 +615,10 @@ class Daemon:
         before = set(self.apps())
         runner.reload(mappings, connectors)
         now = set(self.apps())
+        if self.cluster.shared:
+            self.cluster.want(now)
+            for app in sorted(now - before):
+                share_budget(app, self.cluster.budget(app))
         for app in sorted(before - now):
             self.scheduler.remove(f"poll:{app}")
             self.scheduler.remove(f"full:{app}")

@@ -9,11 +9,17 @@ checks out ONE pooled connection (``psycopg_pool``) and runs as ONE transaction 
 connection belongs to the thread for that transaction (a thread-local binding), so one
 ``PgStore`` serves all worker threads.
 
-Isolation: every transaction runs SERIALIZABLE, so two daemons running units at once (two
-ingests touching one entity, two creates of one natural key) behave as if one ran after the
-other; PostgreSQL aborts the one that would break that, with a serialization failure (or a
-deadlock), and ``run`` replays the WHOLE unit on a fresh snapshot, a bounded number of times with
-jittered back-off. So a unit of work must be retry-safe: it may only read and write the store
+Isolation: every unit of work runs REPEATABLE READ (a snapshot), so two daemons running units
+at once (two ingests touching one entity, a plan racing an ingest, two creates of one natural
+key) never decide from a mix of old and new rows, and never both win: PostgreSQL aborts the
+second writer of a row with a serialization failure, the unique indexes refuse a second entity
+for one natural key or a second link for one record, and ``run`` replays the WHOLE unit on a
+fresh snapshot (which then sees the winner's work), a bounded number of times with jittered
+back-off. Every decision the engine makes about an entity writes that entity's row (its values,
+its dirty flag), so two decisions about one entity always collide on that row. SERIALIZABLE
+would catch more (write skew between units writing disjoint rows), but on the engine's large
+batched units its predicate locks made almost every concurrent pair abort, so it was measured
+out. A unit of work must be retry-safe: it may only read and write the store
 (no HTTP calls, no clock-dependent side effects outside the store, no appending to outside
 lists it does not reset). The one object the store itself changes, a new ``Link``'s ``id``, is
 reset when its transaction rolls back, so a replay inserts it again. A store method called
@@ -23,7 +29,7 @@ The coordination primitives that lock rows explicitly (intent and dirty-entity c
 ``FOR UPDATE SKIP LOCKED``, leases, the token bucket) run READ COMMITTED when called on their
 own: the row lock is what makes them atomic, and under that level a waiter re-reads the row
 that the lock holder committed instead of failing and retrying. Inside a unit they share its
-SERIALIZABLE transaction.
+REPEATABLE READ transaction.
 
 Values are stored as the same JSON text as the SQLite backend (``_dumps``), so a value compares
 equal after a round trip through either backend and a state copies between them as it is.
@@ -78,14 +84,19 @@ T = TypeVar("T")
 S = TypeVar("S", bound="PgStore")
 
 #: Errors after which a whole unit of work is replayed on a fresh snapshot.
-RETRYABLE: tuple[type[Exception], ...] = (errors.SerializationFailure, errors.DeadlockDetected)
+RETRYABLE: tuple[type[Exception], ...] = (
+    errors.SerializationFailure,
+    errors.DeadlockDetected,
+    errors.UniqueViolation,
+)
 
-SERIALIZABLE = "SERIALIZABLE"
+#: The isolation of units of work (see the module docstring).
+UNIT = "REPEATABLE READ"
 READ_COMMITTED = "READ COMMITTED"
 
 
 def _atomic(
-    isolation: str = SERIALIZABLE,
+    isolation: str = UNIT,
 ) -> Callable[[Callable[Concatenate[S, P], T]], Callable[Concatenate[S, P], T]]:
     """Run a multi-statement method as one unit when it is not called inside one already."""
 
@@ -175,12 +186,12 @@ class PgStore:
                 raise
 
     def transaction(self) -> AbstractContextManager[None]:
-        """One atomic unit (SERIALIZABLE); nested calls join the outer transaction.
+        """One atomic unit (REPEATABLE READ); nested calls join the outer transaction.
 
         A transaction opened here is not replayed on a serialization failure (a ``with`` block
         cannot be run twice): code that wants that passes a function to ``run``.
         """
-        return self._begin(SERIALIZABLE)
+        return self._begin(UNIT)
 
     def _retrying(self, attempt: Callable[[], T], isolation: str) -> T:
         for n in range(1, self.attempts + 1):
@@ -199,7 +210,7 @@ class PgStore:
         failure or deadlock. Inside a transaction already, ``fn`` simply joins it."""
         if self._bound() is not None:
             return fn(self, *args, **kwargs)
-        return self._retrying(lambda: fn(self, *args, **kwargs), SERIALIZABLE)
+        return self._retrying(lambda: fn(self, *args, **kwargs), UNIT)
 
     def _exec(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
@@ -210,20 +221,20 @@ class PgStore:
 
     def _q(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         if self._bound() is None:
-            return self._retrying(lambda: self._q(sql, params), SERIALIZABLE)
+            return self._retrying(lambda: self._q(sql, params), UNIT)
         return self._exec(sql, params).fetchall()
 
     def _x(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write; returns the number of rows it touched."""
         if self._bound() is None:
-            return self._retrying(lambda: self._x(sql, params), SERIALIZABLE)
+            return self._retrying(lambda: self._x(sql, params), UNIT)
         return self._exec(sql, params).rowcount
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
         if self._bound() is None:
-            self._retrying(lambda: self._many(sql, rows), SERIALIZABLE)
+            self._retrying(lambda: self._many(sql, rows), UNIT)
             return
         conn = self._bound()
         assert conn is not None

@@ -4,8 +4,8 @@
 ``operations``. Nothing here imports the CLI or the daemon.
 """
 
-from .context import SyncContext
-from .dispatch import OutboxDispatch
+from .context import Claim, Claims, SyncContext
+from .dispatch import Fenced, OutboxDispatch
 from .ingest import Ingester
 from .operations import (
     drop_dead_letters,
@@ -19,6 +19,9 @@ from .stats import AppStats, RunStats
 
 __all__ = [
     "AppStats",
+    "Claim",
+    "Claims",
+    "Fenced",
     "Ingester",
     "OutboxDispatch",
     "Planner",

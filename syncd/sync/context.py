@@ -8,8 +8,9 @@ Only the runner's facade changes the mappings or connectors (``replace``); the s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -26,6 +27,39 @@ log = structlog.get_logger("syncd.runner")
 def iso(value: datetime | None) -> str | None:
     """A remote timestamp as the store keeps it (UTC, milliseconds, ``Z``)."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who claims an app's intents on a shared state: a daemon id, the epoch of its lease on
+    the app, and how long a claim lasts unless settled."""
+
+    owner: str
+    epoch: int
+    ttl: float
+
+
+class Claims(Protocol):
+    """Which apps this daemon serves when several daemons share the state (``daemon.cluster``)."""
+
+    @property
+    def daemon_id(self) -> str:
+        """This daemon's id: the owner of its claims."""
+        ...
+
+    @property
+    def ttl(self) -> float:
+        """Seconds an unsettled claim lasts before another daemon may take it over."""
+        ...
+
+    def serves(self, app: str) -> bool:
+        """Whether this daemon reads from and writes to ``app`` now (it holds the app's lease)."""
+        ...
+
+    async def claim_for(self, app: str) -> Claim | None:
+        """The claim to send ``app``'s next batch under, after checking the lease is still held;
+        None once it is not."""
+        ...
 
 
 class SyncContext:
@@ -62,6 +96,18 @@ class SyncContext:
         self.run_id = 0
         #: Called after every committed page / dispatch batch (progress displays, metrics).
         self.on_progress: Callable[[RunStats], None] | None = None
+        #: On a state shared by several daemons: which apps this one serves (None: all of them).
+        self.claims: Claims | None = None
+
+    def serves(self, app: str) -> bool:
+        return self.claims is None or self.claims.serves(app)
+
+    async def claim_for(self, app: str) -> Claim | Literal[False] | None:
+        """None: claim without an owner (one daemon); False: another daemon serves ``app``."""
+        if self.claims is None:
+            return None
+        claim = await self.claims.claim_for(app)
+        return False if claim is None else claim
 
     def replace(self, mappings: Sequence[SyncMapping], connectors: Mapping[str, Connector]) -> None:
         """New mappings (a reload); ``connectors`` adds or replaces apps' connectors."""

@@ -40,11 +40,37 @@ from syncd.engine.model import Candidate, ReasonCode
 from syncd.mapping import Mapping as SyncMapping
 from syncd.store import Intent, StateStore
 
-from .context import SyncContext, iso
+from .context import Claim, SyncContext, iso
 from .ingest import Ingester
 from .plan import Planner
 
 log = structlog.get_logger("syncd.runner")
+
+
+class Fenced(Exception):
+    """Another daemon took over this daemon's claim on an intent: its outcome is not recorded."""
+
+
+def _settle(
+    store: StateStore, intent: Intent, status: str, error: str | None = None, kind: str | None = None
+) -> None:
+    """Record an intent's outcome, only while its claim is still ours (``Fenced`` otherwise, which
+    rolls back the unit of work it is part of)."""
+    owner, epoch = intent.claimed_by, intent.claim_epoch
+    if not store.settle(intent.id, status, error, kind, owner=owner, epoch=epoch) and owner is not None:
+        raise Fenced(f"intent {intent.id} was taken over by another daemon")
+
+
+def _claim(store: StateStore, app: str, size: int, claim: Claim | None) -> list[Intent]:
+    if claim is None:
+        return store.claim(app, None, size)
+    return store.claim(app, None, size, owner=claim.owner, epoch=claim.epoch, ttl=claim.ttl)
+
+
+def _retry_later(store: StateStore, intent: Intent, error: str, not_before: str) -> None:
+    owner, epoch = intent.claimed_by, intent.claim_epoch
+    if not store.retry_later(intent.id, error, not_before, owner=owner, epoch=epoch) and owner is not None:
+        raise Fenced(f"intent {intent.id} was taken over by another daemon")
 
 
 class OutboxDispatch:
@@ -61,7 +87,7 @@ class OutboxDispatch:
         while True:
             progressed = False
             for app in await self.ctx.store.call(lambda s: s.pending_apps()):
-                if app in self.ctx.paused or app not in self.ctx.connectors:
+                if app in self.ctx.paused or app not in self.ctx.connectors or not self.ctx.serves(app):
                     continue
                 progressed |= await self.dispatch_app(app)
             # Writes can make entities dirty again (adopted records, refused conditional writes).
@@ -71,7 +97,9 @@ class OutboxDispatch:
                 continue
             due = await self.ctx.store.call(lambda s: s.next_due())
             pending = [
-                a for a in await self.ctx.store.call(lambda s: s.pending_apps()) if a not in self.ctx.paused
+                a
+                for a in await self.ctx.store.call(lambda s: s.pending_apps())
+                if a not in self.ctx.paused and self.ctx.serves(a)
             ]
             if not pending or due is None:
                 return
@@ -81,54 +109,77 @@ class OutboxDispatch:
             await asyncio.sleep(max(wait, 0.0))
 
     async def dispatch_app(self, app: str) -> bool:
-        """Send due intents of one app in batches; True if any intent settled."""
+        """Send due intents of one app in batches; True if any intent settled.
+
+        On a state shared by several daemons, each batch is claimed under this daemon's claim on
+        the app (its id and the app lease's epoch), checked before the batch is sent; a batch
+        whose claim was taken over meanwhile records nothing (``Fenced``) and dispatch stops.
+        """
         connector = self.ctx.connectors[app]
         size = max(1, min(connector.capabilities.batch_size, self.ctx.batch_size))
         any_done = False
         while True:
-            intents = await self.ctx.store.call(lambda s: s.claim(app, None, size))
+            claim = await self.ctx.claim_for(app)
+            if claim is False:
+                return any_done  # another daemon serves this app now
+            intents = await self.ctx.store.call(_claim, app, size, claim)
             if not intents:
                 return any_done
-            any_done = True
-            groups: dict[tuple[str, str], list[Intent]] = defaultdict(list)
-            for intent in intents:
-                groups[(intent.sync, intent.op)].append(intent)
             try:
-                for (sync, op), group in groups.items():
-                    mapping = self.ctx.by_name.get(sync)
-                    if mapping is None:
-                        await self.ctx.store.call(self._settle_all, group, "dead", f"no mapping named {sync}")
-                        continue
-                    if op == "create":
-                        await self._send_creates(mapping, app, group)
-                    elif op == "update":
-                        await self._send_updates(mapping, app, group)
-                    elif op == "delete":
-                        await self._send_deletes(mapping, app, group)
-                    else:
-                        await self._send_reads(mapping, app, group)
-            except AuthError as exc:
-                self.ctx.pause(app, exc)
-                await self.ctx.store.call(self._release, intents)
+                go_on = await self._dispatch_batch(app, intents)
+            except Fenced as exc:
+                log.warning(
+                    "claim taken over by another daemon; this app's writes stop here", app=app, error=str(exc)
+                )
+                return True
+            any_done = True
+            if not go_on:
                 return any_done
-            except TransientError as exc:
-                await self.ctx.store.call(self._backoff_all, intents, str(exc))
-            except ConfigError as exc:
-                # The app's settings cannot work (a missing column, an unknown object): pause it.
-                self.ctx.pause(app, exc, why="its settings are wrong")
-                await self.ctx.store.call(self._release, intents)
-                return any_done
-            except ConnectorError as exc:
-                # The whole request was refused: every write in it is dead-lettered, nothing is lost.
-                await self.ctx.store.call(self._fail_all, intents, exc)
-            self.ctx.progress()
+
+    async def _dispatch_batch(self, app: str, intents: list[Intent]) -> bool:
+        """Send one claimed batch; False if the app must not be written to any more for now."""
+        groups: dict[tuple[str, str], list[Intent]] = defaultdict(list)
+        for intent in intents:
+            groups[(intent.sync, intent.op)].append(intent)
+        try:
+            for (sync, op), group in groups.items():
+                if await self.ctx.claim_for(app) is False:
+                    raise Fenced(f"this daemon no longer serves {app}")
+                mapping = self.ctx.by_name.get(sync)
+                if mapping is None:
+                    await self.ctx.store.call(self._settle_all, group, "dead", f"no mapping named {sync}")
+                    continue
+                if op == "create":
+                    await self._send_creates(mapping, app, group)
+                elif op == "update":
+                    await self._send_updates(mapping, app, group)
+                elif op == "delete":
+                    await self._send_deletes(mapping, app, group)
+                else:
+                    await self._send_reads(mapping, app, group)
+        except AuthError as exc:
+            self.ctx.pause(app, exc)
+            await self.ctx.store.call(self._release, intents)
+            return False
+        except TransientError as exc:
+            await self.ctx.store.call(self._backoff_all, intents, str(exc))
+        except ConfigError as exc:
+            # The app's settings cannot work (a missing column, an unknown object): pause it.
+            self.ctx.pause(app, exc, why="its settings are wrong")
+            await self.ctx.store.call(self._release, intents)
+            return False
+        except ConnectorError as exc:
+            # The whole request was refused: every write in it is dead-lettered, nothing is lost.
+            await self.ctx.store.call(self._fail_all, intents, exc)
+        self.ctx.progress()
+        return True
 
     def _release(self, store: StateStore, intents: Sequence[Intent]) -> None:
         with store.transaction():
             for intent in intents:
                 current = store.intent(intent.id)
                 if current is not None and current.status == "inflight":
-                    store.settle(intent.id, "pending")
+                    _settle(store, intent, "pending")
 
     def _fail_all(self, store: StateStore, intents: Sequence[Intent], error: ConnectorError) -> None:
         with store.transaction():
@@ -142,7 +193,7 @@ class OutboxDispatch:
     ) -> None:
         with store.transaction():
             for intent in intents:
-                store.settle(intent.id, status, error, "permanent" if status == "dead" else None)
+                _settle(store, intent, status, error, "permanent" if status == "dead" else None)
 
     def _backoff_all(self, store: StateStore, intents: Sequence[Intent], error: str) -> None:
         with store.transaction():
@@ -154,12 +205,12 @@ class OutboxDispatch:
     def _backoff(self, store: StateStore, intent: Intent, error: str) -> None:
         self.ctx.stats.apps[intent.app].errors += 1
         if intent.attempts >= self.ctx.max_attempts:
-            store.settle(intent.id, "dead", f"gave up after {intent.attempts} attempts: {error}", "transient")
+            _settle(store, intent, "dead", f"gave up after {intent.attempts} attempts: {error}", "transient")
             self._log_rejection(store, intent, f"gave up after {intent.attempts} attempts: {error}")
             return
         delay = retry_delay(self.ctx.retry_base, intent.attempts)
         not_before = (datetime.now(UTC) + timedelta(seconds=delay)).isoformat()
-        store.retry_later(intent.id, error, not_before)
+        _retry_later(store, intent, error, not_before)
 
     def _log_rejection(self, store: StateStore, intent: Intent, error: str) -> None:
         store.log_changes(
@@ -185,7 +236,7 @@ class OutboxDispatch:
             self._backoff(store, intent, str(error))
             return
         self.ctx.stats.apps[intent.app].errors += 1
-        store.settle(intent.id, "dead", str(error), type(error).__name__)
+        _settle(store, intent, "dead", str(error), type(error).__name__)
         self._log_rejection(store, intent, str(error))
         log.warning(
             "write rejected; dead-lettered",
@@ -239,7 +290,7 @@ class OutboxDispatch:
             for intent in intents:
                 entity = entities.get(intent.entity_id)
                 if entity is None or entity.state != "active" or app in links.get(intent.entity_id, {}):
-                    store.settle(intent.id, "superseded")
+                    _settle(store, intent, "superseded")
                     continue
                 out.append((intent, entity.key))
             return out
@@ -254,7 +305,7 @@ class OutboxDispatch:
                 if record.id in taken and taken[record.id].entity_id == intent.entity_id:
                     # Linked to this very entity already (a crash between create and commit, then a
                     # read that linked it): the create is done, nothing to report.
-                    store.settle(intent.id, "done")
+                    _settle(store, intent, "done")
                     continue
                 if record.id in taken:
                     # Already linked to another entity: that is an identity problem, not ours to merge.
@@ -266,7 +317,7 @@ class OutboxDispatch:
                     )
                     continue
                 fresh.append(record)
-                store.settle(intent.id, "done")
+                _settle(store, intent, "done")
                 self.ctx.stats.apps[app].linked += 1
             self.ingester._ingest(store, mapping, app, fresh, store.latest_run())
 
@@ -297,7 +348,7 @@ class OutboxDispatch:
                     # A read linked a record of this app with the key while our create was in
                     # flight (someone made it meanwhile): two records share the key now. Halt the
                     # key for a person, as any identity conflict, rather than lose track of one.
-                    store.settle(intent.id, "done")
+                    _settle(store, intent, "done")
                     self.ctx.stats.apps[app].created += 1
                     self.ctx.stats.apps[app].writes += 1
                     conflicts.append(
@@ -352,7 +403,7 @@ class OutboxDispatch:
                 if outcome.changed:
                     store.mark_dirty([entity.id])
                 new_links.append(link)
-                store.settle(intent.id, "done")
+                _settle(store, intent, "done")
                 self.ctx.stats.apps[app].created += 1
                 self.ctx.stats.apps[app].writes += 1
             store.save_links(mapping.name, new_links, high_run)
@@ -404,7 +455,7 @@ class OutboxDispatch:
                     or link.version != intent.expected_version
                 ):
                     # The record moved on since this was planned: plan again from what we know now.
-                    store.settle(intent.id, "superseded")
+                    _settle(store, intent, "superseded")
                     store.mark_dirty([intent.entity_id])
                     continue
                 out.append((intent, link))
@@ -424,14 +475,14 @@ class OutboxDispatch:
             record = by_id.get(link.remote_id)
             if record is None:
                 changed.append(RemoteRecord(id=link.remote_id, fields={}, deleted=True))
-                store.settle(intent.id, "superseded")
+                _settle(store, intent, "superseded")
                 continue
             now = mapping.to_canonical(app, record.fields)
             if any(
                 name in now and not same(now[name], link.baseline.get(name)) for name in mapping.readable(app)
             ):
                 changed.append(record)
-                store.settle(intent.id, "superseded")
+                _settle(store, intent, "superseded")
                 continue
             keep.append((intent, link))
         if changed:
@@ -460,14 +511,14 @@ class OutboxDispatch:
                 entity = entities[intent.entity_id]
                 if isinstance(result.error, PreconditionFailed | NotFound):
                     kind = "precondition" if isinstance(result.error, PreconditionFailed) else "not_found"
-                    store.settle(intent.id, "superseded", str(result.error), kind)
+                    _settle(store, intent, "superseded", str(result.error), kind)
                     refetch.append(sent.remote_id)
                     continue
                 if result.error is not None or result.record is None:
                     self._failed(store, intent, result.error or PermanentError("update returned no record"))
                     continue
                 record = result.record
-                store.settle(intent.id, "done")
+                _settle(store, intent, "done")
                 self.ctx.stats.apps[app].updated += 1
                 self.ctx.stats.apps[app].writes += 1
                 for name, value in intent.values.items():
@@ -569,7 +620,7 @@ class OutboxDispatch:
             for intent in intents:
                 link = links.get(intent.entity_id, {}).get(app)
                 if link is None or link.remote_id != intent.remote_id:
-                    store.settle(intent.id, "superseded")
+                    _settle(store, intent, "superseded")
                     continue
                 out.append((intent, link))
             return out
@@ -590,7 +641,7 @@ class OutboxDispatch:
             for intent in intents:
                 entity = entities.get(intent.entity_id)
                 if entity is not None and entity.state == "active":
-                    store.settle(intent.id, "superseded")
+                    _settle(store, intent, "superseded")
                     store.mark_dirty([entity.id])
                     continue
                 out.append(intent)
@@ -612,7 +663,7 @@ class OutboxDispatch:
             for intent, result in zip(intents, results, strict=True):
                 if isinstance(result.error, PreconditionFailed):
                     # Edited since we read it: not deleted; the edit is read and wins.
-                    store.settle(intent.id, "superseded", str(result.error), "precondition")
+                    _settle(store, intent, "superseded", str(result.error), "precondition")
                     if intent.remote_id:
                         refetch.append(intent.remote_id)
                     continue
@@ -622,7 +673,7 @@ class OutboxDispatch:
                 link = links.get(intent.entity_id, {}).get(app)
                 if link is not None and link.id is not None:
                     drop.append(link.id)
-                store.settle(intent.id, "done")
+                _settle(store, intent, "done")
                 changes.append(
                     Change(
                         intent.entity_id,

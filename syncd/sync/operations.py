@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -171,13 +172,23 @@ def drop_dead_letters(store: StateStore, ids: Iterable[int]) -> int:
 @asynccontextmanager
 async def one_writer(settings: Settings) -> AsyncIterator[None]:
     """Hold the state's lease while writing, like `syncd run` does: one writer per state
-    (``syncd.daemon.LeaseHeld`` if another holds it)."""
-    from syncd.daemon.lease import Lease
+    (``syncd.daemon.LeaseHeld`` if another holds it, or if daemons share the state)."""
+    from syncd.daemon.lease import Holder, Lease, LeaseHeld
 
     store = await AsyncStore(settings.state).open()
     try:
         lease = Lease(store, ttl=settings.daemon.lease_ttl, state=str(settings.state))
         await lease.acquire()
+        # Daemons sharing a PostgreSQL state do not hold this lease; their heartbeats say they run.
+        now = time.time()
+        live = await store.call(lambda s: s.live_daemons(now))
+        if live:
+            await lease.release()
+            info = live[0]["info"]
+            running = Holder(
+                live[0]["daemon_id"], int(info.get("pid") or 0), str(info.get("host") or "unknown")
+            )
+            raise LeaseHeld(running, float(live[0]["expires_at"]), str(settings.state))
         heartbeat = asyncio.create_task(lease.heartbeat(lambda: None))
         try:
             yield

@@ -25,6 +25,10 @@ def _dirty_ids(store: StateStore, sync: str, limit: int, after: int) -> list[int
     return store.dirty_ids(sync, limit, after)
 
 
+def _claim_dirty(store: StateStore, sync: str, limit: int, owner: str, ttl: float) -> list[tuple[int, int]]:
+    return store.claim_dirty(sync, limit, owner, ttl)
+
+
 class Planner:
     """Plans the writes dirty entities need."""
 
@@ -33,6 +37,8 @@ class Planner:
 
     async def plan(self) -> int:
         """Turn every dirty entity into outbox intents; returns how many were queued."""
+        if self.ctx.claims is not None:
+            return await self._plan_shared()
         total = 0
         for mapping in self.ctx.mappings:
             after = 0
@@ -44,7 +50,35 @@ class Planner:
                 after = ids[-1]
         return total
 
-    def _plan_batch(self, store: StateStore, mapping: SyncMapping, ids: Sequence[int]) -> int:
+    async def _plan_shared(self) -> int:
+        """Several daemons plan at once: each claims a batch of dirty entities no other holds
+        (``claim_dirty``), plans it, and clears each one only if no event re-dirtied it meanwhile
+        (``ack_dirty``, in the same transaction as the intents)."""
+        claims = self.ctx.claims
+        assert claims is not None
+        owner, ttl = claims.daemon_id, claims.ttl
+        total = 0
+        for mapping in self.ctx.mappings:
+            seen: set[int] = set()
+            while True:
+                items = await self.ctx.store.call(_claim_dirty, mapping.name, self.ctx.batch_size, owner, ttl)
+                if not items or seen.issuperset(i for i, _ in items):
+                    break  # nothing dirty, or only entities waiting for a write in flight
+                seen.update(i for i, _ in items)
+                total += await self.ctx.store.call(
+                    self._plan_batch, mapping, [i for i, _ in items], dict(items)
+                )
+        return total
+
+    def _plan_batch(
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        ids: Sequence[int],
+        generations: dict[int, int] | None = None,
+    ) -> int:
+        """Plan one batch in one transaction; ``generations`` (a shared state) are the dirty
+        generations claimed, so an entity re-dirtied since its claim stays dirty."""
         with store.transaction():
             entities = store.entities(ids)
             links = store.links_of(ids)
@@ -127,7 +161,10 @@ class Planner:
                 if not busy.get(eid):
                     settled.append(eid)
             n = store.enqueue(intents)
-            store.mark_dirty(settled, False)
+            if generations is None:
+                store.mark_dirty(settled, False)
+            else:
+                store.ack_dirty([(eid, generations[eid]) for eid in settled])
             store.drop_links(drop)
             self.ctx.stats.changes += store.log_changes(mapping.name, changes, self.ctx.run_id or None)
             return n

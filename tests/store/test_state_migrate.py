@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.engine.model import Candidate, Change, Conflict, Link
+from syncd.engine.model import Candidate, Change, Conflict, Link, ReasonCode
 from syncd.store import connect
 from syncd.store.db import TABLES
 from syncd.testing.store_contract import NESTED
@@ -31,7 +31,11 @@ def fill(location: str | Path) -> dict[str, list[dict[str, object]]]:
         a.values = dict(NESTED)
         store.save_entities([a], dirty=True)
         store.save_links("people", [Link(None, a.id, "crm", "r1", baseline=dict(NESTED), alias="x")], run)
-        store.log_changes("people", [Change(a.id, "name", None, "Zoë", "crm", "changed in crm")], run)
+        store.log_changes(
+            "people",
+            [Change(a.id, "name", None, "Zoë", "crm", "changed in crm", code=ReasonCode.CHANGED)],
+            run,
+        )
         store.add_conflicts("people", [Conflict(b.id, "name", [Candidate("crm", {"v": 2**70})], "manual")])
         store.enqueue([("k1", "people", "crm", "contact", "update", a.id, "r1", {"a": 1}, {"b": [2]}, None)])
         store.claim("crm", None, 1, owner="d1", epoch=2, ttl=30)

@@ -102,6 +102,8 @@ class HubSpotFake(FakeApp):
         self.app_id = app_id
         #: Requests allowed per rolling 10 s before a real 429 (None: unlimited).
         self.ten_second_limit = ten_second_limit
+        #: Requests answered 429 because ``ten_second_limit`` was reached.
+        self.rate_limited = 0
         self.daily_limit = 500_000
         #: Properties whose changes produce ``propertyChange`` events (None: all but system ones).
         self.subscribed_properties: set[str] | None = None
@@ -165,6 +167,7 @@ class HubSpotFake(FakeApp):
         try:
             self._check_auth(request)
             if self._over_rate_limit():
+                self.rate_limited += 1
                 return self.rate_limit_response(request)
             response = await handler(request)
         except HubSpotError as exc:
