@@ -166,9 +166,12 @@ class CardDavConnector(Connector):
                 cards[name] = VCardError("the server sent no address-data")
                 continue
             try:
-                cards[name] = (response.text(GETETAG), Card.parse(data))
+                card = Card.parse(data)
+                card.fields()  # every mapped value must decode too (base64 text, for one)
             except VCardError as exc:
                 cards[name] = exc
+                continue
+            cards[name] = (response.text(GETETAG), card)
         return cards
 
     async def _fetch_cards(self, names: Sequence[str]) -> dict[str, tuple[str | None, Card] | VCardError]:
@@ -187,12 +190,16 @@ class CardDavConnector(Connector):
         return cards
 
     def _readable(self, cards: Mapping[str, tuple[str | None, Card] | VCardError]) -> list[RemoteRecord]:
+        """Records of the cards; an unreadable card comes back as a record with ``error`` set.
+
+        One broken card must not fail its page: the engine quarantines it (a dead letter naming the
+        card and the reason, never its values) and syncs the rest. The next change of the card
+        is read again like any other, and a readable version releases it.
+        """
         records: list[RemoteRecord] = []
         for name, found in cards.items():
             if isinstance(found, VCardError):
-                # One broken card must not fail its page: it is skipped and reported here, by name
-                # and reason only (no field values). It is read again once its ETag changes.
-                self._log.warning("carddav.unreadable_card", card=name, reason=str(found))
+                records.append(RemoteRecord(id=name, fields={}, error=f"unreadable vCard: {found}"))
                 continue
             records.append(self._record(name, *found))
         return records

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from structlog.testing import capture_logs
 
 from syncd.testing.conformance import last_cursor, read_pages
 from syncd_carddav import CardDavConnector
@@ -93,11 +92,11 @@ async def test_vcard_3_and_4_cards_both_read_into_the_same_fields(
     assert records[new].version
 
 
-async def test_malformed_card_is_skipped_and_logged_without_failing_its_page(
+async def test_malformed_card_comes_back_as_an_error_record_without_failing_its_page(
     make_connector: ConnectorFactory, dav: httpx.Client, book: str
 ) -> None:
-    # Radicale refuses malformed cards on PUT and hides broken files, so the broken card is put
-    # into its answers on the way back, as a less careful server would serve it.
+    # Radicale refuses cards it cannot parse on PUT and hides broken files, so a card broken at
+    # the syntax level is put into its answers on the way back, as a less careful server serves it.
     names = [seed(dav, book, i) for i in range(3)]
     tap = Tap()
 
@@ -108,15 +107,41 @@ async def test_malformed_card_is_skipped_and_logged_without_failing_its_page(
 
     tap.rewrite = corrupt
     connector = make_connector(transport=tap)
-    with capture_logs() as logs:
-        pages = await read_pages(connector, "contacts", None)
-    assert {r.id for p in pages for r in p.records} == {names[0], names[2]}
+    pages = await read_pages(connector, "contacts", None)
+    records = {r.id: r for p in pages for r in p.records}
+    assert set(records) == set(names)
     assert pages[-1].complete
-    (event,) = [e for e in logs if e["event"] == "carddav.unreadable_card"]
-    assert event["card"] == names[1]
-    assert "Person" not in str(event), "no field values in logs"
-    assert "p1@example.org" not in str(event), "no field values in logs"
-    assert await connector.get("contacts", [names[1]]) == []
+    broken = records[names[1]]
+    assert broken.error is not None
+    assert "unparsable" in broken.error
+    assert broken.fields == {}
+    assert "Person" not in broken.error, "no field values in the reason"
+    assert "p1@example.org" not in broken.error, "no field values in the reason"
+    assert records[names[0]].error is None
+    assert records[names[0]].fields["fn"] == "Person 0"
+    (again,) = await connector.get("contacts", [names[1]])
+    assert again.error is not None
+
+
+async def test_card_the_server_stores_but_whose_value_cannot_be_decoded_is_an_error_record(
+    connector: CardDavConnector, dav: httpx.Client, book: str
+) -> None:
+    # Radicale stores this card as sent: the syntax is fine, but the FN is base64 of bytes that
+    # are not UTF-8 text, so syncd cannot read its value.
+    names = [seed(dav, book, i) for i in range(2)]
+    broken = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:odd\r\nFN;ENCODING=b:/w==\r\nEMAIL:odd@example.org\r\nEND:VCARD\r\n"
+    cards.put(dav, book, "odd.vcf", broken)
+    pages = await read_pages(connector, "contacts", None)
+    records = {r.id: r for p in pages for r in p.records}
+    assert set(records) == {*names, "odd.vcf"}
+    assert records["odd.vcf"].error == "unreadable vCard: FN: undecodable base64 value"
+    assert records["odd.vcf"].fields == {}
+    assert all(records[n].error is None for n in names)
+    assert pages[-1].complete
+    cards.put(dav, book, "odd.vcf", broken.replace("FN;ENCODING=b:/w==", "FN:Odd"))
+    changed = await read_pages(connector, "contacts", last_cursor(pages))
+    (fixed,) = [r for p in changed for r in p.records]
+    assert (fixed.id, fixed.error, fixed.fields["fn"]) == ("odd.vcf", None, "Odd")
 
 
 async def test_card_deleted_between_listing_and_fetch_is_simply_absent(
