@@ -56,6 +56,7 @@ from ._dav import (
     tag,
 )
 from ._errors import InvalidSyncToken, ReportNotSupported, classify
+from ._index import BookIndex
 from ._vcard import Card, VCardError, iter_field_paths, parse_rev
 from ._writes import CardWriter
 
@@ -129,6 +130,9 @@ class CardDavConnector(Connector):
         )
         self._dav = DavClient(self._http)
         self._collection: str | None = None
+        #: Cards known from this connector's own reads and writes (see ``_index``); None until a
+        #: complete listing, and again whenever it cannot be kept exact.
+        self._index: BookIndex | None = None
         self._writer = CardWriter(self._dav, config, self._fetch_cards, self._record)
         self._log = log.bind(app=self.app)
 
@@ -267,15 +271,21 @@ class CardDavConnector(Connector):
                 yield page
             return
         token = cursor.get("sync_token")
+        index = self._index
+        etags: Mapping[str, str | None]
         if isinstance(token, str):
             try:
-                changed, removed, new_token = await self._sync(collection, token)
+                etags, removed, new_token = await self._sync(collection, token)
             except InvalidSyncToken:
                 self._log.info("carddav.sync_token_expired", action="full listing")
                 async for page in self._full_listing(collection):
                     yield page
                 return
+            changed = sorted(etags)
             final = self._cursor(collection, new_token, {})
+            # The index follows only a read that starts where it stands (else it could miss changes).
+            if index is not None and index.token != token:
+                index = self._index = None
         else:
             old = cursor.get("etags")
             if not isinstance(old, dict):
@@ -284,10 +294,15 @@ class CardDavConnector(Connector):
                     yield page
                 return
             members = await self._members(collection)
+            etags = members
             changed = [n for n, etag in members.items() if old.get(n) != etag]
             removed = [n for n in old if n not in members]
             final = self._cursor(collection, None, members)
         async for page in self._pages(changed, removed, between=cursor, final=final, complete=False):
+            if index is not None and index is self._index:
+                self._enter(index, page.records, etags)
+                if page.cursor is final:
+                    index.token = final.get("sync_token")
             yield page
 
     async def _full_listing(self, collection: str) -> AsyncIterator[Page]:
@@ -295,12 +310,27 @@ class CardDavConnector(Connector):
         token = await self._sync_token(collection)
         members = await self._members(collection)
         final = self._cursor(collection, token, members)
+        index = BookIndex(collection, token)
+        self._index = None
         async for page in self._pages(list(members), [], between=None, final=final, complete=True):
+            self._enter(index, page.records, members)
+            if page.complete:
+                self._index = index
             yield page
 
-    async def _sync(self, collection: str, token: str) -> tuple[list[str], list[str], str]:
-        """Names changed and removed since ``token`` (RFC 6578), and the token to use next."""
-        changed: set[str] = set()
+    def _enter(
+        self, index: BookIndex, records: Sequence[RemoteRecord], etags: Mapping[str, str | None]
+    ) -> None:
+        """Record what a read returned in ``index`` (unreadable cards with no keys)."""
+        for record in records:
+            if record.deleted:
+                index.drop([record.id])
+            else:
+                index.put(record.id, record.version or etags.get(record.id), record.fields)
+
+    async def _sync(self, collection: str, token: str) -> tuple[dict[str, str | None], list[str], str]:
+        """Cards changed (name -> ETag) and removed since ``token`` (RFC 6578), and the next token."""
+        changed: dict[str, str | None] = {}
         removed: set[str] = set()
         while True:
             body = sync_collection(token, [GETETAG])
@@ -315,12 +345,12 @@ class CardDavConnector(Connector):
                     continue
                 if response.missing:
                     removed.add(name)
-                    changed.discard(name)
+                    changed.pop(name, None)
                 else:
-                    changed.add(name)
+                    changed[name] = response.text(GETETAG)
                     removed.discard(name)
             if found.sync_token is None or found.sync_token == token or not truncated:
-                return sorted(changed), sorted(removed), found.sync_token or token
+                return dict(sorted(changed.items())), sorted(removed), found.sync_token or token
             token = found.sync_token
 
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
@@ -340,8 +370,13 @@ class CardDavConnector(Connector):
         if not wanted:
             return []
         collection = await self.collection()
+        cards: dict[str, tuple[str | None, Card] | VCardError] = {}
+        index = await self._caught_up(collection)
+        if index is not None:
+            matches = index.matching(set(wanted))
+            cards = await self._fetch_cards(matches) if matches else {}
+            return [r for r in self._readable(cards) if _matches(r.fields, path, set(wanted))]
         try:
-            cards: dict[str, tuple[str | None, Card] | VCardError] = {}
             for part in _chunks(wanted, _FIND_BATCH):
                 found = await self._dav.multistatus(
                     "REPORT", collection, addressbook_query(prop, part), depth="1"
@@ -351,6 +386,48 @@ class CardDavConnector(Connector):
             self._log.info("carddav.query_unsupported", action="listing the address book")
             cards = await self._fetch_cards(list(await self._members(collection)))
         return [r for r in self._readable(cards) if _matches(r.fields, path, set(wanted))]
+
+    async def _caught_up(self, collection: str) -> BookIndex | None:
+        """The index brought up to the server's current state (one request), or None without one."""
+        index = self._index
+        if index is None or index.collection != collection:
+            return None
+        current: Mapping[str, str | None]
+        try:
+            if index.token is not None:
+                current, removed, token = await self._sync(collection, index.token)
+            else:
+                current = await self._members(collection)
+                removed, token = [n for n in index.entries if n not in current], None
+        except InvalidSyncToken:
+            self._index = None
+            return None
+        stale = index.stale(current)
+        fetched = await self._fetch_cards(stale) if stale else {}
+        if self._index is not index:
+            return None  # a full listing replaced it meanwhile
+        index.drop(removed)
+        for name in stale:
+            found = fetched.get(name)
+            if found is None:
+                index.drop([name])  # gone since the report
+            elif isinstance(found, VCardError):
+                index.put(name, current.get(name), {})
+            else:
+                index.put(name, found[0], found[1].fields())
+        index.token = token
+        return index
+
+    def _written(self, records: Sequence[RemoteRecord]) -> None:
+        """Enter the connector's own writes in the index, with the ETags the server returned."""
+        index = self._index
+        if index is None:
+            return
+        for record in records:
+            if record.deleted:
+                index.drop([record.id])
+            else:
+                index.put(record.id, record.version, record.fields)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -391,6 +468,7 @@ class CardDavConnector(Connector):
             else:
                 assert isinstance(outcome, RemoteRecord)
                 results.append(WriteResult(key=item.key, record=outcome))
+        self._written([r.record for r in results if r.record is not None])
         return results
 
 
