@@ -17,7 +17,8 @@ Writing: see ``_writes``. Webhooks: CardDAV has none.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -246,15 +247,35 @@ class CardDavConnector(Connector):
         between: Cursor | None,
         final: Cursor,
         complete: bool,
-    ) -> AsyncIterator[Page]:
-        """Fetch ``names`` page by page; tombstones ride on the first page, the final cursor on the last."""
+    ) -> AsyncGenerator[Page, None]:
+        """Fetch ``names`` page by page; tombstones ride on the first page, the final cursor on the last.
+
+        The next page is fetched while the engine takes in the current one, so the server's
+        work and ours overlap (one multiget ahead at most: memory stays at two pages).
+        """
         batches = list(_chunks(sorted(names), self.settings.page_size)) or [[]]
-        for index, batch in enumerate(batches):
-            records = self._readable(await self._fetch_cards(batch)) if batch else []
-            if index == 0:
-                records += [RemoteRecord(id=n, fields={}, deleted=True) for n in sorted(tombstones)]
-            last = index == len(batches) - 1
-            yield Page(records, final if last else between, complete=complete and last)
+
+        async def fetch(batch: Sequence[str]) -> dict[str, tuple[str | None, Card] | VCardError]:
+            return await self._fetch_cards(batch) if batch else {}
+
+        ahead: asyncio.Task[dict[str, tuple[str | None, Card] | VCardError]] | None = None
+        try:
+            current = asyncio.ensure_future(fetch(batches[0]))
+            for index in range(len(batches)):
+                ahead = current
+                cards = await current
+                last = index == len(batches) - 1
+                if not last:
+                    ahead = current = asyncio.ensure_future(fetch(batches[index + 1]))
+                records = self._readable(cards)
+                if index == 0:
+                    records += [RemoteRecord(id=n, fields={}, deleted=True) for n in sorted(tombstones)]
+                yield Page(records, final if last else between, complete=complete and last)
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectorError):
+                    await ahead
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -262,13 +283,15 @@ class CardDavConnector(Connector):
         self.object_type(obj)
         collection = await self.collection()
         if cursor is None:
-            async for page in self._full_listing(collection):
-                yield page
+            async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                async for page in pages:
+                    yield page
             return
         if cursor.get("v") != CURSOR_VERSION or cursor.get("collection") != collection:
             self._log.warning("carddav.cursor_replaced", reason="cursor of another address book or format")
-            async for page in self._full_listing(collection):
-                yield page
+            async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                async for page in pages:
+                    yield page
             return
         token = cursor.get("sync_token")
         index = self._index
@@ -278,8 +301,9 @@ class CardDavConnector(Connector):
                 etags, removed, new_token = await self._sync(collection, token)
             except InvalidSyncToken:
                 self._log.info("carddav.sync_token_expired", action="full listing")
-                async for page in self._full_listing(collection):
-                    yield page
+                async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                    async for page in pages:
+                        yield page
                 return
             changed = sorted(etags)
             final = self._cursor(collection, new_token, {})
@@ -290,33 +314,40 @@ class CardDavConnector(Connector):
             old = cursor.get("etags")
             if not isinstance(old, dict):
                 self._log.warning("carddav.cursor_replaced", reason="cursor without sync token or etags")
-                async for page in self._full_listing(collection):
-                    yield page
+                async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                    async for page in pages:
+                        yield page
                 return
             members = await self._members(collection)
             etags = members
             changed = [n for n, etag in members.items() if old.get(n) != etag]
             removed = [n for n in old if n not in members]
             final = self._cursor(collection, None, members)
-        async for page in self._pages(changed, removed, between=cursor, final=final, complete=False):
-            if index is not None and index is self._index:
-                self._enter(index, page.records, etags)
-                if page.cursor is final:
-                    index.token = final.get("sync_token")
-            yield page
+        async with contextlib.aclosing(
+            self._pages(changed, removed, between=cursor, final=final, complete=False)
+        ) as pages:
+            async for page in pages:
+                if index is not None and index is self._index:
+                    self._enter(index, page.records, etags)
+                    if page.cursor is final:
+                        index.token = final.get("sync_token")
+                yield page
 
-    async def _full_listing(self, collection: str) -> AsyncIterator[Page]:
+    async def _full_listing(self, collection: str) -> AsyncGenerator[Page, None]:
         # The token is taken before the listing: a change made while we list is read again next time.
         token = await self._sync_token(collection)
         members = await self._members(collection)
         final = self._cursor(collection, token, members)
         index = BookIndex(collection, token)
         self._index = None
-        async for page in self._pages(list(members), [], between=None, final=final, complete=True):
-            self._enter(index, page.records, members)
-            if page.complete:
-                self._index = index
-            yield page
+        async with contextlib.aclosing(
+            self._pages(list(members), [], between=None, final=final, complete=True)
+        ) as pages:
+            async for page in pages:
+                self._enter(index, page.records, members)
+                if page.complete:
+                    self._index = index
+                yield page
 
     def _enter(
         self, index: BookIndex, records: Sequence[RemoteRecord], etags: Mapping[str, str | None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -159,3 +161,38 @@ async def test_card_deleted_between_listing_and_fetch_is_simply_absent(
     connector = make_connector(transport=tap, sync_mode="etag")
     pages = await read_pages(connector, "contacts", None)
     assert {r.id for p in pages for r in p.records} == set(names[1:])
+
+
+async def test_listing_fetches_the_next_page_while_the_engine_takes_in_the_current_one(
+    make_connector: ConnectorFactory, dav: httpx.Client, book: str
+) -> None:
+    names = [seed(dav, book, i) for i in range(5)]
+    tap = Tap()
+    connector = make_connector(transport=tap, page_size=2)
+
+    def multigets() -> int:
+        return sum(b"addressbook-multiget" in r.content for r in tap.requests)
+
+    pages = connector.read_changes("contacts", None)
+    first = await anext(pages)
+    assert sorted(r.id for r in first.records) == sorted(names)[:2]
+    deadline = asyncio.get_running_loop().time() + 10
+    while multigets() < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the next page was not fetched ahead"
+        await asyncio.sleep(0.01)
+    assert multigets() == 2, "one page ahead, not more"
+    rest = [page async for page in pages]
+    assert sorted(r.id for p in rest for r in p.records) == sorted(names)[2:]
+    assert rest[-1].complete
+
+
+async def test_abandoned_listing_cancels_the_page_fetched_ahead(
+    make_connector: ConnectorFactory, dav: httpx.Client, book: str
+) -> None:
+    for i in range(6):
+        seed(dav, book, i)
+    connector = make_connector(page_size=2)
+    pages = connector.read_changes("contacts", None)
+    await anext(pages)
+    await pages.aclose()  # the engine stops reading (an error in ingest, a shutdown)
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()] == []
