@@ -11,6 +11,11 @@ when the server offers it (the cursor holds the sync token; deleted cards come b
 tombstones); otherwise the cursor holds every card's ETag and a new listing is compared with
 it. A sync token the server no longer accepts restarts with a full listing.
 
+Looking up by key (``find``): answered from the cards the connector has read and written, caught
+up with the server in one request, once it has listed the book; with a server-side
+addressbook-query before that (see ``_index``). Unreadable cards come back as records with
+``error`` set, for the engine to quarantine.
+
 Writing: see ``_writes``. Webhooks: CardDAV has none.
 """
 
