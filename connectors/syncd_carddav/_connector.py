@@ -11,13 +11,19 @@ when the server offers it (the cursor holds the sync token; deleted cards come b
 tombstones); otherwise the cursor holds every card's ETag and a new listing is compared with
 it. A sync token the server no longer accepts restarts with a full listing.
 
+Looking up by key (``find``): answered from the cards the connector has read and written, caught
+up with the server in one request, once it has listed the book; with a server-side
+addressbook-query before that (see ``_index``). Unreadable cards come back as records with
+``error`` set, for the engine to quarantine.
+
 Writing: see ``_writes``. Webhooks: CardDAV has none.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import httpx
@@ -56,6 +62,7 @@ from ._dav import (
     tag,
 )
 from ._errors import InvalidSyncToken, ReportNotSupported, classify
+from ._index import BookIndex
 from ._vcard import Card, VCardError, iter_field_paths, parse_rev
 from ._writes import CardWriter
 
@@ -129,6 +136,9 @@ class CardDavConnector(Connector):
         )
         self._dav = DavClient(self._http)
         self._collection: str | None = None
+        #: Cards known from this connector's own reads and writes (see ``_index``); None until a
+        #: complete listing, and again whenever it cannot be kept exact.
+        self._index: BookIndex | None = None
         self._writer = CardWriter(self._dav, config, self._fetch_cards, self._record)
         self._log = log.bind(app=self.app)
 
@@ -166,9 +176,12 @@ class CardDavConnector(Connector):
                 cards[name] = VCardError("the server sent no address-data")
                 continue
             try:
-                cards[name] = (response.text(GETETAG), Card.parse(data))
+                card = Card.parse(data)
+                card.fields()  # every mapped value must decode too (base64 text, for one)
             except VCardError as exc:
                 cards[name] = exc
+                continue
+            cards[name] = (response.text(GETETAG), card)
         return cards
 
     async def _fetch_cards(self, names: Sequence[str]) -> dict[str, tuple[str | None, Card] | VCardError]:
@@ -187,12 +200,16 @@ class CardDavConnector(Connector):
         return cards
 
     def _readable(self, cards: Mapping[str, tuple[str | None, Card] | VCardError]) -> list[RemoteRecord]:
+        """Records of the cards; an unreadable card comes back as a record with ``error`` set.
+
+        One broken card must not fail its page: the engine quarantines it (a dead letter naming the
+        card and the reason, never its values) and syncs the rest. The next change of the card
+        is read again like any other, and a readable version releases it.
+        """
         records: list[RemoteRecord] = []
         for name, found in cards.items():
             if isinstance(found, VCardError):
-                # One broken card must not fail its page: it is skipped and reported here, by name
-                # and reason only (no field values). It is read again once its ETag changes.
-                self._log.warning("carddav.unreadable_card", card=name, reason=str(found))
+                records.append(RemoteRecord(id=name, fields={}, error=f"unreadable vCard: {found}"))
                 continue
             records.append(self._record(name, *found))
         return records
@@ -235,15 +252,35 @@ class CardDavConnector(Connector):
         between: Cursor | None,
         final: Cursor,
         complete: bool,
-    ) -> AsyncIterator[Page]:
-        """Fetch ``names`` page by page; tombstones ride on the first page, the final cursor on the last."""
+    ) -> AsyncGenerator[Page, None]:
+        """Fetch ``names`` page by page; tombstones ride on the first page, the final cursor on the last.
+
+        The next page is fetched while the engine takes in the current one, so the server's
+        work and ours overlap (one multiget ahead at most: memory stays at two pages).
+        """
         batches = list(_chunks(sorted(names), self.settings.page_size)) or [[]]
-        for index, batch in enumerate(batches):
-            records = self._readable(await self._fetch_cards(batch)) if batch else []
-            if index == 0:
-                records += [RemoteRecord(id=n, fields={}, deleted=True) for n in sorted(tombstones)]
-            last = index == len(batches) - 1
-            yield Page(records, final if last else between, complete=complete and last)
+
+        async def fetch(batch: Sequence[str]) -> dict[str, tuple[str | None, Card] | VCardError]:
+            return await self._fetch_cards(batch) if batch else {}
+
+        ahead: asyncio.Task[dict[str, tuple[str | None, Card] | VCardError]] | None = None
+        try:
+            current = asyncio.ensure_future(fetch(batches[0]))
+            for index in range(len(batches)):
+                ahead = current
+                cards = await current
+                last = index == len(batches) - 1
+                if not last:
+                    ahead = current = asyncio.ensure_future(fetch(batches[index + 1]))
+                records = self._readable(cards)
+                if index == 0:
+                    records += [RemoteRecord(id=n, fields={}, deleted=True) for n in sorted(tombstones)]
+                yield Page(records, final if last else between, complete=complete and last)
+        finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectorError):
+                    await ahead
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -251,49 +288,85 @@ class CardDavConnector(Connector):
         self.object_type(obj)
         collection = await self.collection()
         if cursor is None:
-            async for page in self._full_listing(collection):
-                yield page
+            async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                async for page in pages:
+                    yield page
             return
         if cursor.get("v") != CURSOR_VERSION or cursor.get("collection") != collection:
             self._log.warning("carddav.cursor_replaced", reason="cursor of another address book or format")
-            async for page in self._full_listing(collection):
-                yield page
+            async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                async for page in pages:
+                    yield page
             return
         token = cursor.get("sync_token")
+        index = self._index
+        etags: Mapping[str, str | None]
         if isinstance(token, str):
             try:
-                changed, removed, new_token = await self._sync(collection, token)
+                etags, removed, new_token = await self._sync(collection, token)
             except InvalidSyncToken:
                 self._log.info("carddav.sync_token_expired", action="full listing")
-                async for page in self._full_listing(collection):
-                    yield page
+                async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                    async for page in pages:
+                        yield page
                 return
+            changed = sorted(etags)
             final = self._cursor(collection, new_token, {})
+            # The index follows only a read that starts where it stands (else it could miss changes).
+            if index is not None and index.token != token:
+                index = self._index = None
         else:
             old = cursor.get("etags")
             if not isinstance(old, dict):
                 self._log.warning("carddav.cursor_replaced", reason="cursor without sync token or etags")
-                async for page in self._full_listing(collection):
-                    yield page
+                async with contextlib.aclosing(self._full_listing(collection)) as pages:
+                    async for page in pages:
+                        yield page
                 return
             members = await self._members(collection)
+            etags = members
             changed = [n for n, etag in members.items() if old.get(n) != etag]
             removed = [n for n in old if n not in members]
             final = self._cursor(collection, None, members)
-        async for page in self._pages(changed, removed, between=cursor, final=final, complete=False):
-            yield page
+        async with contextlib.aclosing(
+            self._pages(changed, removed, between=cursor, final=final, complete=False)
+        ) as pages:
+            async for page in pages:
+                if index is not None and index is self._index:
+                    self._enter(index, page.records, etags)
+                    if page.cursor is final:
+                        index.token = final.get("sync_token")
+                yield page
 
-    async def _full_listing(self, collection: str) -> AsyncIterator[Page]:
+    async def _full_listing(self, collection: str) -> AsyncGenerator[Page, None]:
         # The token is taken before the listing: a change made while we list is read again next time.
         token = await self._sync_token(collection)
         members = await self._members(collection)
         final = self._cursor(collection, token, members)
-        async for page in self._pages(list(members), [], between=None, final=final, complete=True):
-            yield page
+        index = BookIndex(collection, token)
+        self._index = None
+        async with contextlib.aclosing(
+            self._pages(list(members), [], between=None, final=final, complete=True)
+        ) as pages:
+            async for page in pages:
+                self._enter(index, page.records, members)
+                if page.complete:
+                    self._index = index
+                yield page
 
-    async def _sync(self, collection: str, token: str) -> tuple[list[str], list[str], str]:
-        """Names changed and removed since ``token`` (RFC 6578), and the token to use next."""
-        changed: set[str] = set()
+    def _enter(
+        self, index: BookIndex, records: Sequence[RemoteRecord], etags: Mapping[str, str | None]
+    ) -> None:
+        """Record what a read returned in ``index`` (unreadable cards with no keys)."""
+        for record in records:
+            if record.deleted:
+                index.drop([record.id])
+            else:
+                index.put(record.id, record.version or etags.get(record.id), record.fields)
+
+    async def _sync(self, collection: str, token: str) -> tuple[dict[str, str | None], list[str], str]:
+        """Cards changed (name -> ETag) and removed since ``token`` (RFC 6578), and the next token."""
+        changed: dict[str, str | None] = {}
         removed: set[str] = set()
         while True:
             body = sync_collection(token, [GETETAG])
@@ -308,12 +381,12 @@ class CardDavConnector(Connector):
                     continue
                 if response.missing:
                     removed.add(name)
-                    changed.discard(name)
+                    changed.pop(name, None)
                 else:
-                    changed.add(name)
+                    changed[name] = response.text(GETETAG)
                     removed.discard(name)
             if found.sync_token is None or found.sync_token == token or not truncated:
-                return sorted(changed), sorted(removed), found.sync_token or token
+                return dict(sorted(changed.items())), sorted(removed), found.sync_token or token
             token = found.sync_token
 
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
@@ -333,8 +406,13 @@ class CardDavConnector(Connector):
         if not wanted:
             return []
         collection = await self.collection()
+        cards: dict[str, tuple[str | None, Card] | VCardError] = {}
+        index = await self._caught_up(collection)
+        if index is not None:
+            matches = index.matching(set(wanted))
+            cards = await self._fetch_cards(matches) if matches else {}
+            return [r for r in self._readable(cards) if _matches(r.fields, path, set(wanted))]
         try:
-            cards: dict[str, tuple[str | None, Card] | VCardError] = {}
             for part in _chunks(wanted, _FIND_BATCH):
                 found = await self._dav.multistatus(
                     "REPORT", collection, addressbook_query(prop, part), depth="1"
@@ -344,6 +422,48 @@ class CardDavConnector(Connector):
             self._log.info("carddav.query_unsupported", action="listing the address book")
             cards = await self._fetch_cards(list(await self._members(collection)))
         return [r for r in self._readable(cards) if _matches(r.fields, path, set(wanted))]
+
+    async def _caught_up(self, collection: str) -> BookIndex | None:
+        """The index brought up to the server's current state (one request), or None without one."""
+        index = self._index
+        if index is None or index.collection != collection:
+            return None
+        current: Mapping[str, str | None]
+        try:
+            if index.token is not None:
+                current, removed, token = await self._sync(collection, index.token)
+            else:
+                current = await self._members(collection)
+                removed, token = [n for n in index.entries if n not in current], None
+        except InvalidSyncToken:
+            self._index = None
+            return None
+        stale = index.stale(current)
+        fetched = await self._fetch_cards(stale) if stale else {}
+        if self._index is not index:
+            return None  # a full listing replaced it meanwhile
+        index.drop(removed)
+        for name in stale:
+            found = fetched.get(name)
+            if found is None:
+                index.drop([name])  # gone since the report
+            elif isinstance(found, VCardError):
+                index.put(name, current.get(name), {})
+            else:
+                index.put(name, found[0], found[1].fields())
+        index.token = token
+        return index
+
+    def _written(self, records: Sequence[RemoteRecord]) -> None:
+        """Enter the connector's own writes in the index, with the ETags the server returned."""
+        index = self._index
+        if index is None:
+            return
+        for record in records:
+            if record.deleted:
+                index.drop([record.id])
+            else:
+                index.put(record.id, record.version, record.fields)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -384,6 +504,7 @@ class CardDavConnector(Connector):
             else:
                 assert isinstance(outcome, RemoteRecord)
                 results.append(WriteResult(key=item.key, record=outcome))
+        self._written([r.record for r in results if r.record is not None])
         return results
 
 

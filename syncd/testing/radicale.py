@@ -46,9 +46,16 @@ class RadicaleServer:
     """One Radicale process with its own storage; ``users`` maps user names to passwords."""
 
     def __init__(
-        self, users: dict[str, str], *, startup_timeout: float = 20.0, log_level: str = "warning"
+        self,
+        users: dict[str, str],
+        *,
+        startup_timeout: float = 20.0,
+        log_level: str = "warning",
+        storage: dict[str, str] | None = None,
     ) -> None:
         self.users = dict(users)
+        #: Extra ``[storage]`` settings (e.g. ``use_mtime_and_size_for_item_cache``).
+        self.storage_settings = dict(storage or {})
         self.log_level = log_level
         self.startup_timeout = startup_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="syncd-radicale-")
@@ -80,7 +87,8 @@ class RadicaleServer:
             "type = owner_only\n"
             "[storage]\n"
             f"filesystem_folder = {self.storage}\n"
-            "[web]\n"
+            + "".join(f"{key} = {value}\n" for key, value in self.storage_settings.items())
+            + "[web]\n"
             "type = none\n"
             "[logging]\n"
             f"level = {self.log_level}\n"

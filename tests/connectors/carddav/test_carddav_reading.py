@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
-from structlog.testing import capture_logs
 
 from syncd.testing.conformance import last_cursor, read_pages
 from syncd_carddav import CardDavConnector
@@ -93,11 +94,11 @@ async def test_vcard_3_and_4_cards_both_read_into_the_same_fields(
     assert records[new].version
 
 
-async def test_malformed_card_is_skipped_and_logged_without_failing_its_page(
+async def test_malformed_card_comes_back_as_an_error_record_without_failing_its_page(
     make_connector: ConnectorFactory, dav: httpx.Client, book: str
 ) -> None:
-    # Radicale refuses malformed cards on PUT and hides broken files, so the broken card is put
-    # into its answers on the way back, as a less careful server would serve it.
+    # Radicale refuses cards it cannot parse on PUT and hides broken files, so a card broken at
+    # the syntax level is put into its answers on the way back, as a less careful server serves it.
     names = [seed(dav, book, i) for i in range(3)]
     tap = Tap()
 
@@ -108,15 +109,41 @@ async def test_malformed_card_is_skipped_and_logged_without_failing_its_page(
 
     tap.rewrite = corrupt
     connector = make_connector(transport=tap)
-    with capture_logs() as logs:
-        pages = await read_pages(connector, "contacts", None)
-    assert {r.id for p in pages for r in p.records} == {names[0], names[2]}
+    pages = await read_pages(connector, "contacts", None)
+    records = {r.id: r for p in pages for r in p.records}
+    assert set(records) == set(names)
     assert pages[-1].complete
-    (event,) = [e for e in logs if e["event"] == "carddav.unreadable_card"]
-    assert event["card"] == names[1]
-    assert "Person" not in str(event), "no field values in logs"
-    assert "p1@example.org" not in str(event), "no field values in logs"
-    assert await connector.get("contacts", [names[1]]) == []
+    broken = records[names[1]]
+    assert broken.error is not None
+    assert "unparsable" in broken.error
+    assert broken.fields == {}
+    assert "Person" not in broken.error, "no field values in the reason"
+    assert "p1@example.org" not in broken.error, "no field values in the reason"
+    assert records[names[0]].error is None
+    assert records[names[0]].fields["fn"] == "Person 0"
+    (again,) = await connector.get("contacts", [names[1]])
+    assert again.error is not None
+
+
+async def test_card_the_server_stores_but_whose_value_cannot_be_decoded_is_an_error_record(
+    connector: CardDavConnector, dav: httpx.Client, book: str
+) -> None:
+    # Radicale stores this card as sent: the syntax is fine, but the FN is base64 of bytes that
+    # are not UTF-8 text, so syncd cannot read its value.
+    names = [seed(dav, book, i) for i in range(2)]
+    broken = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:odd\r\nFN;ENCODING=b:/w==\r\nEMAIL:odd@example.org\r\nEND:VCARD\r\n"
+    cards.put(dav, book, "odd.vcf", broken)
+    pages = await read_pages(connector, "contacts", None)
+    records = {r.id: r for p in pages for r in p.records}
+    assert set(records) == {*names, "odd.vcf"}
+    assert records["odd.vcf"].error == "unreadable vCard: FN: undecodable base64 value"
+    assert records["odd.vcf"].fields == {}
+    assert all(records[n].error is None for n in names)
+    assert pages[-1].complete
+    cards.put(dav, book, "odd.vcf", broken.replace("FN;ENCODING=b:/w==", "FN:Odd"))
+    changed = await read_pages(connector, "contacts", last_cursor(pages))
+    (fixed,) = [r for p in changed for r in p.records]
+    assert (fixed.id, fixed.error, fixed.fields["fn"]) == ("odd.vcf", None, "Odd")
 
 
 async def test_card_deleted_between_listing_and_fetch_is_simply_absent(
@@ -134,3 +161,38 @@ async def test_card_deleted_between_listing_and_fetch_is_simply_absent(
     connector = make_connector(transport=tap, sync_mode="etag")
     pages = await read_pages(connector, "contacts", None)
     assert {r.id for p in pages for r in p.records} == set(names[1:])
+
+
+async def test_listing_fetches_the_next_page_while_the_engine_takes_in_the_current_one(
+    make_connector: ConnectorFactory, dav: httpx.Client, book: str
+) -> None:
+    names = [seed(dav, book, i) for i in range(5)]
+    tap = Tap()
+    connector = make_connector(transport=tap, page_size=2)
+
+    def multigets() -> int:
+        return sum(b"addressbook-multiget" in r.content for r in tap.requests)
+
+    pages = connector.read_changes("contacts", None)
+    first = await anext(pages)
+    assert sorted(r.id for r in first.records) == sorted(names)[:2]
+    deadline = asyncio.get_running_loop().time() + 10
+    while multigets() < 2:
+        assert asyncio.get_running_loop().time() < deadline, "the next page was not fetched ahead"
+        await asyncio.sleep(0.01)
+    assert multigets() == 2, "one page ahead, not more"
+    rest = [page async for page in pages]
+    assert sorted(r.id for p in rest for r in p.records) == sorted(names)[2:]
+    assert rest[-1].complete
+
+
+async def test_abandoned_listing_cancels_the_page_fetched_ahead(
+    make_connector: ConnectorFactory, dav: httpx.Client, book: str
+) -> None:
+    for i in range(6):
+        seed(dav, book, i)
+    connector = make_connector(page_size=2)
+    pages = connector.read_changes("contacts", None)
+    await anext(pages)
+    await pages.aclose()  # the engine stops reading (an error in ingest, a shutdown)
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()] == []
