@@ -19,7 +19,7 @@ import click
 from syncd import __version__
 from syncd.log import configure
 from syncd.settings import ConfigFileError, Settings, load_settings
-from syncd.store import ConflictRow, Store
+from syncd.store import ConflictRow, StateStore, connect
 
 if TYPE_CHECKING:
     pass
@@ -394,8 +394,9 @@ def conflicts() -> None:
     """List and resolve conflicts left for review."""
 
 
-def _store(settings: Settings) -> Store:
-    return Store(settings.state)
+def _store(settings: Settings) -> StateStore:
+    """The configured state, SQLite or PostgreSQL (``connect`` picks the backend)."""
+    return connect(settings.state)
 
 
 @conflicts.command("list")

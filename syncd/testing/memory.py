@@ -189,14 +189,21 @@ class MemoryConnector(Connector[MemoryConfig]):
         self.backend = (
             backend if backend is not None else SPACES.setdefault(config.space, MemoryApp(config.space))
         )
-        if self.backend.hard_deletes or self.backend.id_listing or self.backend.archives:
-            # What this app can do, as the SQL connector declares it per table.
+        if (
+            self.backend.hard_deletes
+            or self.backend.id_listing
+            or self.backend.archives
+            or not config.conditional_writes
+        ):
+            # What this app can do, as the SQL connector declares it per table. An app without
+            # conditional writes must say so, or syncd would skip its re-read before writing.
             self._shadow_class_vars(
                 capabilities=dataclasses.replace(
                     type(self).capabilities,
                     tombstones=not self.backend.hard_deletes,
                     id_listing=self.backend.id_listing,
                     archives=self.backend.archives,
+                    conditional_writes=config.conditional_writes,
                 )
             )
 
