@@ -24,17 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, Unpack
 
-import httpx
 import structlog
 
 from syncd.connector import (
     AuthError,
     Capabilities,
     ConfigError,
-    Connector,
-    ConnectorConfig,
     ConnectorError,
     Cursor,
     ObjectType,
@@ -43,7 +40,7 @@ from syncd.connector import (
     WriteItem,
     WriteResult,
 )
-from syncd.connector.http import HttpClient, RetryPolicy
+from syncd.connector.http import HttpConnector, HttpSeams
 
 from ._client import DavClient, discover, member_href, member_name
 from ._config import CardDavConfig
@@ -83,12 +80,11 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-class CardDavConnector(Connector):
+class CardDavConnector(HttpConnector[CardDavConfig]):
     """Contacts of one CardDAV address book (vCard 3.0 and 4.0)."""
 
     name: ClassVar[str] = "carddav"
     version: ClassVar[str] = "0.1.0"
-    config_model: ClassVar[type[ConnectorConfig]] = CardDavConfig
     capabilities: ClassVar[Capabilities] = Capabilities(
         incremental=True,
         full_listing=True,
@@ -105,33 +101,20 @@ class CardDavConnector(Connector):
         ObjectType(OBJECT, primary_key="id", fields=tuple(iter_field_paths()), natural_keys=("email",)),
     )
 
-    def __init__(
-        self,
-        config: ConnectorConfig,
-        *,
-        app: str | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        if not isinstance(config, CardDavConfig):
-            raise ConfigError(f"carddav: expected CardDavConfig settings, got {type(config).__name__}")
-        super().__init__(config, app=app)
-        self.settings = config
+    def __init__(self, config: CardDavConfig, *, app: str | None = None, **seams: Unpack[HttpSeams]) -> None:
+        super().__init__(config, app=app, **seams)
         headers: dict[str, str] = {}
         auth: tuple[str, str] | None = None
         if config.bearer_token is not None:
             headers["Authorization"] = f"Bearer {config.bearer_token.get_secret_value()}"
         elif config.username is not None and config.password is not None:
             auth = (config.username, config.password.get_secret_value())
-        self._http = HttpClient(
-            app=self.app,
+        self._http = self.http_client(
             base_url=config.origin,
             auth=auth,
             headers=headers,
-            retry=retry,
             timeout=config.timeout_seconds,
             classify=classify,
-            transport=transport,
             max_concurrency=config.concurrency,
         )
         self._dav = DavClient(self._http)
@@ -147,7 +130,7 @@ class CardDavConnector(Connector):
     async def collection(self) -> str:
         """The address book's path (discovered once, then remembered)."""
         if self._collection is None:
-            self._collection = await discover(self._dav, self.settings)
+            self._collection = await discover(self._dav, self.config)
             self._writer.collection = self._collection
         return self._collection
 
@@ -193,7 +176,7 @@ class CardDavConnector(Connector):
             body = addressbook_multiget([member_href(collection, n) for n in part])
             return await self._dav.multistatus("REPORT", collection, body, depth="1")
 
-        answers = await _gather(batch(part) for part in _chunks(unique, self.settings.page_size))
+        answers = await _gather(batch(part) for part in _chunks(unique, self.config.page_size))
         cards: dict[str, tuple[str | None, Card] | VCardError] = {}
         for answer in answers:
             cards.update(self._cards(collection, answer))
@@ -227,7 +210,7 @@ class CardDavConnector(Connector):
 
     async def _sync_token(self, collection: str) -> str | None:
         """The collection's current sync token, when the server does sync-collection (and we use it)."""
-        if self.settings.sync_mode == "etag":
+        if self.config.sync_mode == "etag":
             return None
         found = await self._dav.propfind(collection, [SYNC_TOKEN, SUPPORTED_REPORT_SET], depth="0")
         here = next((r for r in found.responses if same_path(r.href, collection)), None)
@@ -235,7 +218,7 @@ class CardDavConnector(Connector):
             return None
         token = (here.text(SYNC_TOKEN) or "").strip() or None
         offered = tag("DAV:", "sync-collection") in here.reports()
-        if self.settings.sync_mode == "auto" and not offered:
+        if self.config.sync_mode == "auto" and not offered:
             return None
         return token
 
@@ -258,7 +241,7 @@ class CardDavConnector(Connector):
         The next page is fetched while the engine takes in the current one, so the server's
         work and ours overlap (one multiget ahead at most: memory stays at two pages).
         """
-        batches = list(_chunks(sorted(names), self.settings.page_size)) or [[]]
+        batches = list(_chunks(sorted(names), self.config.page_size)) or [[]]
 
         async def fetch(batch: Sequence[str]) -> dict[str, tuple[str | None, Card] | VCardError]:
             return await self._fetch_cards(batch) if batch else {}
