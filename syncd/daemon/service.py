@@ -1,6 +1,7 @@
 """``syncd run``: composition and lifecycle of the daemon.
 
-Start-up, in order: take the state's lease (or refuse: another instance holds it), load the
+Start-up, in order: take the state's lease (or refuse: another instance holds it; on a shared
+PostgreSQL state, join the other daemons instead, see ``cluster``), load the
 mappings and connectors, open the store and the runner, start the outbox dispatcher and the
 webhook inbox worker (both resume what a previous run left), serve webhooks and the admin API,
 then schedule per app an incremental poll (its ``poll_interval``, with jitter), a full
