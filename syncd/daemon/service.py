@@ -541,6 +541,7 @@ class Daemon:
             except Exception as exc:  # counted and logged; the next poll tries again
                 failure = exc
                 log.error("poll failed", app=app, error=type(exc).__name__)
+                await self._record_failure(app, exc)
             stats = runner.app_stats(app)
             ok = failure is None and not runner.is_paused(app) and stats.errors == errors
         self.metrics.polls.labels(app=app, outcome="ok" if ok else "failed").inc()
@@ -549,6 +550,14 @@ class Daemon:
         got = stats.read - read
         (log.info if got or not ok else log.debug)("poll", app=app, read=got, ok=ok)
         self.dispatcher.wake()
+
+    async def _record_failure(self, app: str, exc: Exception) -> None:
+        """Keep a poll's unexpected failure in the state, where ``syncd status`` reads it."""
+        from syncd.failures import failure
+
+        record = failure(exc)
+        with contextlib.suppress(Exception):  # the state itself may be what failed
+            await self.store.call(lambda s: s.record_read(app, ok=False, failure=record))
 
     async def reconcile(self, app: str) -> None:
         """Full reconciliation of one app: re-read everything, plan, report drift."""
