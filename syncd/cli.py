@@ -1,7 +1,8 @@
 """The ``syncd`` command line: a thin layer over ``syncd.app`` and the store.
 
-Exit codes: 0 success; 1 the command ran but something failed (write errors, unknown id);
-2 bad configuration or mapping files (each problem printed as ``file: key.path: message``).
+Exit codes: 0 success; 1 the command ran but something failed (write errors, unknown id), or
+``syncd status`` found something that needs a person; 2 bad configuration or mapping files (each
+problem printed as ``file: key.path: message``).
 """
 
 from __future__ import annotations
@@ -386,6 +387,46 @@ def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
             click.echo(line)
         _print_failures(stats)
     if stats["errors"]:
+        ctx.exit(1)
+
+
+@main.command()
+@config_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as one JSON object (keys in docs/cli.md)."
+)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Health at a glance, read from the state (no daemon needed): per app its state, lag, webhook
+    age, outbox, dead letters and API budget; open conflicts, held deletes, the daemons; and what
+    needs a person, with the command to run.
+
+    Exits 0 when nothing needs a person, 1 when something does, 2 on a bad config.
+
+    Example: syncd status --json | jq .attention
+    """
+    import time
+
+    from syncd.sync.health import AppInfo, health_report
+
+    settings = _settings(ctx)
+    apps = {
+        name: AppInfo(app.connector, app.poll_interval) for name, app in settings.apps.items() if app.enabled
+    }
+    store = _store(settings)
+    try:
+        report = store.run(health_report, apps, time.time())
+    finally:
+        store.close()
+    if as_json:
+        _emit_json(report)
+    else:
+        from rich.console import Console
+
+        from syncd.cli_status import render
+
+        render(report, Console(highlight=False))
+    if report["needs_attention"]:
         ctx.exit(1)
 
 
