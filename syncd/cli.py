@@ -468,7 +468,7 @@ def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
 
 @conflicts.command("resolve")
 @config_option
-@click.argument("conflict_id", type=int)
+@click.argument("conflict_id", type=int, required=False)
 @click.option("--take", "take", default=None, help="Take the value this app holds.")
 @click.option(
     "--value",
@@ -477,11 +477,67 @@ def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     help="Set this value (JSON, or plain text); it goes through the field's transforms and checks.",
 )
 @click.option("--allow-empty", is_flag=True, help="Let --value empty the field in every app.")
+@click.option("--field", "field", default=None, help="Bulk: every open conflict on this field (with --take).")
+@click.option(
+    "--app", "app", default=None, help="Bulk: every open conflict this app is a side of (with --take)."
+)
+@click.option("--all", "every", is_flag=True, help="Bulk: every open conflict (with --take).")
+@click.option("--yes", is_flag=True, help="Bulk: resolve without asking for confirmation.")
+@click.option("--by", "by", default=None, help="Who resolves, for the change log (default: the OS user).")
+@click.option("--why", "why", default=None, help="Why, for the change log.")
 @click.pass_context
 def conflicts_resolve(
-    ctx: click.Context, conflict_id: int, take: str | None, value: str | None, allow_empty: bool
+    ctx: click.Context,
+    conflict_id: int | None,
+    take: str | None,
+    value: str | None,
+    allow_empty: bool,
+    field: str | None,
+    app: str | None,
+    every: bool,
+    yes: bool,
+    by: str | None,
+    why: str | None,
 ) -> None:
-    """Settle a conflict; the next sync writes the chosen value everywhere."""
+    """Settle a conflict, or many at once; the next sync writes the chosen values everywhere.
+
+    One: give its ID and --take APP or --value VALUE. Many: --field F, --app A (both may be
+    given) or --all, with --take APP; the matching count is shown and confirmed unless --yes.
+    Every resolution is in the change log with who (--by, default the OS user) and why.
+
+    Example: syncd conflicts resolve --field phone --take hubspot --why "HubSpot is the phone book"
+    """
+    from syncd.sync.operations import os_user
+
+    who = by or os_user()
+    if field is not None or app is not None or every:
+        if conflict_id is not None:
+            raise click.UsageError("give a conflict ID, or a filter (--field, --app, --all), not both")
+        if take is None or value is not None:
+            raise click.UsageError("a bulk resolution takes one app's values: give --take APP")
+        if every and (field is not None or app is not None):
+            raise click.UsageError("--all takes every open conflict; leave out --field and --app")
+        _resolve_bulk(ctx, take=take, field=field, app=app, yes=yes, who=who, why=why)
+        return
+    if conflict_id is None:
+        raise click.UsageError(
+            "give a conflict ID, or a filter: --field F, --app A or --all (with --take APP)"
+        )
+    if yes:
+        raise click.UsageError("--yes is for bulk resolution (--field, --app, --all)")
+    _resolve_one(ctx, conflict_id, take=take, value=value, allow_empty=allow_empty, who=who, why=why)
+
+
+def _resolve_one(
+    ctx: click.Context,
+    conflict_id: int,
+    *,
+    take: str | None,
+    value: str | None,
+    allow_empty: bool,
+    who: str,
+    why: str | None,
+) -> None:
     from syncd.app import open_runner
     from syncd.errors import AdminError, RefusedValue
 
@@ -498,7 +554,7 @@ def conflicts_resolve(
     async def go() -> ConflictRow:
         async with open_runner(settings, source=_source(ctx)) as runner:
             return await runner.resolve_conflict(
-                conflict_id, take=take, value=parsed, allow_empty=allow_empty
+                conflict_id, take=take, value=parsed, allow_empty=allow_empty, who=who, why=why
             )
 
     try:
@@ -513,6 +569,49 @@ def conflicts_resolve(
         f"resolved #{conflict_id} ({conflict['field']}): written by the next `syncd sync --once`, "
         "or by a running `syncd run` at its next poll"
     )
+
+
+def _resolve_bulk(
+    ctx: click.Context, *, take: str, field: str | None, app: str | None, yes: bool, who: str, why: str | None
+) -> None:
+    from syncd.store import AsyncStore
+    from syncd.sync.operations import resolve_conflicts_bulk
+
+    settings = _settings(ctx)
+    which = " and ".join(
+        [*([f"on field {field!r}"] if field else []), *([f"involving {app!r}"] if app else [])]
+    )
+    label = f"open conflicts {which}" if which else "open conflicts"
+
+    async def go(dry_run: bool) -> dict[str, Any]:
+        store = await AsyncStore(settings.state).open()
+        try:
+            return await resolve_conflicts_bulk(
+                store, take=take, who=who, why=why, field=field, app=app, dry_run=dry_run
+            )
+        finally:
+            await store.close()
+
+    preview = _run(ctx, go(True))
+    click.echo(
+        f"{preview['matched']} {label}; {preview['would_resolve']} can take {take}'s value"
+        + (
+            f" ({preview['skipped']} skipped: {take} is not a side of them, or they are on identity)"
+            if preview["skipped"]
+            else ""
+        )
+    )
+    if not preview["would_resolve"]:
+        ctx.exit(1)  # nothing to do as asked, like an unknown conflict id
+    if not yes:
+        click.confirm(f"Resolve {preview['would_resolve']} conflicts with {take}'s value?", abort=True)
+    done = _run(ctx, go(False))
+    click.echo(
+        f"resolved {done['resolved']} conflicts with {take}'s value (by {who}); "
+        "written by the next `syncd sync --once`, or by a running `syncd run` at its next poll"
+    )
+    if done["gone"]:
+        click.echo(f"{done['gone']} were settled meanwhile by someone else")
 
 
 @main.command()
