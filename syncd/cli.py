@@ -421,11 +421,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _emit_json(report)
     else:
-        from rich.console import Console
+        from syncd.cli_status import console, render
 
-        from syncd.cli_status import render
-
-        render(report, Console(highlight=False))
+        render(report, console())
     if report["needs_attention"]:
         ctx.exit(1)
 
@@ -621,7 +619,12 @@ def _resolve_bulk(
 @click.option("--limit", default=20, show_default=True, help="How many change-log entries to show.")
 @click.pass_context
 def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
-    """One entity by natural key (e.g. an email) or id: values with provenance, links, recent changes."""
+    """One entity by natural key (e.g. an email) or id: each field's canonical value with where it
+    came from beside each app's own stored value, its linked records (created by syncd, or an
+    existing record linked by key), open conflicts as a table, and its recent changes.
+
+    Example: syncd show ada@example.com --limit 50
+    """
     from syncd.sync.operations import entity_view
 
     settings = _settings(ctx)
@@ -637,20 +640,10 @@ def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
     if as_json:
         _emit_json(view)
         return
-    click.echo(f"entity {view['id']} ({view['sync']}) key {view['key']!r} [{view['state']}]")
-    for name, value in sorted(view["values"].items()):
-        prov = view["provenance"].get(name, {})
-        click.echo(
-            f"  {name} = {json.dumps(value, default=str, ensure_ascii=False)}  (from {prov.get('app')} at {prov.get('at')})"
-        )
-    for link in view["links"]:
-        click.echo(f"  linked: {link['app']} {link['remote_id']} version {link['version']}")
-    for c in view["conflicts"]:
-        click.echo(f"  conflict #{c['id']} on {c['field']}: {c['candidates']}")
-    for ch in view["changes"]:
-        click.echo(
-            f"  {ch['at']} {ch['app'] or '-'} {ch['field']}: {ch['old']!r} -> {ch['new']!r} ({ch['reason']})"
-        )
+    from syncd.cli_show import render
+    from syncd.cli_status import console
+
+    render(view, console())
 
 
 @main.group()

@@ -8,6 +8,7 @@ person copies must arrive whole.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,16 @@ from rich.console import Console
 from rich.table import Table
 
 STATE_STYLE = {"ok": "green", "paused": "bold red", "failing": "bold yellow"}
+#: Columns when the output is not a terminal (a file, a pipe, a log): wide enough that a table
+#: row stays on one line for grep.
+PIPE_WIDTH = 160
+
+
+def console() -> Console:
+    """A console for a person's screen; plain and wide when the output goes elsewhere."""
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(highlight=False, width=PIPE_WIDTH)
 
 
 def _age(seconds: float | None) -> str:

@@ -212,6 +212,7 @@ def entity_view(store: StateStore, key: str, limit: int = 20) -> dict[str, Any] 
     if entity is None:
         return None
     links = store.links_of([entity.id]).get(entity.id, {})
+    origins = link_origins(store, entity.id, links)
     return {
         "id": entity.id,
         "sync": entity.sync,
@@ -221,12 +222,49 @@ def entity_view(store: StateStore, key: str, limit: int = 20) -> dict[str, Any] 
         "provenance": entity.provenance,
         "excluded": entity.excluded,
         "links": [
-            {"app": app, "remote_id": link.remote_id, "version": link.version, "baseline": link.baseline}
+            {
+                "app": app,
+                "remote_id": link.remote_id,
+                "version": link.version,
+                "baseline": link.baseline,
+                "origin": origins.get(app),
+            }
             for app, link in sorted(links.items())
         ],
         "conflicts": store.conflicts(status="open", entity_id=entity.id),
         "changes": store.changelog(entity_id=entity.id, limit=limit),
     }
+
+
+#: Change-log codes that say how an entity's record in an app came to be linked.
+_ORIGIN_CODES = {
+    ReasonCode.CREATED.value: "created",
+    ReasonCode.LINKED.value: "linked",
+    ReasonCode.RELINKED.value: "linked",
+    ReasonCode.LINK_MOVED.value: "linked",
+    ReasonCode.NEW_RECORD.value: "first_seen",
+}
+
+
+def link_origins(store: StateStore, entity_id: int, links: Mapping[str, Any]) -> dict[str, str]:
+    """How each linked record came to be, from the entity's change log: ``created`` (syncd
+    created it in the app), ``linked`` (an existing record matched by its key), or
+    ``first_seen`` (the record the entity was first read from, matched by no other app's
+    existing record). The record the entity was first read from counts as ``linked`` once
+    another app's existing record was matched to it: both existed before syncd linked them.
+    Apps whose history was pruned are left out."""
+    rows = store.changelog(entity_id=entity_id, limit=BULK_LIMIT)
+    origin: dict[str, str] = {}
+    for row in reversed(rows):  # oldest first: the newest word on a link wins
+        kind = _ORIGIN_CODES.get(str(row["code"]))
+        if kind is None or row["app"] not in links:
+            continue
+        if kind == "first_seen" and origin.get(row["app"]) == "first_seen":
+            continue
+        origin[str(row["app"])] = kind
+    if "linked" in origin.values():
+        origin = {app: "linked" if kind == "first_seen" else kind for app, kind in origin.items()}
+    return origin
 
 
 def replay(store: StateStore, ids: Iterable[int]) -> int:
