@@ -89,7 +89,10 @@ def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Config file.")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None) -> None:
-    """syncd keeps customer records in two-way sync across business apps."""
+    """syncd keeps customer records in two-way sync across business apps.
+
+    Example: syncd --config config.toml status
+    """
     ctx.ensure_object(dict)["config"] = config
 
 
@@ -102,7 +105,10 @@ def main(ctx: click.Context, config: Path | None) -> None:
 )
 @click.pass_context
 def validate(ctx: click.Context, offline: bool) -> None:
-    """Check the config file, every mapping file, every app's settings and, in each app, every mapped path."""
+    """Check the config file, every mapping file, every app's settings and, in each app, every mapped path.
+
+    Example: syncd validate --offline
+    """
     from syncd.app import check_apps
     from syncd.app import validate as check
 
@@ -197,7 +203,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
 @main.command()
 @config_option
 @click.option(
-    "--once", is_flag=True, required=True, help="Run one full cycle and exit (the daemon is `syncd run`)."
+    "--once", is_flag=True, help="Run one full cycle and exit (required; the daemon is `syncd run`)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option(
@@ -206,10 +212,19 @@ def _print_stats(stats: dict[str, Any]) -> None:
 @click.option("--allow-mass-delete", is_flag=True, help="Propagate deletes even past the mass-delete guard.")
 @click.pass_context
 def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool) -> None:
-    """Read every app, reconcile, write every change, wait for the outbox to drain, exit."""
+    """Read every app, reconcile, write every change, wait for the outbox to drain, exit.
+
+    Example: syncd sync --once --json
+    """
     from syncd.app import open_runner
     from syncd.sync.operations import one_writer
 
+    if not once:
+        raise click.UsageError(
+            "`syncd sync` runs one cycle and exits, and says so: give --once. To keep syncing "
+            "(polls, webhooks, the admin API) run the daemon: `syncd run`. To see what a cycle would "
+            "write first: `syncd plan`."
+        )
     settings = _settings(ctx)
 
     async def go() -> dict[str, Any]:
@@ -324,6 +339,8 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
     """Run the daemon: polls, webhooks, outbox dispatch and the admin API, until SIGTERM/SIGINT.
 
     SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state.
+
+    Example: syncd run --ready-file /run/syncd/ready.json
     """
     from syncd.app import check_apps
     from syncd.daemon import Daemon, DaemonError, LeaseHeld
@@ -356,7 +373,10 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
 @click.option("--full", is_flag=True, help="Plan as for `sync --once --full`.")
 @click.pass_context
 def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
-    """Show what `sync --once` would write, per app and record, writing nothing."""
+    """Show what `sync --once` would write, per app and record, writing nothing.
+
+    Example: syncd plan --json
+    """
     from syncd.app import open_runner
 
     settings = _settings(ctx)
@@ -430,7 +450,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 @main.group()
 def conflicts() -> None:
-    """List and resolve conflicts left for review."""
+    """List and resolve conflicts left for review.
+
+    Example: syncd conflicts list
+    """
 
 
 def _store(settings: Settings) -> StateStore:
@@ -446,7 +469,10 @@ def _store(settings: Settings) -> StateStore:
 )
 @click.pass_context
 def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
-    """Open conflicts (fields parked for a person), oldest first."""
+    """Open conflicts (fields parked for a person), oldest first.
+
+    Example: syncd conflicts list --all --json
+    """
     store = _store(_settings(ctx))
     try:
         rows = store.conflicts(status=None if show_all else "open")
@@ -648,17 +674,40 @@ def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
 
 @main.group()
 def connectors() -> None:
-    """Installed connector plugins."""
+    """Installed connector plugins.
+
+    Example: syncd connectors list
+    """
+
+
+#: Where the connectors syncd ships for its own tests live (``memory``): not app connectors.
+TEST_CONNECTOR_MODULES = "syncd.testing."
+
+
+def _test_connectors() -> set[str]:
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="syncd.connectors")
+    return {ep.name for ep in found if ep.value.startswith(TEST_CONNECTOR_MODULES)}
 
 
 @connectors.command("list")
-@click.option("--json", "as_json", is_flag=True)
-def connectors_list(as_json: bool) -> None:
-    """Each installed connector with its version and capabilities."""
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Include the connectors syncd ships for its own tests (memory)."
+)
+def connectors_list(as_json: bool, show_all: bool) -> None:
+    """Each installed app connector with its version and capabilities.
+
+    Example: syncd connectors list --json
+    """
     from syncd import connector as registry
 
+    hidden = set() if show_all else _test_connectors()
     rows: list[dict[str, Any]] = []
     for name in registry.available():
+        if name in hidden:
+            continue
         try:
             cls = registry.load(name)
         except Exception as exc:  # a broken plugin must not hide the others
@@ -694,7 +743,10 @@ def connectors_list(as_json: bool) -> None:
     "--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
 )
 def connectors_new(name: str, dest: Path) -> None:
-    """Scaffold a connector plugin package (entry point, config, connector, fake server, conformance test)."""
+    """Scaffold a connector plugin package (entry point, config, connector, fake server, conformance test).
+
+    Example: syncd connectors new acme_crm --dest plugins
+    """
     from syncd.testing.scaffold import scaffold
 
     try:
@@ -707,7 +759,10 @@ def connectors_new(name: str, dest: Path) -> None:
 
 @main.group()
 def deadletters() -> None:
-    """Writes an app rejected: inspect, replay after a fix, or drop."""
+    """Writes an app rejected: inspect, replay after a fix, or drop.
+
+    Example: syncd deadletters list
+    """
 
 
 @deadletters.command("list")
@@ -715,6 +770,10 @@ def deadletters() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def deadletters_list(ctx: click.Context, as_json: bool) -> None:
+    """Every dead letter: its id, app, operation, entity and the app's error.
+
+    Example: syncd deadletters list --json
+    """
     store = _store(_settings(ctx))
     try:
         rows = [vars(i) for i in store.dead_letters()]
@@ -734,6 +793,10 @@ def deadletters_list(ctx: click.Context, as_json: bool) -> None:
 @click.argument("intent_id", type=int)
 @click.pass_context
 def deadletters_show(ctx: click.Context, intent_id: int) -> None:
+    """One dead letter as JSON, with the values it would have written.
+
+    Example: syncd deadletters show 42
+    """
     store = _store(_settings(ctx))
     try:
         intent = store.intent(intent_id)
@@ -751,7 +814,10 @@ def deadletters_show(ctx: click.Context, intent_id: int) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 @click.pass_context
 def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_all: bool) -> None:
-    """Re-plan the records behind dead letters (after fixing the mapping or the data)."""
+    """Re-plan the records behind dead letters (after fixing the mapping or the data).
+
+    Example: syncd deadletters replay --all
+    """
     from syncd.sync.operations import replay
 
     store = _store(_settings(ctx))
@@ -768,6 +834,10 @@ def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_a
 @click.argument("intent_ids", type=int, nargs=-1, required=True)
 @click.pass_context
 def deadletters_drop(ctx: click.Context, intent_ids: tuple[int, ...]) -> None:
+    """Give up on dead letters for good (they are kept, marked dropped).
+
+    Example: syncd deadletters drop 42 43
+    """
     from syncd.sync.operations import drop_dead_letters
 
     store = _store(_settings(ctx))
@@ -789,7 +859,10 @@ _register_demo()
 
 @main.group()
 def state() -> None:
-    """The state store itself."""
+    """The state store itself.
+
+    Example: syncd state migrate --from state/syncd.db --to postgresql://syncd@db.internal/syncd
+    """
 
 
 def _state_location(value: str) -> str:
@@ -814,6 +887,8 @@ def state_migrate(source: str, target: str, force: bool) -> None:
 
     The PostgreSQL password comes from SYNCD_STATE_PASSWORD (or the usual libpq means), never
     from the URL. Stop every daemon using either state first.
+
+    Example: syncd state migrate --from state/syncd.db --to postgresql://syncd@db.internal/syncd
     """
     import os
 

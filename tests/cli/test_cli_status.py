@@ -167,3 +167,12 @@ def test_status_on_a_bad_config_exits_2(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("state = 3\n")
     proc = world.syncd("status", check=False)
     assert proc.returncode == 2
+
+
+def test_sync_without_once_explains_itself_and_touches_nothing(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    proc = world.syncd("sync", check=False)
+    assert proc.returncode == 2
+    assert "give --once" in proc.stderr
+    assert "syncd run" in proc.stderr
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
