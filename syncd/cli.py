@@ -529,7 +529,7 @@ def conflicts_resolve(
     given) or --all, with --take APP; the matching count is shown and confirmed unless --yes.
     Every resolution is in the change log with who (--by, default the OS user) and why.
 
-    Example: syncd conflicts resolve --field phone --take hubspot --why "HubSpot is the phone book"
+    Example: syncd conflicts resolve --field phone --take crm --yes
     """
     from syncd.sync.operations import os_user
 
@@ -861,6 +861,7 @@ _register_demo()
 def state() -> None:
     """The state store itself.
 
+    \b
     Example: syncd state migrate --from state/syncd.db --to postgresql://syncd@db.internal/syncd
     """
 
@@ -888,6 +889,7 @@ def state_migrate(source: str, target: str, force: bool) -> None:
     The PostgreSQL password comes from SYNCD_STATE_PASSWORD (or the usual libpq means), never
     from the URL. Stop every daemon using either state first.
 
+    \b
     Example: syncd state migrate --from state/syncd.db --to postgresql://syncd@db.internal/syncd
     """
     import os
