@@ -474,6 +474,122 @@ def conflicts_resolve(
     )
 
 
+@main.group()
+def deletes() -> None:
+    """Deletes held back by the mass-delete guard: see the evidence, then approve or reject."""
+
+
+@deletes.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "show_all", is_flag=True, help="Include decided and cleared holds.")
+@click.pass_context
+def deletes_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+    """Held deletes, newest first, with a sample of the missing records.
+
+    Example: syncd deletes list --all
+    """
+    from syncd.sync.operations import held_deletes
+
+    store = _store(_settings(ctx))
+    try:
+        rows = held_deletes(store)
+    finally:
+        store.close()
+    if not show_all:
+        rows = [r for r in rows if r["status"] in ("held", "approved")]
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo("no held deletes")
+    for r in rows:
+        click.echo(
+            f"#{r['id']} [{r['status']}] {r['sync']}/{r['app']}: {r['missing']} of {r['linked']} linked "
+            f"records missing from its complete listing (tripped {r['trips']}x, last {r['updated_at']})"
+        )
+        for item in r["sample"]:
+            click.echo(f"    {item['key'] or '(no key)'}  {r['app']} id {item['remote_id']}")
+        if r["missing"] > len(r["sample"]):
+            click.echo(f"    … and {r['missing'] - len(r['sample'])} more")
+        if r["decided_by"]:
+            click.echo(f"    {r['status']} by {r['decided_by']} at {r['decided_at']}: {r['why'] or '-'}")
+
+
+def _decide(ctx: click.Context, hold_id: int, approve: bool, by: str | None, why: str, yes: bool) -> None:
+    import getpass
+
+    from syncd.errors import AdminError
+    from syncd.sync.operations import decide_held_delete
+
+    who = by or getpass.getuser()
+    store = _store(_settings(ctx))
+    try:
+        hold = store.held_delete(hold_id)
+        if hold is not None and hold["status"] == "held" and not yes:
+            verb = (
+                f"Delete, in the other apps, the {hold['missing']} {hold['app']} records still missing"
+                if approve
+                else f"Keep the {hold['missing']} {hold['app']} records and stop alerting about them"
+            )
+            click.confirm(f"{verb} (held deletes #{hold_id})?", abort=True)
+        try:
+            decided = decide_held_delete(store, hold_id, approve, who, why)
+        except AdminError as exc:  # no such hold, or decided already
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+    finally:
+        store.close()
+    if approve:
+        click.echo(
+            f"approved #{hold_id} ({decided['app']}): the next complete listing of {decided['app']} "
+            "deletes the records still missing, once (`syncd sync --once` or a running `syncd run`)"
+        )
+    else:
+        click.echo(f"rejected #{hold_id} ({decided['app']}): the records are kept; no more alerts about them")
+
+
+_DECIDE_OPTIONS = [
+    click.option(
+        "--by", default=None, help="Who decides (recorded in the change log; default: your user name)."
+    ),
+    click.option("--why", default="", help="Why (recorded in the change log)."),
+    click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
+]
+
+
+def _decide_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_DECIDE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@deletes.command("approve")
+@config_option
+@click.argument("hold_id", type=int)
+@_decide_options
+@click.pass_context
+def deletes_approve(ctx: click.Context, hold_id: int, by: str | None, why: str, yes: bool) -> None:
+    """Let held deletes go ahead: the next complete listing deletes those records still missing.
+
+    Example: syncd deletes approve 3 --why "old leads removed on purpose" --yes
+    """
+    _decide(ctx, hold_id, True, by, why, yes)
+
+
+@deletes.command("reject")
+@config_option
+@click.argument("hold_id", type=int)
+@_decide_options
+@click.pass_context
+def deletes_reject(ctx: click.Context, hold_id: int, by: str | None, why: str, yes: bool) -> None:
+    """Keep the records held deletes were about; their absence deletes nothing and alerts no more.
+
+    Example: syncd deletes reject 3 --why "a partial export" --yes
+    """
+    _decide(ctx, hold_id, False, by, why, yes)
+
+
 @main.command()
 @config_option
 @click.argument("key")

@@ -36,6 +36,7 @@ from .base import (
     CursorRow,
     DaemonRow,
     ErasureRow,
+    HeldDeleteRow,
     InboxRow,
     Intent,
     LeaseRow,
@@ -103,6 +104,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "suppressions": ("key_hash",),
     "token_buckets": ("name",),
     "daemons": ("daemon_id",),
+    "held_deletes": ("id",),
 }
 
 
@@ -1013,6 +1015,81 @@ class Store:
                     ).rowcount
                 )
         return counts
+
+    # -- deletes held by the mass-delete guard ----------------------------------------------------
+
+    def hold_deletes(
+        self,
+        sync: str,
+        app: str,
+        *,
+        linked: int,
+        missing: int,
+        sample: Sequence[Mapping[str, Any]],
+        records: Sequence[str],
+        run_id: int | None,
+    ) -> int:
+        stamp = now_iso()
+        evidence = (linked, missing, _dumps(list(sample)), _dumps(sorted(records)), run_id, stamp)
+        with self.transaction():
+            rows = self._q(
+                "SELECT id FROM held_deletes WHERE sync = ? AND app = ? AND status = 'held'", (sync, app)
+            )
+            if rows:
+                hold_id = int(rows[0]["id"])
+                self.conn.execute(
+                    "UPDATE held_deletes SET linked = ?, missing = ?, sample = ?, records = ?, run_id = ?, "
+                    "updated_at = ?, trips = trips + 1 WHERE id = ?",
+                    (*evidence, hold_id),
+                )
+                return hold_id
+            cur = self.conn.execute(
+                "INSERT INTO held_deletes (linked, missing, sample, records, run_id, updated_at, sync, app, "
+                "status, created_at, trips) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held', ?, 1)",
+                (*evidence, sync, app, stamp),
+            )
+            return int(cur.lastrowid or 0)
+
+    @staticmethod
+    def _held(row: Mapping[str, Any]) -> HeldDeleteRow:
+        item = {k: row[k] for k in HeldDeleteRow.__annotations__}
+        item["sample"] = _loads(row["sample"])
+        return cast(HeldDeleteRow, item)
+
+    def held_deletes(
+        self,
+        *,
+        status: str | None = None,
+        sync: str | None = None,
+        app: str | None = None,
+        limit: int = 1000,
+    ) -> list[HeldDeleteRow]:
+        where, params = _where(("status = ?", status), ("sync = ?", sync), ("app = ?", app))
+        rows = self._q(f"SELECT * FROM held_deletes{where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [self._held(dict(r)) for r in rows]
+
+    def held_delete(self, hold_id: int) -> HeldDeleteRow | None:
+        rows = self._q("SELECT * FROM held_deletes WHERE id = ?", (hold_id,))
+        return self._held(dict(rows[0])) if rows else None
+
+    def held_delete_records(self, hold_id: int) -> list[str]:
+        rows = self._q("SELECT records FROM held_deletes WHERE id = ?", (hold_id,))
+        return [str(r) for r in _loads(rows[0]["records"])] if rows else []
+
+    def decide_held_delete(self, hold_id: int, status: str, by: str, why: str) -> bool:
+        cur = self.conn.execute(
+            "UPDATE held_deletes SET status = ?, decided_by = ?, decided_at = ?, why = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'held'",
+            (status, by, now_iso(), why, now_iso(), hold_id),
+        )
+        return cur.rowcount == 1
+
+    def close_held_delete(self, hold_id: int, status: str) -> None:
+        stamp = now_iso()
+        self.conn.execute(
+            "UPDATE held_deletes SET status = ?, applied_at = ?, updated_at = ? WHERE id = ?",
+            (status, stamp, stamp, hold_id),
+        )
 
     # -- daemon: the single-writer lease -------------------------------------------------------
 

@@ -45,6 +45,10 @@ def fill(location: str | Path) -> dict[str, list[dict[str, object]]]:
         store.suppress(store.hash_key("gone@x"), store.save_erasure(None, "h", "done", {"crm": {}}))
         store.take_tokens("crm", 1, 1, 5, 100.0)
         store.heartbeat("host:1", {"v": 1}, 100.0, 30)
+        sample = [{"entity_id": a.id, "key": "zoë@x", "remote_id": "r1"}]
+        store.hold_deletes(
+            "people", "crm", linked=2, missing=2, sample=sample, records=["r1", "r2"], run_id=run
+        )
         store.finish_run(run, {"read": 1})
         return {t: store.read_table(t, None if TABLES[t] != ("id",) else 0, 1000) for t in TABLES}
     finally:
