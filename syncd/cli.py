@@ -128,6 +128,19 @@ def validate(ctx: click.Context, offline: bool) -> None:
         ctx.exit(1)
 
 
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--progress-every SECONDS``: the JSON progress lines when stdout is not a terminal."""
+    return click.option(
+        "--progress-every",
+        "progress_every",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        help="When stdout is not a terminal, a JSON progress line on stderr this often (0: none). "
+        "On a terminal, progress is drawn instead.",
+    )(fn)
+
+
 #: How to retry dead letters once their cause is fixed (see docs/cli.md).
 REPLAY = "syncd deadletters replay --all"
 
@@ -203,10 +216,14 @@ def _print_stats(stats: dict[str, Any]) -> None:
     "--full", is_flag=True, help="Re-read every record (full listing) instead of changes since the last run."
 )
 @click.option("--allow-mass-delete", is_flag=True, help="Propagate deletes even past the mass-delete guard.")
+@progress_option
 @click.pass_context
-def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool) -> None:
+def sync(
+    ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool, progress_every: float
+) -> None:
     """Read every app, reconcile, write every change, wait for the outbox to drain, exit."""
     from syncd.app import open_runner
+    from syncd.progress import SyncProgress
     from syncd.sync.operations import one_writer
 
     settings = _settings(ctx)
@@ -223,7 +240,9 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
             from syncd.erasure import retry_erasures
 
             await retry_erasures(runner)
-            stats = (await runner.run_cycle(full=full)).as_dict()
+            with SyncProgress("sync", interval=progress_every) as shown:
+                runner.report_progress(shown.update)
+                stats = (await runner.run_cycle(full=full)).as_dict()
             stats["dead_letters"] = await runner.store.call(lambda s: s.count_dead_letters())
             return stats
 
@@ -351,41 +370,64 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
 
 @main.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the planned writes as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and every planned write as JSON.")
 @click.option("--full", is_flag=True, help="Plan as for `sync --once --full`.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Show at most this many writes per app and kind.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every write (no --limit).")
+@progress_option
 @click.pass_context
-def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
-    """Show what `sync --once` would write, per app and record, writing nothing."""
+def plan(
+    ctx: click.Context, as_json: bool, full: bool, limit: int, show_all: bool, progress_every: float
+) -> None:
+    """Preview what `sync --once` would do, writing nothing: a summary per app, then the writes
+    with the values each app would receive. Exits 1 if an app could not be read.
+
+    Example: syncd plan --limit 5
+    """
     from syncd.app import open_runner
+    from syncd.progress import SyncProgress
+    from syncd.sync.preview import preview_data, preview_lines
 
     settings = _settings(ctx)
 
-    async def go() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
         async with open_runner(settings, source=_source(ctx), dry_run=True, check_apps=True) as runner:
-            stats = (await runner.run_cycle(full=full)).as_dict()
+            with SyncProgress("plan", interval=progress_every) as shown:
+                runner.report_progress(shown.update)
+                result = await runner.run_cycle(full=full)
+            stats = result.as_dict()
             stats["dead_letters"] = await runner.store.call(lambda s: s.count_dead_letters())
-            return runner.planned, stats
+            preview = await runner.store.call(preview_data, runner.planned, result)
+            return preview, stats
 
-    planned, stats = _run(ctx, go())
-    planned.sort(key=lambda w: (w["app"], w["op"], w["entity_id"]))
+    preview, stats = _run(ctx, go())
     if as_json:
-        _emit_json({"writes": planned, "counts": stats})
+        _emit_json({**preview, "counts": stats})
     else:
-        if not planned:
+        click.echo("what `syncd sync --once` would do now (nothing was written):")
+        for text in preview_lines(preview, limit=None if show_all else limit):
+            click.echo(text)
+        click.echo("")
+        writes = len(preview["writes"])
+        if not writes:
             click.echo(
                 "nothing to write" if not stats["errors"] else "nothing to write from what could be read"
             )
-        for w in planned:
-            target = w["remote_id"] or "(new)"
-            click.echo(
-                f"{w['app']}: {w['op']} {target} entity {w['entity_id']}: {json.dumps(w['fields'], default=str)}"
-            )
-        click.echo(f"{len(planned)} writes")
-        line = _dead_letter_line(stats["dead_letters"])
-        if line:
-            click.echo(line)
+        else:
+            click.echo(f"{writes} writes")
+        for message in stats["delete_guard"]:
+            click.echo(f"ALERT: {message}", err=True)
+        dead = _dead_letter_line(stats["dead_letters"])
+        if dead:
+            click.echo(dead)
         _print_failures(stats)
-    if stats["errors"]:
+    if stats["errors"] or stats["failures"] or stats["paused"]:
         ctx.exit(1)
 
 

@@ -68,8 +68,12 @@ class Ingester:
         saved = await self.ctx.store.call(lambda s: s.get_cursor(mapping.name, app))
         cursor = None if full else saved
         complete = False
+        stats = self.ctx.stats
+        before = stats.apps[app].read
         try:
             async for page in connector.read_changes(obj, cursor):
+                if page.total is not None:
+                    stats.read_totals[app] = before + page.total
                 await self._ingest_checked(mapping, app, page.records, page.cursor, run)
                 complete = page.complete
                 self.ctx.progress()

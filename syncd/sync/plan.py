@@ -38,7 +38,9 @@ class Planner:
     async def plan(self) -> int:
         """Turn every dirty entity into outbox intents; returns how many were queued."""
         if self.ctx.claims is not None:
-            return await self._plan_shared()
+            total = await self._plan_shared()
+            self.ctx.stats.planned += total
+            return total
         total = 0
         for mapping in self.ctx.mappings:
             after = 0
@@ -48,6 +50,7 @@ class Planner:
                     break
                 total += await self.ctx.store.call(self._plan_batch, mapping, ids)
                 after = ids[-1]
+        self.ctx.stats.planned += total
         return total
 
     async def _plan_shared(self) -> int:

@@ -54,6 +54,10 @@ def test_listing_that_lost_80_percent_is_held_and_listed_with_its_evidence(tmp_p
     text = world.syncd("deletes", "list").stdout
     assert f"#{hold['id']} [held] contacts/a: 8 of 10 linked records missing" in text
     assert all(email in text for email in GONE)
+    # The preview says so too, and plans no delete.
+    preview = json.loads(world.syncd("plan", "--json").stdout)
+    assert preview["summary"]["a"]["held_deletes"] == 8
+    assert preview["summary"]["b"]["deletes"] == 0
 
 
 def test_approved_deletes_are_carried_out_in_the_other_app_by_the_next_sync(tmp_path: Path) -> None:
