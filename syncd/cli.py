@@ -337,11 +337,15 @@ def forget(ctx: click.Context, key: str, dry_run: bool, yes: bool, as_json: bool
     help="Base URL the apps call webhooks on, when it differs from what syncd sees (behind a proxy); "
     "signatures are checked against PUBLIC_URL/webhooks/APP. Default: the request URL.",
 )
+@progress_option
 @click.pass_context
-def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | None) -> None:
+def run_daemon(
+    ctx: click.Context, ready_file: Path | None, public_url: str | None, progress_every: float
+) -> None:
     """Run the daemon: polls, webhooks, outbox dispatch and the admin API, until SIGTERM/SIGINT.
 
-    SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state.
+    SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state. The first sync
+    of apps never read before shows its progress.
     """
     from syncd.app import check_apps
     from syncd.daemon import Daemon, DaemonError, LeaseHeld
@@ -358,7 +362,13 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
         for problem in report.problems:
             click.echo(problem, err=True)
         ctx.exit(2)
-    daemon = Daemon(settings, source=_source(ctx), ready_file=ready_file, public_url=public_url)
+    daemon = Daemon(
+        settings,
+        source=_source(ctx),
+        ready_file=ready_file,
+        public_url=public_url,
+        progress_every=progress_every,
+    )
     try:
         code = _run(ctx, daemon.run())
     except (LeaseHeld, DaemonError) as exc:
