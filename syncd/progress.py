@@ -178,7 +178,14 @@ class SyncProgress:
         return snapshot(stats, now - self._start, now - self._phase_start)
 
     def _line(self, stats: RunStats, *, done: bool = False) -> None:
-        data = {**self._snapshot(stats).as_dict(), "title": self.title, "done": done}
+        # Shaped like the JSON log lines beside it on stderr (event, level, logger).
+        data = {
+            **self._snapshot(stats).as_dict(),
+            "title": self.title,
+            "done": done,
+            "level": "info",
+            "logger": "syncd.progress",
+        }
         self.stream.write(json.dumps(data, sort_keys=True) + "\n")
         self.stream.flush()
 
