@@ -135,6 +135,19 @@ def validate(ctx: click.Context, offline: bool) -> None:
         ctx.exit(1)
 
 
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--progress-every SECONDS``: the JSON progress lines when stdout is not a terminal."""
+    return click.option(
+        "--progress-every",
+        "progress_every",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        help="When stdout is not a terminal, a JSON progress line on stderr this often (0: none). "
+        "On a terminal, progress is drawn instead.",
+    )(fn)
+
+
 #: How to retry dead letters once their cause is fixed (see docs/cli.md).
 REPLAY = "syncd deadletters replay --all"
 
@@ -210,13 +223,17 @@ def _print_stats(stats: dict[str, Any]) -> None:
     "--full", is_flag=True, help="Re-read every record (full listing) instead of changes since the last run."
 )
 @click.option("--allow-mass-delete", is_flag=True, help="Propagate deletes even past the mass-delete guard.")
+@progress_option
 @click.pass_context
-def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool) -> None:
+def sync(
+    ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool, progress_every: float
+) -> None:
     """Read every app, reconcile, write every change, wait for the outbox to drain, exit.
 
     Example: syncd sync --once --json
     """
     from syncd.app import open_runner
+    from syncd.progress import SyncProgress
     from syncd.sync.operations import one_writer
 
     if not once:
@@ -239,7 +256,9 @@ def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_d
             from syncd.erasure import retry_erasures
 
             await retry_erasures(runner)
-            stats = (await runner.run_cycle(full=full)).as_dict()
+            with SyncProgress("sync", interval=progress_every) as shown:
+                runner.report_progress(shown.update)
+                stats = (await runner.run_cycle(full=full)).as_dict()
             stats["dead_letters"] = await runner.store.call(lambda s: s.count_dead_letters())
             return stats
 
@@ -334,11 +353,15 @@ def forget(ctx: click.Context, key: str, dry_run: bool, yes: bool, as_json: bool
     help="Base URL the apps call webhooks on, when it differs from what syncd sees (behind a proxy); "
     "signatures are checked against PUBLIC_URL/webhooks/APP. Default: the request URL.",
 )
+@progress_option
 @click.pass_context
-def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | None) -> None:
+def run_daemon(
+    ctx: click.Context, ready_file: Path | None, public_url: str | None, progress_every: float
+) -> None:
     """Run the daemon: polls, webhooks, outbox dispatch and the admin API, until SIGTERM/SIGINT.
 
-    SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state.
+    SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state. The first sync
+    of apps never read before shows its progress.
 
     Example: syncd run --ready-file /run/syncd/ready.json
     """
@@ -357,7 +380,13 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
         for problem in report.problems:
             click.echo(problem, err=True)
         ctx.exit(2)
-    daemon = Daemon(settings, source=_source(ctx), ready_file=ready_file, public_url=public_url)
+    daemon = Daemon(
+        settings,
+        source=_source(ctx),
+        ready_file=ready_file,
+        public_url=public_url,
+        progress_every=progress_every,
+    )
     try:
         code = _run(ctx, daemon.run())
     except (LeaseHeld, DaemonError) as exc:
@@ -369,44 +398,64 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
 
 @main.command()
 @config_option
-@click.option("--json", "as_json", is_flag=True, help="Print the planned writes as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and every planned write as JSON.")
 @click.option("--full", is_flag=True, help="Plan as for `sync --once --full`.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="Show at most this many writes per app and kind.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every write (no --limit).")
+@progress_option
 @click.pass_context
-def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
-    """Show what `sync --once` would write, per app and record, writing nothing.
+def plan(
+    ctx: click.Context, as_json: bool, full: bool, limit: int, show_all: bool, progress_every: float
+) -> None:
+    """Preview what `sync --once` would do, writing nothing: a summary per app, then the writes
+    with the values each app would receive. Exits 1 if an app could not be read.
 
-    Example: syncd plan --json
+    Example: syncd plan --limit 5
     """
     from syncd.app import open_runner
+    from syncd.progress import SyncProgress
+    from syncd.sync.preview import preview_data, preview_lines
 
     settings = _settings(ctx)
 
-    async def go() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def go() -> tuple[dict[str, Any], dict[str, Any]]:
         async with open_runner(settings, source=_source(ctx), dry_run=True, check_apps=True) as runner:
-            stats = (await runner.run_cycle(full=full)).as_dict()
+            with SyncProgress("plan", interval=progress_every) as shown:
+                runner.report_progress(shown.update)
+                result = await runner.run_cycle(full=full)
+            stats = result.as_dict()
             stats["dead_letters"] = await runner.store.call(lambda s: s.count_dead_letters())
-            return runner.planned, stats
+            preview = await runner.store.call(preview_data, runner.planned, result)
+            return preview, stats
 
-    planned, stats = _run(ctx, go())
-    planned.sort(key=lambda w: (w["app"], w["op"], w["entity_id"]))
+    preview, stats = _run(ctx, go())
     if as_json:
-        _emit_json({"writes": planned, "counts": stats})
+        _emit_json({**preview, "counts": stats})
     else:
-        if not planned:
+        click.echo("what `syncd sync --once` would do now (nothing was written):")
+        for text in preview_lines(preview, limit=None if show_all else limit):
+            click.echo(text)
+        click.echo("")
+        writes = len(preview["writes"])
+        if not writes:
             click.echo(
                 "nothing to write" if not stats["errors"] else "nothing to write from what could be read"
             )
-        for w in planned:
-            target = w["remote_id"] or "(new)"
-            click.echo(
-                f"{w['app']}: {w['op']} {target} entity {w['entity_id']}: {json.dumps(w['fields'], default=str)}"
-            )
-        click.echo(f"{len(planned)} writes")
-        line = _dead_letter_line(stats["dead_letters"])
-        if line:
-            click.echo(line)
+        else:
+            click.echo(f"{writes} writes")
+        for message in stats["delete_guard"]:
+            click.echo(f"ALERT: {message}", err=True)
+        dead = _dead_letter_line(stats["dead_letters"])
+        if dead:
+            click.echo(dead)
         _print_failures(stats)
-    if stats["errors"]:
+    if stats["errors"] or stats["failures"] or stats["paused"]:
         ctx.exit(1)
 
 
@@ -636,6 +685,125 @@ def _resolve_bulk(
     )
     if done["gone"]:
         click.echo(f"{done['gone']} were settled meanwhile by someone else")
+
+
+@main.group()
+def deletes() -> None:
+    """Deletes held back by the mass-delete guard: see the evidence, then approve or reject.
+
+    Example: syncd deletes list
+    """
+
+
+@deletes.command("list")
+@config_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--all", "show_all", is_flag=True, help="Include decided and cleared holds.")
+@click.pass_context
+def deletes_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+    """Held deletes, newest first, with a sample of the missing records.
+
+    Example: syncd deletes list --all
+    """
+    from syncd.sync.operations import held_deletes
+
+    store = _store(_settings(ctx))
+    try:
+        rows = held_deletes(store)
+    finally:
+        store.close()
+    if not show_all:
+        rows = [r for r in rows if r["status"] in ("held", "approved")]
+    if as_json:
+        _emit_json(rows)
+        return
+    if not rows:
+        click.echo("no held deletes")
+    for r in rows:
+        click.echo(
+            f"#{r['id']} [{r['status']}] {r['sync']}/{r['app']}: {r['missing']} of {r['linked']} linked "
+            f"records missing from its complete listing (tripped {r['trips']}x, last {r['updated_at']})"
+        )
+        for item in r["sample"]:
+            click.echo(f"    {item['key'] or '(no key)'}  {r['app']} id {item['remote_id']}")
+        if r["missing"] > len(r["sample"]):
+            click.echo(f"    … and {r['missing'] - len(r['sample'])} more")
+        if r["decided_by"]:
+            click.echo(f"    {r['status']} by {r['decided_by']} at {r['decided_at']}: {r['why'] or '-'}")
+
+
+def _decide(ctx: click.Context, hold_id: int, approve: bool, by: str | None, why: str, yes: bool) -> None:
+    import getpass
+
+    from syncd.errors import AdminError
+    from syncd.sync.operations import decide_held_delete
+
+    who = by or getpass.getuser()
+    store = _store(_settings(ctx))
+    try:
+        hold = store.held_delete(hold_id)
+        if hold is not None and hold["status"] == "held" and not yes:
+            verb = (
+                f"Delete, in the other apps, the {hold['missing']} {hold['app']} records still missing"
+                if approve
+                else f"Keep the {hold['missing']} {hold['app']} records and stop alerting about them"
+            )
+            click.confirm(f"{verb} (held deletes #{hold_id})?", abort=True)
+        try:
+            decided = decide_held_delete(store, hold_id, approve, who, why)
+        except AdminError as exc:  # no such hold, or decided already
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+    finally:
+        store.close()
+    if approve:
+        click.echo(
+            f"approved #{hold_id} ({decided['app']}): the next complete listing of {decided['app']} "
+            "deletes the records still missing, once (`syncd sync --once` or a running `syncd run`)"
+        )
+    else:
+        click.echo(f"rejected #{hold_id} ({decided['app']}): the records are kept; no more alerts about them")
+
+
+_DECIDE_OPTIONS = [
+    click.option(
+        "--by", default=None, help="Who decides (recorded in the change log; default: your user name)."
+    ),
+    click.option("--why", default="", help="Why (recorded in the change log)."),
+    click.option("--yes", is_flag=True, help="Do not ask for confirmation."),
+]
+
+
+def _decide_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_DECIDE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@deletes.command("approve")
+@config_option
+@click.argument("hold_id", type=int)
+@_decide_options
+@click.pass_context
+def deletes_approve(ctx: click.Context, hold_id: int, by: str | None, why: str, yes: bool) -> None:
+    """Let held deletes go ahead: the next complete listing deletes those records still missing.
+
+    Example: syncd deletes approve 3 --why "old leads removed on purpose" --yes
+    """
+    _decide(ctx, hold_id, True, by, why, yes)
+
+
+@deletes.command("reject")
+@config_option
+@click.argument("hold_id", type=int)
+@_decide_options
+@click.pass_context
+def deletes_reject(ctx: click.Context, hold_id: int, by: str | None, why: str, yes: bool) -> None:
+    """Keep the records held deletes were about; their absence deletes nothing and alerts no more.
+
+    Example: syncd deletes reject 3 --why "a partial export" --yes
+    """
+    _decide(ctx, hold_id, False, by, why, yes)
 
 
 @main.command()

@@ -5,7 +5,9 @@ SyncdError
     ├── ConflictNotFound  no conflict has that id              (CLI exit 1, admin API 404)
     ├── ConflictClosed    the conflict is resolved already      (CLI exit 1, admin API 409)
     ├── NotASide          the app named is not a side of it     (CLI exit 1, admin API 400)
-    └── RefusedValue      the value fails the field's checks    (CLI exit 2, admin API 400)
+    ├── RefusedValue      the value fails the field's checks    (CLI exit 2, admin API 400)
+    ├── HoldNotFound      no held delete has that id            (CLI exit 1, admin API 404)
+    └── HoldDecided       the held delete was decided already   (CLI exit 1, admin API 409)
 """
 
 from __future__ import annotations
@@ -49,3 +51,20 @@ class NotASide(AdminError):
 
 class RefusedValue(AdminError):
     """A value set by hand that the field's transforms and checks do not accept (nothing changed)."""
+
+
+class HoldNotFound(AdminError):
+    """No deletes held by the mass-delete guard have the id given."""
+
+    def __init__(self, hold_id: int) -> None:
+        super().__init__(f"no held deletes #{hold_id}")
+        self.hold_id = hold_id
+
+
+class HoldDecided(AdminError):
+    """The held deletes were approved, rejected or cleared already (``status`` says which)."""
+
+    def __init__(self, hold_id: int, status: str) -> None:
+        super().__init__(f"held deletes #{hold_id} are already {status}")
+        self.hold_id = hold_id
+        self.status = status

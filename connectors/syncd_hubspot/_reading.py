@@ -55,8 +55,9 @@ def _cursor(since: int, archived_since: int) -> Cursor:
     return {"since": since, "archived_since": archived_since}
 
 
-async def latest_modified(api: HubSpotApi, crm: CrmObject) -> int:
-    """The newest last-modified time search knows of (0 for an empty account)."""
+async def latest_modified(api: HubSpotApi, crm: CrmObject) -> tuple[int, int | None]:
+    """The newest last-modified time search knows of (0 for an empty account), and how many
+    records search knows of (its ``total``; None if it did not say)."""
     body = await api.search(
         crm.name,
         {
@@ -69,15 +70,21 @@ async def latest_modified(api: HubSpotApi, crm: CrmObject) -> int:
     )
     results = body.get("results") or []
     found = modified_ms(results[0], crm.last_modified) if results else None
-    return found or 0
+    return found or 0, _total(body)
+
+
+def _total(body: JsonObject) -> int | None:
+    total = body.get("total")
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
 
 
 async def full_listing(
     api: HubSpotApi, crm: CrmObject, properties: Sequence[str], page_size: int, cursor: Cursor | None
 ) -> AsyncIterator[Page]:
     """Every live record; ``complete`` on the last page unless resuming a listing from its cursor."""
+    total: int | None = None  # a resumed listing does not know how much of it is left
     if cursor is None:
-        since, after, resumed = await latest_modified(api, crm), None, False
+        (since, total), after, resumed = await latest_modified(api, crm), None, False
     else:
         since, after, resumed = _since(cursor), str(cursor["after"]), True
     while True:
@@ -86,12 +93,12 @@ async def full_listing(
         )
         records = [to_record(obj, properties) for obj in results]
         if next_after is None:
-            yield Page(records, {"since": since}, complete=not resumed)
+            yield Page(records, {"since": since}, complete=not resumed, total=total)
             return
         if next_after == after:
             raise ConnectorError(f"hubspot: listing {crm.name} returned the same 'after' twice ({after})")
         after = next_after
-        yield Page(records, {"since": since, "after": after})
+        yield Page(records, {"since": since, "after": after}, total=total)
 
 
 async def incremental(
@@ -109,6 +116,7 @@ async def incremental(
     skip = 0  # records at exactly ``boundary`` already delivered by this read
     limit = min(page_size, SEARCH_PAGE_LIMIT)
     wanted = read_names([*properties, crm.last_modified])
+    delivered = 0
     while True:
         if skip + limit > SEARCH_WINDOW:
             raise ConnectorError(
@@ -123,8 +131,12 @@ async def incremental(
         if known:
             since = max(since, max(known))
         last_page = len(results) < limit or not (body.get("paging") or {}).get("next")
+        # Each query counts what is left from its boundary on (ties already delivered included).
+        left = _total(body)
+        total = delivered + max(0, left - skip) if left is not None else None
+        delivered += len(records)
         if records:
-            yield Page(records, _cursor(since, archived_since))
+            yield Page(records, _cursor(since, archived_since), total=total)
         if last_page:
             break
         last = stamps[-1]

@@ -200,12 +200,15 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
         changed = self._walk(since, None)
         async for members in changed.pages():
             records = [to_record(m) for m in members]
-            yield Page(records, self._cursor(_later(since, changed.high), archived_since))
+            yield Page(
+                records, self._cursor(_later(since, changed.high), archived_since), total=changed.total
+            )
         since = _later(since, changed.high)
         archived = self._walk(archived_since, "archived")
         async for members in archived.pages():
             records = [to_record(m) for m in members]
-            yield Page(records, self._cursor(since, _later(archived_since, archived.high)))
+            total = None if archived.total is None else changed.delivered + archived.total
+            yield Page(records, self._cursor(since, _later(archived_since, archived.high)), total=total)
 
     async def _full_listing(self) -> AsyncIterator[Page]:
         # Archivals after this point are picked up by the next incremental read as tombstones.
@@ -219,9 +222,11 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
         async for members in walk.pages():
             if held is not None:
                 yield held
-            held = Page([to_record(m) for m in members], self._cursor(walk.high, archived_since))
+            held = Page(
+                [to_record(m) for m in members], self._cursor(walk.high, archived_since), total=walk.total
+            )
         assert held is not None, "a walk yields at least one page"
-        yield Page(held.records, held.cursor, complete=walk.consistent)
+        yield Page(held.records, held.cursor, complete=walk.consistent, total=walk.total)
 
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
         self.object_type(obj)

@@ -56,10 +56,16 @@ class MemberWalk:
         self.restarts = 0
         self.delivered = 0
         self._totals: set[int] = set()
+        self._last_total: int | None = None
         #: The ``since_last_changed`` of the current pass (moves back to the anchor on a restart).
         self._bound = since
         self._anchor: tuple[str, str] | None = None
         self._anchor_time: datetime | None = None
+
+    @property
+    def total(self) -> int | None:
+        """The list's latest ``total_items`` for this walk (a progress hint; None before a page)."""
+        return self._last_total
 
     @property
     def consistent(self) -> bool:
@@ -130,4 +136,5 @@ class MemberWalk:
                 raise _Shifted
             members = members[1:]
         self._totals.add(total)
+        self._last_total = total
         return members, total

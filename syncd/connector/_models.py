@@ -51,12 +51,17 @@ class Page:
 
     ``cursor`` resumes *after* this page (save it only once the page's effects are committed).
     ``complete`` is true on the last page of a full listing (``cursor=None`` read) that finished
-    without error: only a complete listing may be used to infer deletes.
+    without error: only a complete listing may be used to infer deletes. ``total`` is an optional
+    hint of the read's size, for progress displays.
     """
 
     records: list[RemoteRecord]
     cursor: Cursor | None
     complete: bool = False
+    #: How many records this read delivers in all, when the app says (Mailchimp's
+    #: ``total_items``, HubSpot's search ``total``): a hint for progress displays, never used to
+    #: decide anything. None when the app does not tell.
+    total: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 from pydantic import SecretStr
 
-from syncd.errors import ConflictClosed, ConflictNotFound, NotASide, RefusedValue
+from syncd.errors import ConflictClosed, ConflictNotFound, HoldDecided, HoldNotFound, NotASide, RefusedValue
 from syncd.store import AsyncStore, ChangeRow, ConflictRow, StateStore
 
 log = structlog.get_logger("syncd.daemon")
@@ -146,6 +146,9 @@ class AdminApi:
             web.get("/api/conflicts", self.conflicts),
             web.post("/api/conflicts/{id}/resolve", self.resolve),
             web.post("/api/forget", self.forget),
+            web.get("/api/deletes", self.held_deletes),
+            web.post("/api/deletes/{id}/approve", self.decide_held_delete),
+            web.post("/api/deletes/{id}/reject", self.decide_held_delete),
             web.get("/api/entities/{key}", self.entity),
             web.get("/api/changelog", self.changelog),
             web.get("/api/openapi.json", self.openapi),
@@ -244,6 +247,43 @@ class AdminApi:
             erasure=receipt.get("erasure_id"),
         )
         return _json(receipt)
+
+    async def held_deletes(self, request: web.Request) -> web.Response:
+        from syncd.sync.operations import held_deletes
+
+        return _json({"deletes": await self.backend.store.call(held_deletes)})
+
+    async def decide_held_delete(self, request: web.Request) -> web.Response:
+        from syncd.sync.operations import decide_held_delete
+
+        raw, approve = request.match_info["id"], request.path.endswith("/approve")
+        if not raw.isdigit():
+            return _error(400, f"held delete id must be a number, not {raw[:40]!r}")
+        body: Any = {}
+        if request.can_read_body:
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await request.json()
+            except TimeoutError:
+                return _error(408, f"body not received within {self.body_timeout:g}s", Connection="close")
+            except (ValueError, UnicodeDecodeError, web.RequestPayloadError):
+                return _error(400, 'body must be JSON: {"by": NAME, "why": TEXT}')
+        if (
+            not isinstance(body, dict)
+            or set(body) - {"by", "why"}
+            or not all(isinstance(body.get(k, ""), str) for k in ("by", "why"))
+        ):
+            return _error(400, 'give {"by": NAME, "why": TEXT} (both optional strings)')
+        who = body.get("by", "").strip() or "admin API"
+        why = body.get("why", "").strip()
+        try:
+            hold = await self.backend.store.call(decide_held_delete, int(raw), approve, who, why)
+        except HoldNotFound as exc:
+            return _error(404, str(exc))
+        except HoldDecided as exc:
+            return _error(409, str(exc))
+        log.info("held deletes decided by admin", hold=hold["id"], app=hold["app"], status=hold["status"])
+        return _json(hold)
 
     async def entity(self, request: web.Request) -> web.Response:
         from syncd.sync.operations import entity_view

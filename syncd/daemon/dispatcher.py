@@ -39,9 +39,24 @@ class Dispatcher:
         self.error_delays = error_delays
         self._wake = asyncio.Event()
         self.rounds = 0
+        self._busy = False
+        self._round_done = asyncio.Event()
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def next_round(self) -> None:
+        """Wake the loop and return once a round begun after this call has ended."""
+        target = self.rounds + (2 if self._busy else 1)
+        self.wake()
+        while self.rounds < target and not self.switch.requested:
+            self._round_done.clear()
+            await self._round_done.wait()
+
+    def _round_ended(self) -> None:
+        self._busy = False
+        self.rounds += 1
+        self._round_done.set()
 
     async def _next_wait(self) -> float | None:
         due = await self.runner.next_due()
@@ -56,10 +71,11 @@ class Dispatcher:
         while not self.switch.requested:
             self._wake.clear()
             timeout: float | None
+            self._busy = True
             try:
                 before = self.runner.total("writes"), self.runner.total("errors")
                 await self.runner.drain(max_wait=0.0)
-                self.rounds += 1
+                self._round_ended()
                 writes = self.runner.total("writes") - before[0]
                 errors = self.runner.total("errors") - before[1]
                 if writes or errors:
@@ -71,5 +87,6 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatch round failed; will retry", retry_in=delay)
                 timeout, delay = delay, min(delay * 2, self.error_delays[1])
+                self._round_ended()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

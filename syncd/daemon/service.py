@@ -37,6 +37,7 @@ from syncd import __version__
 from syncd.app import build_connectors, load_all_mappings, used_apps
 from syncd.connector.http import share_budget
 from syncd.log import register_secret
+from syncd.progress import SyncProgress
 from syncd.runner import Runner
 from syncd.settings import ConfigFileError, Settings
 from syncd.store import AsyncStore, ConflictRow, StateStore
@@ -46,6 +47,7 @@ from .admin import AdminApi, auth_middleware, error_middleware
 from .cluster import HOUSEKEEPING, Cluster
 from .connections import ConnectionLimiter
 from .dispatcher import Dispatcher
+from .first_sync import FirstSync
 from .inbox import INBOX_RETENTION_DAYS, Inbox, InboxWorker
 from .lease import Holder, Lease, LeaseHeld
 from .metrics import Metrics
@@ -88,8 +90,13 @@ class Daemon:
         source: str = "config.toml",
         ready_file: Path | None = None,
         public_url: str | None = None,
+        progress_every: float | None = None,
     ) -> None:
         self.settings = settings
+        #: Show the first sync's progress (``first_sync``), with JSON lines this often when not
+        #: on a terminal; None: show nothing.
+        self.progress_every = progress_every
+        self._first_sync: FirstSync | None = None
         self.daemon = settings.daemon
         self.source = source
         self.ready_file = ready_file
@@ -235,7 +242,7 @@ class Daemon:
             id_scan_interval={name: app.id_scan_interval for name, app in settings.apps.items()},
         )
         self._exit.push_async_callback(self.runner.aclose_connectors)
-        self.runner.report_progress(self.switch.checkpoint)
+        self.runner.report_progress(self._on_progress)
         self.metrics.runner = self.runner
         if shared:
             self.runner.share_apps(self.cluster)
@@ -246,6 +253,8 @@ class Daemon:
             self._exit.callback(self._unshare_budgets)
 
         self._dispatcher = Dispatcher(self.runner, switch=self.switch)
+        if self.progress_every is not None and not shared:
+            await self._watch_first_sync(self.progress_every)
         inbox = Inbox(store)
         self._worker = InboxWorker(
             inbox,
@@ -543,6 +552,28 @@ class Daemon:
         started = datetime.fromisoformat(last["started_at"]).timestamp()
         return max(started + interval - time.time(), 0.0)
 
+    def _on_progress(self, stats: Any) -> None:
+        if self._first_sync is not None:
+            self._first_sync.update(stats)
+        self.switch.checkpoint(stats)
+
+    async def _watch_first_sync(self, every: float) -> None:
+        """Show the progress of the apps' first full reads and their writes (``first_sync``)."""
+
+        def unread(store: StateStore) -> set[str]:
+            return {
+                app
+                for mapping in self.runner.mappings
+                for app in mapping.apps
+                if store.get_cursor(mapping.name, app) is None
+            }
+
+        first = await self.store.call(unread)
+        if first:
+            display = SyncProgress("first sync", interval=every)
+            self._first_sync = FirstSync(first, display, self.dispatcher)
+            self._spawn(self._first_sync.run(), "first sync")
+
     async def poll(self, app: str) -> None:
         """Incremental poll of one app, then plan and wake the dispatcher (on a shared state,
         only by the daemon serving the app)."""
@@ -561,6 +592,9 @@ class Daemon:
                 failure = exc
                 log.error("poll failed", app=app, error=type(exc).__name__)
                 await self._record_failure(app, exc)
+            finally:
+                if self._first_sync is not None:
+                    self._first_sync.polled(app)
             stats = runner.app_stats(app)
             ok = failure is None and not runner.is_paused(app) and stats.errors == errors
         self.metrics.polls.labels(app=app, outcome="ok" if ok else "failed").inc()

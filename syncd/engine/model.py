@@ -87,6 +87,8 @@ class ReasonCode(StrEnum):
     REFUSED = "refused"  # syncd did not create a record (its natural key is empty)
     # People.
     RESOLVED = "resolved"  # an admin settled a conflict
+    DELETES_APPROVED = "deletes_approved"  # an admin let deletes held by the guard go ahead
+    DELETES_REJECTED = "deletes_rejected"  # an admin kept the records the guard held deletes of
     OTHER = "other"  # rows written before codes existed, whose prose matched none of the above
 
 

@@ -159,6 +159,33 @@ class AppHealthRow(TypedDict):
     updated_at: str
 
 
+class HeldDeleteRow(TypedDict):
+    """Deletes the mass-delete guard held back for one app of one sync, and what became of them.
+
+    ``status``: ``held`` (waiting for a person; at most one per sync and app), ``approved`` (the
+    next complete listing may delete those of them still missing), ``rejected`` (kept; no alert
+    while the missing records stay within this set), ``applied`` (an approval was carried out),
+    ``cleared`` (a later listing found the records back, or too few missing to hold).
+    ``sample`` is bounded evidence: ``{"entity_id", "key", "remote_id"}`` of some missing records.
+    """
+
+    id: int
+    sync: str
+    app: str
+    status: str
+    created_at: str
+    updated_at: str
+    run_id: int | None
+    trips: int
+    linked: int
+    missing: int
+    sample: list[dict[str, Any]]
+    decided_by: str | None
+    decided_at: str | None
+    why: str | None
+    applied_at: str | None
+
+
 class Transactional(Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """One atomic unit; nested calls join the outer transaction."""
@@ -253,6 +280,49 @@ class Conflicts(Protocol):
     def conflict(self, conflict_id: int) -> ConflictRow | None: ...
     def close_conflict(self, conflict_id: int, winner: str | None, resolution: Any) -> None: ...
     def count_conflicts(self, status: str = "open") -> int: ...
+
+
+class HeldDeletes(Protocol):
+    def hold_deletes(
+        self,
+        sync: str,
+        app: str,
+        *,
+        linked: int,
+        missing: int,
+        sample: Sequence[Mapping[str, Any]],
+        records: Sequence[str],
+        run_id: int | None,
+    ) -> int:
+        """Record a trip of the guard: the open (``held``) hold of ``sync``/``app`` is updated
+        with this listing's evidence (one more trip), or a new one opened. Returns its id.
+        ``records`` are every missing remote id; ``sample`` a few of them, for people."""
+        ...
+
+    def held_deletes(
+        self,
+        *,
+        status: str | None = None,
+        sync: str | None = None,
+        app: str | None = None,
+        limit: int = 1000,
+    ) -> list[HeldDeleteRow]:
+        """Holds, newest first (``status=None``: every status)."""
+        ...
+
+    def held_delete(self, hold_id: int) -> HeldDeleteRow | None: ...
+    def held_delete_records(self, hold_id: int) -> list[str]:
+        """Every remote id the hold's latest listing lacked (sorted)."""
+        ...
+
+    def decide_held_delete(self, hold_id: int, status: str, by: str, why: str) -> bool:
+        """Set a ``held`` hold to ``status`` (approved or rejected) with who and why; False (and
+        nothing changed) if the hold is not ``held`` any more."""
+        ...
+
+    def close_held_delete(self, hold_id: int, status: str) -> None:
+        """End a hold for good (``applied`` or ``cleared``), stamping ``applied_at``."""
+        ...
 
 
 class Outbox(Protocol):
@@ -396,10 +466,6 @@ class Health(Protocol):
         """The leases held at ``now`` (not expired), by name."""
         ...
 
-    def coded_changes(self, code: str, app: str, since_run: int) -> list[ChangeRow]:
-        """Change-log rows of ``app`` with reason ``code`` logged by run ``since_run`` or later."""
-        ...
-
 
 class StateStore(
     Transactional,
@@ -408,6 +474,7 @@ class StateStore(
     Links,
     ChangeLog,
     Conflicts,
+    HeldDeletes,
     Outbox,
     Inbox,
     Erasure,

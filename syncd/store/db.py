@@ -37,6 +37,7 @@ from .base import (
     CursorRow,
     DaemonRow,
     ErasureRow,
+    HeldDeleteRow,
     InboxRow,
     Intent,
     LeaseRow,
@@ -105,6 +106,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "token_buckets": ("name",),
     "daemons": ("daemon_id",),
     "app_health": ("app",),
+    "held_deletes": ("id",),
 }
 
 
@@ -1016,6 +1018,81 @@ class Store:
                 )
         return counts
 
+    # -- deletes held by the mass-delete guard ----------------------------------------------------
+
+    def hold_deletes(
+        self,
+        sync: str,
+        app: str,
+        *,
+        linked: int,
+        missing: int,
+        sample: Sequence[Mapping[str, Any]],
+        records: Sequence[str],
+        run_id: int | None,
+    ) -> int:
+        stamp = now_iso()
+        evidence = (linked, missing, _dumps(list(sample)), _dumps(sorted(records)), run_id, stamp)
+        with self.transaction():
+            rows = self._q(
+                "SELECT id FROM held_deletes WHERE sync = ? AND app = ? AND status = 'held'", (sync, app)
+            )
+            if rows:
+                hold_id = int(rows[0]["id"])
+                self.conn.execute(
+                    "UPDATE held_deletes SET linked = ?, missing = ?, sample = ?, records = ?, run_id = ?, "
+                    "updated_at = ?, trips = trips + 1 WHERE id = ?",
+                    (*evidence, hold_id),
+                )
+                return hold_id
+            cur = self.conn.execute(
+                "INSERT INTO held_deletes (linked, missing, sample, records, run_id, updated_at, sync, app, "
+                "status, created_at, trips) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held', ?, 1)",
+                (*evidence, sync, app, stamp),
+            )
+            return int(cur.lastrowid or 0)
+
+    @staticmethod
+    def _held(row: Mapping[str, Any]) -> HeldDeleteRow:
+        item = {k: row[k] for k in HeldDeleteRow.__annotations__}
+        item["sample"] = _loads(row["sample"])
+        return cast(HeldDeleteRow, item)
+
+    def held_deletes(
+        self,
+        *,
+        status: str | None = None,
+        sync: str | None = None,
+        app: str | None = None,
+        limit: int = 1000,
+    ) -> list[HeldDeleteRow]:
+        where, params = _where(("status = ?", status), ("sync = ?", sync), ("app = ?", app))
+        rows = self._q(f"SELECT * FROM held_deletes{where} ORDER BY id DESC LIMIT ?", [*params, limit])
+        return [self._held(dict(r)) for r in rows]
+
+    def held_delete(self, hold_id: int) -> HeldDeleteRow | None:
+        rows = self._q("SELECT * FROM held_deletes WHERE id = ?", (hold_id,))
+        return self._held(dict(rows[0])) if rows else None
+
+    def held_delete_records(self, hold_id: int) -> list[str]:
+        rows = self._q("SELECT records FROM held_deletes WHERE id = ?", (hold_id,))
+        return [str(r) for r in _loads(rows[0]["records"])] if rows else []
+
+    def decide_held_delete(self, hold_id: int, status: str, by: str, why: str) -> bool:
+        cur = self.conn.execute(
+            "UPDATE held_deletes SET status = ?, decided_by = ?, decided_at = ?, why = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'held'",
+            (status, by, now_iso(), why, now_iso(), hold_id),
+        )
+        return cur.rowcount == 1
+
+    def close_held_delete(self, hold_id: int, status: str) -> None:
+        stamp = now_iso()
+        self.conn.execute(
+            "UPDATE held_deletes SET status = ?, applied_at = ?, updated_at = ? WHERE id = ?",
+            (status, stamp, stamp, hold_id),
+        )
+
     # -- daemon: the single-writer lease -------------------------------------------------------
 
     @staticmethod
@@ -1227,16 +1304,6 @@ class Store:
     def live_leases(self, now: float) -> list[LeaseRow]:
         rows = self._q("SELECT * FROM leases WHERE expires_at > ? ORDER BY name", (now,))
         return [cast(LeaseRow, dict(r)) for r in rows]
-
-    def coded_changes(self, code: str, app: str, since_run: int) -> list[ChangeRow]:
-        sql = "SELECT * FROM changelog WHERE run_id >= ? AND app = ? AND code = ? ORDER BY id"
-        out = []
-        for row in self._q(sql, (since_run, app, code)):
-            item = dict(row)
-            for k in ("old", "new", "detail"):
-                item[k] = _loads(item[k])
-            out.append(cast(ChangeRow, item))
-        return out
 
 
 def connect(location: str | Path, *, password: str | None = None) -> StateStore:

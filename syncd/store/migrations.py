@@ -177,3 +177,20 @@ def m009_app_health(db: Database) -> None:
         CREATE INDEX inbox_app_received ON inbox (app, received_at);
         """
     )
+
+
+@migrations()
+def m010_held_deletes(db: Database) -> None:
+    """Deletes the mass-delete guard held back, with their evidence and a person's decision."""
+    db.executescript(
+        """
+        CREATE TABLE held_deletes (
+            id INTEGER PRIMARY KEY, sync TEXT NOT NULL, app TEXT NOT NULL, status TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, run_id INTEGER, trips INTEGER NOT NULL,
+            linked INTEGER NOT NULL, missing INTEGER NOT NULL, sample TEXT NOT NULL, records TEXT NOT NULL,
+            decided_by TEXT, decided_at TEXT, why TEXT, applied_at TEXT
+        );
+        CREATE UNIQUE INDEX held_deletes_open ON held_deletes (sync, app) WHERE status = 'held';
+        CREATE INDEX held_deletes_status ON held_deletes (status, sync, app);
+        """
+    )

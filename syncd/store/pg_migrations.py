@@ -152,6 +152,19 @@ STEPS: list[tuple[str, str]] = [
         CREATE INDEX inbox_app_received ON inbox (app, received_at);
         """,
     ),
+    (
+        "m010_held_deletes",
+        f"""
+        CREATE TABLE held_deletes (
+            {_ID}, sync TEXT NOT NULL, app TEXT NOT NULL, status TEXT NOT NULL,
+            created_at TEXT NOT NULL, updated_at TEXT NOT NULL, run_id BIGINT, trips INTEGER NOT NULL,
+            linked INTEGER NOT NULL, missing INTEGER NOT NULL, sample TEXT NOT NULL, records TEXT NOT NULL,
+            decided_by TEXT, decided_at TEXT, why TEXT, applied_at TEXT
+        );
+        CREATE UNIQUE INDEX held_deletes_open ON held_deletes (sync, app) WHERE status = 'held';
+        CREATE INDEX held_deletes_status ON held_deletes (status, sync, app);
+        """,
+    ),
 ]
 
 _TEXT = re.compile(r"\bTEXT\b")

@@ -61,6 +61,7 @@ from .base import (
     CursorRow,
     DaemonRow,
     ErasureRow,
+    HeldDeleteRow,
     InboxRow,
     Intent,
     LeaseRow,
@@ -947,15 +948,6 @@ class PgStore:
         rows = self._q("SELECT * FROM leases WHERE expires_at > %s ORDER BY name", (now,))
         return [cast(LeaseRow, dict(r)) for r in rows]
 
-    def coded_changes(self, code: str, app: str, since_run: int) -> list[ChangeRow]:
-        sql = "SELECT * FROM changelog WHERE run_id >= %s AND app = %s AND code = %s ORDER BY id"
-        out = []
-        for item in self._q(sql, (since_run, app, code)):
-            for k in ("old", "new", "detail"):
-                item[k] = _loads(item[k])
-            out.append(cast(ChangeRow, item))
-        return out
-
     # -- webhook inbox -------------------------------------------------------------------------
 
     @_atomic()
@@ -1075,6 +1067,83 @@ class PgStore:
             item["apps"] = _loads(item["apps"])
             out.append(cast(ErasureRow, item))
         return out
+
+    # -- deletes held by the mass-delete guard ----------------------------------------------------
+
+    @_atomic()
+    def hold_deletes(
+        self,
+        sync: str,
+        app: str,
+        *,
+        linked: int,
+        missing: int,
+        sample: Sequence[Mapping[str, Any]],
+        records: Sequence[str],
+        run_id: int | None,
+    ) -> int:
+        stamp = now_iso()
+        evidence = (linked, missing, _dumps(list(sample)), _dumps(sorted(records)), run_id, stamp)
+        rows = self._q(
+            "SELECT id FROM held_deletes WHERE sync = %s AND app = %s AND status = 'held' FOR UPDATE",
+            (sync, app),
+        )
+        if rows:
+            hold_id = int(rows[0]["id"])
+            self._x(
+                "UPDATE held_deletes SET linked = %s, missing = %s, sample = %s, records = %s, run_id = %s, "
+                "updated_at = %s, trips = trips + 1 WHERE id = %s",
+                (*evidence, hold_id),
+            )
+            return hold_id
+        rows = self._q(
+            "INSERT INTO held_deletes (linked, missing, sample, records, run_id, updated_at, sync, app, "
+            "status, created_at, trips) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'held', %s, 1) RETURNING id",
+            (*evidence, sync, app, stamp),
+        )
+        return int(rows[0]["id"])
+
+    @staticmethod
+    def _held(row: Mapping[str, Any]) -> HeldDeleteRow:
+        item = {k: row[k] for k in HeldDeleteRow.__annotations__}
+        item["sample"] = _loads(row["sample"])
+        return cast(HeldDeleteRow, item)
+
+    def held_deletes(
+        self,
+        *,
+        status: str | None = None,
+        sync: str | None = None,
+        app: str | None = None,
+        limit: int = 1000,
+    ) -> list[HeldDeleteRow]:
+        where, params = _where(("status = %s", status), ("sync = %s", sync), ("app = %s", app))
+        rows = self._q(f"SELECT * FROM held_deletes{where} ORDER BY id DESC LIMIT %s", [*params, limit])
+        return [self._held(r) for r in rows]
+
+    def held_delete(self, hold_id: int) -> HeldDeleteRow | None:
+        rows = self._q("SELECT * FROM held_deletes WHERE id = %s", (hold_id,))
+        return self._held(rows[0]) if rows else None
+
+    def held_delete_records(self, hold_id: int) -> list[str]:
+        rows = self._q("SELECT records FROM held_deletes WHERE id = %s", (hold_id,))
+        return [str(r) for r in _loads(rows[0]["records"])] if rows else []
+
+    def decide_held_delete(self, hold_id: int, status: str, by: str, why: str) -> bool:
+        stamp = now_iso()
+        n = self._x(
+            "UPDATE held_deletes SET status = %s, decided_by = %s, decided_at = %s, why = %s, updated_at = %s "
+            "WHERE id = %s AND status = 'held'",
+            (status, by, stamp, why, stamp, hold_id),
+        )
+        return n == 1
+
+    def close_held_delete(self, hold_id: int, status: str) -> None:
+        stamp = now_iso()
+        self._x(
+            "UPDATE held_deletes SET status = %s, applied_at = %s, updated_at = %s WHERE id = %s",
+            (status, stamp, stamp, hold_id),
+        )
 
     @_atomic()
     def scrub(self, entity_ids: Sequence[int], records: Mapping[str, Sequence[str]]) -> dict[str, int]:

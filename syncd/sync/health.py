@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from syncd.engine.model import ReasonCode
 from syncd.failures import cause
 from syncd.store import StateStore
 
@@ -59,24 +58,11 @@ def _seconds_since(stamp: str | None, now: float) -> float | None:
 
 
 def pending_deletes(store: StateStore) -> dict[str, int]:
-    """Per app, the deletes the mass-delete guard holds back: what the guard stopped at the app's
-    last complete listing (none once a later listing went through). Apps with none are left out.
-
-    One function on purpose: a table of held deletes can replace this count without touching
-    its callers."""
+    """Per app, the deletes the mass-delete guard holds back for a person (open holds: approved
+    ones are carried out by the next complete listing without anyone). Apps with none are left out."""
     held: dict[str, int] = {}
-    for app, row in store.app_health().items():
-        if row["complete_run"] is None:
-            continue
-        rows = store.coded_changes(ReasonCode.MASS_DELETE_GUARD.value, app, int(row["complete_run"]))
-        n = 0
-        for change in rows:
-            try:
-                n += max(0, int(change["old"]) - int(change["new"]))
-            except (TypeError, ValueError):
-                n += 1  # a guard row without counts still holds at least one delete
-        if n:
-            held[app] = n
+    for hold in store.held_deletes(status="held"):
+        held[hold["app"]] = held.get(hold["app"], 0) + hold["missing"]
     return held
 
 
@@ -237,8 +223,9 @@ def health_report(store: StateStore, apps: Mapping[str, AppInfo], now: float) ->
                 {
                     "what": f"{_count(held[name], 'delete')} in {name} held by the mass-delete guard",
                     "why": "a complete listing missed too many linked records, so nothing was deleted; "
-                    "check the app, and if the deletes are real, let them through",
-                    "command": "syncd sync --once --full --allow-mass-delete",
+                    "`syncd deletes list` shows the evidence; check the app, then approve the deletes "
+                    "if they are real or reject them to keep the records",
+                    "command": "syncd deletes approve ID  (or: syncd deletes reject ID)",
                 }
             )
     if open_conflicts:

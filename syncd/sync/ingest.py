@@ -40,6 +40,9 @@ from .context import SyncContext, iso
 
 log = structlog.get_logger("syncd.runner")
 
+#: How many of the records a held delete lacks are kept as its evidence (all are remembered).
+HOLD_SAMPLE = 20
+
 
 class Ingester:
     """Reads apps and merges what they hold into the state (the first half of a cycle)."""
@@ -65,8 +68,12 @@ class Ingester:
         saved = await self.ctx.store.call(lambda s: s.get_cursor(mapping.name, app))
         cursor = None if full else saved
         complete = False
+        stats = self.ctx.stats
+        before = stats.apps[app].read
         try:
             async for page in connector.read_changes(obj, cursor):
+                if page.total is not None:
+                    stats.read_totals[app] = before + page.total
                 await self._ingest_checked(mapping, app, page.records, page.cursor, run)
                 complete = page.complete
                 self.ctx.progress()
@@ -721,22 +728,62 @@ class Ingester:
     ) -> None:
         """After a complete listing: linked records it did not contain are deleted — unless too many.
 
-        When the guard stops it, the cursor goes back to where it was before the listing, so the
-        change feed is read again and real deletes still arrive as tombstones (positive evidence).
+        When the guard stops it, the deletes are *held* (``held_deletes``: the evidence, for a
+        person to approve or reject) and the cursor goes back to where it was before the listing,
+        so the change feed is read again and real deletes still arrive as tombstones (positive
+        evidence). A held set a person approved is deleted by the next complete listing that
+        lacks no more than it (only those still missing); records of a rejected hold are kept:
+        their absence deletes nothing and alerts no more.
         """
         sync = mapping.name
         if mapping.delete_policy == "ignore":
             return  # the policy says a delete changes nothing
         linked = store.count_links(sync, app)
         missing = store.count_unseen(sync, app, run)
-        if not missing:
+        rejected = store.held_deletes(status="rejected", sync=sync, app=app)
+        if not missing and not rejected:
+            self._clear_holds(store, sync, app, [])
             return
-        message = mass_delete_stop(mapping, app, linked, missing, allowed=self.ctx.allow_mass_delete)
-        if message is not None:
-            self.ctx.stats.delete_guard.append(message)
-            self.ctx.stats.apps[app].delete_guard += 1
+        unseen = self._unseen_ids(store, sync, app, run, missing) if rejected else None
+        if rejected:
+            assert unseen is not None
+            kept: set[str] = set()
+            still = set(unseen)
             with store.transaction():
-                store.log_changes(
+                for hold in rejected:
+                    records = set(store.held_delete_records(hold["id"]))
+                    if records & still:
+                        kept |= records
+                    else:  # every record it kept is listed again: the rejection has done its work
+                        store.close_held_delete(hold["id"], "cleared")
+            # Records a person chose to keep count on neither side of the guard's share.
+            linked -= len(still & kept)
+            unseen = [rid for rid in unseen if rid not in kept]
+            missing = len(unseen)
+            if not missing:
+                self._clear_holds(store, sync, app, [])
+                return
+        message = mass_delete_stop(mapping, app, linked, missing, allowed=self.ctx.allow_mass_delete)
+        if message is None:
+            self._clear_holds(store, sync, app, [])
+            self._delete_missing(store, mapping, app, run, unseen, f"missing from the complete {app} listing")
+            return
+        if unseen is None:
+            unseen = self._unseen_ids(store, sync, app, run, missing)
+        approved = self._approval_for(store, sync, app, unseen)
+        if approved is not None:
+            self._clear_holds(store, sync, app, [approved])
+            self._delete_missing(
+                store,
+                mapping,
+                app,
+                run,
+                unseen,
+                f"missing from the complete {app} listing; deletes approved in hold #{approved}",
+            )
+            with store.transaction():
+                store.close_held_delete(approved, "applied")
+                self.ctx.stats.changes += store.log_changes(
                     sync,
                     [
                         Change(
@@ -745,18 +792,101 @@ class Ingester:
                             linked,
                             linked - missing,
                             app,
-                            "mass-delete guard: " + message,
-                            code=ReasonCode.MASS_DELETE_GUARD,
+                            f"held deletes #{approved} carried out: {missing} {app} records still missing",
+                            {"hold": approved},
+                            code=ReasonCode.DELETES_APPROVED,
                         )
                     ],
                     run,
                 )
-                if cursor_before is not None:
-                    store.set_cursor(sync, app, cursor_before)
-            log.error("mass-delete guard", app=app, missing=missing, linked=linked)
+            log.warning("held deletes carried out", app=app, hold=approved, deleted=missing)
             return
+        hold_id = self._hold(store, mapping, app, run, linked, unseen)
+        message += f"; held as #{hold_id}: `syncd deletes list`, then approve or reject it"
+        self.ctx.stats.delete_guard.append(message)
+        self.ctx.stats.apps[app].delete_guard += 1
+        with store.transaction():
+            store.log_changes(
+                sync,
+                [
+                    Change(
+                        0,
+                        "*",
+                        linked,
+                        linked - missing,
+                        app,
+                        "mass-delete guard: " + message,
+                        {"hold": hold_id},
+                        code=ReasonCode.MASS_DELETE_GUARD,
+                    )
+                ],
+                run,
+            )
+            if cursor_before is not None:
+                store.set_cursor(sync, app, cursor_before)
+        log.error("mass-delete guard", app=app, missing=missing, linked=linked, hold=hold_id)
+
+    @staticmethod
+    def _unseen_ids(store: StateStore, sync: str, app: str, run: int, missing: int) -> list[str]:
+        return sorted(link.remote_id for link in store.unseen_links(sync, app, run, max(missing, 1)))
+
+    @staticmethod
+    def _approval_for(store: StateStore, sync: str, app: str, missing: Sequence[str]) -> int | None:
+        """The approved hold of ``app`` covering every record now missing (newest first), if any."""
+        wanted = set(missing)
+        for hold in store.held_deletes(status="approved", sync=sync, app=app):
+            if wanted <= set(store.held_delete_records(hold["id"])):
+                return hold["id"]
+        return None
+
+    @staticmethod
+    def _clear_holds(store: StateStore, sync: str, app: str, keep: Sequence[int]) -> None:
+        """A listing the guard let through (or that lacks nothing) ends the app's open holds and
+        pending approvals: what they were about is either back or deleted the usual way."""
+        with store.transaction():
+            for status in ("held", "approved"):
+                for hold in store.held_deletes(status=status, sync=sync, app=app):
+                    if hold["id"] not in keep:
+                        store.close_held_delete(hold["id"], "cleared")
+
+    @staticmethod
+    def _hold(
+        store: StateStore, mapping: SyncMapping, app: str, run: int, linked: int, missing: Sequence[str]
+    ) -> int:
+        """Open (or update) the app's hold with this listing's evidence; returns its id."""
+        shown = store.links_by_remote(mapping.name, app, missing[:HOLD_SAMPLE])
+        keys = store.entities(link.entity_id for link in shown.values())
+        sample = [
+            {
+                "entity_id": link.entity_id,
+                "key": keys[link.entity_id].key if link.entity_id in keys else None,
+                "remote_id": rid,
+            }
+            for rid, link in sorted(shown.items())
+        ]
+        return store.hold_deletes(
+            mapping.name, app, linked=linked, missing=len(missing), sample=sample, records=missing, run_id=run
+        )
+
+    def _delete_missing(
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        run: int,
+        ids: Sequence[str] | None,
+        reason: str,
+    ) -> None:
+        """Apply the delete policy to the links of ``app`` a complete listing lacked: ``ids``, or
+        (None) every link this run did not see."""
+        sync = mapping.name
+        todo = list(ids) if ids is not None else None
         while True:
-            batch = store.unseen_links(sync, app, run, 500)
+            if todo is None:
+                batch = store.unseen_links(sync, app, run, 500)
+            else:
+                chunk, todo = todo[:500], todo[500:]
+                batch = list(store.links_by_remote(sync, app, chunk).values()) if chunk else []
             if not batch:
                 break
             with store.transaction():
@@ -774,7 +904,7 @@ class Ingester:
                         changes,
                         drop,
                         dirty,
-                        reason=f"missing from the complete {app} listing",
+                        reason=reason,
                         code=ReasonCode.MISSING,
                     )
                 store.drop_links(link.id for link in drop if link.id is not None)

@@ -1,8 +1,8 @@
 """Admin operations on the state, shared by the CLI, the admin API and the demo.
 
 Resolve a conflict (or many at once: ``resolve_conflicts_bulk``), replay or drop dead letters,
-one entity's view, and ``one_writer`` (hold the state's lease while a command writes, as the
-daemon does). None of them imports the CLI.
+decide deletes held by the mass-delete guard, one entity's view, and ``one_writer`` (hold the
+state's lease while a command writes, as the daemon does). None of them imports the CLI.
 """
 
 from __future__ import annotations
@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.engine import Change
 from syncd.engine.model import ReasonCode
-from syncd.errors import ConflictClosed, ConflictNotFound, NotASide, RefusedValue
+from syncd.errors import (
+    ConflictClosed,
+    ConflictNotFound,
+    HoldDecided,
+    HoldNotFound,
+    NotASide,
+    RefusedValue,
+)
 from syncd.mapping import Mapping as SyncMapping
-from syncd.store import AsyncStore, ConflictRow, StateStore, now_iso
+from syncd.store import AsyncStore, ConflictRow, HeldDeleteRow, StateStore, now_iso
 
 if TYPE_CHECKING:
     from syncd.settings import Settings
@@ -297,6 +304,54 @@ def drop_dead_letters(store: StateStore, ids: Iterable[int]) -> int:
                 store.settle(intent_id, "dropped", intent.last_error, intent.error_kind)
                 n += 1
     return n
+
+
+def held_deletes(store: StateStore) -> list[HeldDeleteRow]:
+    """Deletes the mass-delete guard held back, newest first, each with its evidence (how many
+    records were linked and missing, a sample of them) and its decision, if any.
+
+    A unit of work: ``await async_store.call(held_deletes)``."""
+    return store.held_deletes(status=None)
+
+
+def decide_held_delete(store: StateStore, hold_id: int, approve: bool, who: str, why: str) -> HeldDeleteRow:
+    """Approve (the next complete listing of that app deletes those records still missing, once)
+    or reject (the records are kept and their absence alerts no more) a held delete; recorded in
+    the change log with ``who`` and ``why``. Raises ``HoldNotFound`` or ``HoldDecided``.
+
+    A unit of work: ``await async_store.call(decide_held_delete, 3, True, "ada", "cleanup")``."""
+    status = "approved" if approve else "rejected"
+    with store.transaction():
+        hold = store.held_delete(hold_id)
+        if hold is None:
+            raise HoldNotFound(hold_id)
+        if not store.decide_held_delete(hold_id, status, who, why):
+            raise HoldDecided(hold_id, hold["status"])
+        outcome = (
+            "the next complete listing deletes those still missing"
+            if approve
+            else "the records are kept and their absence deletes nothing"
+        )
+        store.log_changes(
+            hold["sync"],
+            [
+                Change(
+                    0,
+                    "*",
+                    hold["linked"],
+                    hold["linked"] - hold["missing"],
+                    hold["app"],
+                    f"held deletes #{hold_id} ({hold['missing']} {hold['app']} records) {status} by {who}: "
+                    f"{why or 'no reason given'}; {outcome}",
+                    {"hold": hold_id, "by": who, "why": why},
+                    code=ReasonCode.DELETES_APPROVED if approve else ReasonCode.DELETES_REJECTED,
+                )
+            ],
+            None,
+        )
+        decided = store.held_delete(hold_id)
+    assert decided is not None
+    return decided
 
 
 @asynccontextmanager

@@ -48,7 +48,16 @@ class Planner:
                     break
                 total += await self.ctx.store.call(self._plan_batch, mapping, ids)
                 after = ids[-1]
+        if total:
+            await self._count_planned()
         return total
+
+    async def _count_planned(self) -> None:
+        """Writes planned so far, for progress displays: those done plus those waiting (a write
+        re-planned before it was sent supersedes its intent, so intents queued would overcount)."""
+        waiting = await self.ctx.store.call(lambda s: s.outbox_depth())
+        stats = self.ctx.stats
+        stats.planned = max(stats.planned, stats.total("writes") + waiting)
 
     async def _plan_shared(self) -> int:
         """Several daemons plan at once: each claims a batch of dirty entities no other holds

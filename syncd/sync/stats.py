@@ -40,6 +40,11 @@ class RunStats:
     #: Why an app failed this cycle (its last read failure or pause): ``syncd.failures.failure``.
     failures: dict[str, dict[str, str]] = field(default_factory=dict)
     apps: dict[str, AppStats] = field(default_factory=lambda: defaultdict(AppStats))
+    #: Progress hints, not counts of what happened (so not in ``as_dict``): per app, how many
+    #: records its reads of this cycle deliver in all when the app tells (``Page.total``), and
+    #: how many writes were planned into the outbox.
+    read_totals: dict[str, int] = field(default_factory=dict)
+    planned: int = 0
 
     def total(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.apps.values())

@@ -276,6 +276,59 @@ class StoreContract:
 
     # -- outbox --------------------------------------------------------------------------------
 
+    # -- deletes held by the mass-delete guard -------------------------------------------------
+
+    def test_one_open_hold_per_app_updated_by_each_trip_then_decided_once(self, store: StateStore) -> None:
+        sample = [{"entity_id": 1, "key": "zoë@example.com", "remote_id": "r1"}]
+        first = store.hold_deletes(
+            "people", "crm", linked=10, missing=9, sample=sample, records=["r3", "r1"], run_id=4
+        )
+        other = store.hold_deletes("people", "list", linked=5, missing=5, sample=[], records=["m1"], run_id=4)
+        again = store.hold_deletes(
+            "people", "crm", linked=10, missing=8, sample=sample[:0], records=["r2"], run_id=5
+        )
+        assert again == first != other
+        row = store.held_delete(first)
+        assert row is not None
+        assert (row["status"], row["trips"], row["linked"], row["missing"], row["run_id"]) == (
+            "held",
+            2,
+            10,
+            8,
+            5,
+        )
+        assert row["sample"] == []
+        assert row["decided_by"] is None
+        assert store.held_delete_records(first) == ["r2"]
+        assert [h["id"] for h in store.held_deletes(status="held", sync="people")] == [other, first]
+        assert [h["id"] for h in store.held_deletes(app="crm")] == [first]
+
+        assert store.decide_held_delete(first, "approved", "ada", "the export was cleaned up")
+        assert not store.decide_held_delete(first, "rejected", "bob", "too late")  # decided once
+        row = store.held_delete(first)
+        assert row is not None
+        assert (row["status"], row["decided_by"], row["why"]) == (
+            "approved",
+            "ada",
+            "the export was cleaned up",
+        )
+        assert row["decided_at"]
+        assert row["applied_at"] is None
+        # Decided, the hold is no longer open: the next trip opens a new one.
+        third = store.hold_deletes(
+            "people", "crm", linked=10, missing=9, sample=sample, records=["r1"], run_id=6
+        )
+        assert third not in (first, other)
+        assert store.held_delete(third)["sample"] == sample  # type: ignore[index]
+        store.close_held_delete(first, "applied")
+        row = store.held_delete(first)
+        assert row is not None
+        assert row["status"] == "applied"
+        assert row["applied_at"]
+        assert store.held_delete(999_999) is None
+        assert store.held_delete_records(999_999) == []
+        assert not store.decide_held_delete(999_999, "approved", "ada", "no such hold")
+
     def test_enqueue_is_idempotent_by_key_and_supersedes_pending(self, store: StateStore) -> None:
         e = store.new_entity("people", "a")
         assert store.enqueue([_intent("k1", e.id)]) == 1
@@ -592,18 +645,6 @@ class StoreContract:
         assert [x["name"] for x in store.live_leases(120.0)] == ["app:crm"]
         store.release_lease("app:crm", "me")
         assert store.live_leases(120.0) == []
-
-    def test_coded_changes_since_a_run(self, store: StateStore) -> None:
-        guard = ReasonCode.MASS_DELETE_GUARD
-        store.log_changes("people", [Change(0, "*", 10, 2, "crm", "guard", code=guard)], 3)
-        store.log_changes("people", [Change(0, "*", 10, 1, "crm", "guard", code=guard)], 5)
-        store.log_changes("people", [Change(0, "*", 10, 1, "shop", "guard", code=guard)], 5)
-        store.log_changes(
-            "people", [Change(1, "name", "a", "b", "crm", "changed", code=ReasonCode.CHANGED)], 6
-        )
-        rows = store.coded_changes(guard.value, "crm", 5)
-        assert [(r["old"], r["new"], r["run_id"]) for r in rows] == [(10, 1, 5)]
-        assert len(store.coded_changes(guard.value, "crm", 0)) == 2
 
     # -- whole tables and reopening --------------------------------------------------------------
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from syncd.engine.model import Change, ReasonCode
 from syncd.store import Store
 from syncd.sync.health import AppInfo, health_report, pending_deletes
+from syncd.sync.operations import decide_held_delete
 
 APPS = {"crm": AppInfo("sql", 30.0), "shop": AppInfo("sql", 30.0)}
 
@@ -34,20 +34,21 @@ def test_a_paused_app_needs_a_person_and_a_good_read_ends_the_pause(tmp_path: Pa
         store.close()
 
 
-def test_deletes_held_by_the_guard_count_until_a_later_complete_listing(tmp_path: Path) -> None:
+def test_deletes_held_by_the_guard_count_until_a_person_decides(tmp_path: Path) -> None:
     store = Store(tmp_path / "state.db")
     try:
-        guard = ReasonCode.MASS_DELETE_GUARD
         run = store.begin_run("cycle")
-        store.record_read("crm", ok=True, complete_run=run)
-        store.log_changes("people", [Change(0, "*", 40, 4, "crm", "mass-delete guard", code=guard)], run)
+        sample = [{"entity_id": 1, "key": "a@x", "remote_id": "r1"}]
+        hold = store.hold_deletes(
+            "people", "crm", linked=40, missing=36, sample=sample, records=["r1"], run_id=run
+        )
         assert pending_deletes(store) == {"crm": 36}
         report = health_report(store, APPS, 1e10)
         assert report["pending_deletes"] == 36
         assert report["apps"]["crm"]["pending_deletes"] == 36
-        assert any("held by the mass-delete guard" in a["what"] for a in report["attention"])
-        later = store.begin_run("cycle")
-        store.record_read("crm", ok=True, complete_run=later)  # this listing went through
+        [item] = [a for a in report["attention"] if "held by the mass-delete guard" in a["what"]]
+        assert item["command"].startswith("syncd deletes approve")
+        decide_held_delete(store, hold, False, "ada", "a partial export")
         assert pending_deletes(store) == {}
         assert health_report(store, APPS, 1e10)["needs_attention"] is False
     finally:

@@ -46,6 +46,10 @@ def fill(location: str | Path) -> dict[str, list[dict[str, object]]]:
         store.take_tokens("crm", 1, 1, 5, 100.0)
         store.heartbeat("host:1", {"v": 1}, 100.0, 30)
         store.record_read("crm", ok=False, failure={"kind": "auth", "error": "401"}, paused="credentials")
+        sample = [{"entity_id": a.id, "key": "zoë@x", "remote_id": "r1"}]
+        store.hold_deletes(
+            "people", "crm", linked=2, missing=2, sample=sample, records=["r1", "r2"], run_id=run
+        )
         store.finish_run(run, {"read": 1})
         return {t: store.read_table(t, None if TABLES[t] != ("id",) else 0, 1000) for t in TABLES}
     finally:

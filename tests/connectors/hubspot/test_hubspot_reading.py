@@ -289,3 +289,26 @@ async def test_companies_are_listed_and_read_incrementally_on_hs_lastmodifieddat
         assert [r.id for r in found] == [acme]
     finally:
         await connector.aclose()
+
+
+# -- size hints for progress displays -------------------------------------------------------------------
+
+
+async def test_full_listing_pages_carry_the_total_search_reports(
+    fake: HubSpotFake, small_pages: HubSpotConnector, contacts_seeded: list[str]
+) -> None:
+    pages = await read_all(small_pages, None)
+    assert [p.total for p in pages] == [5, 5, 5]
+
+
+async def test_incremental_pages_hint_the_records_delivered_plus_those_search_still_counts(
+    fake: HubSpotFake, small_pages: HubSpotConnector
+) -> None:
+    same = START - timedelta(minutes=5)
+    for i in range(3):
+        fake.seed({"email": f"tie{i}@example.com"}, updated_at=same)
+    for i in range(3):
+        fake.seed({"email": f"late{i}@example.com"}, updated_at=same + timedelta(minutes=i + 1))
+    pages = [p for p in await read_all(small_pages, {"since": 0}) if p.records]
+    assert {p.total for p in pages} == {6}
+    assert sum(len(p.records) for p in pages) == 6

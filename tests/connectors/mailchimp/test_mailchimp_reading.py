@@ -207,3 +207,17 @@ async def test_find_by_email_ignores_case_and_spaces_and_skips_archived_members(
     assert [r.id for r in found] == [live]
     with pytest.raises(ConfigError):
         await connector.find("members", "merge_fields.FNAME", ["M0"])
+
+
+async def test_listing_pages_carry_total_items_as_a_size_hint(
+    fake: MailchimpFake, clock: FakeClock, make_connector: ConnectorFactory
+) -> None:
+    ids = _seed(fake, clock, 7)
+    connector = make_connector(page_size=3)
+    pages = await _read(connector)
+    assert [p.total for p in pages] == [7, 7, 7]
+    clock.advance(3600)
+    fake.edit(ids[0], merge_fields={"FNAME": "Edited"})
+    changes = [p for p in await _read(connector, pages[-1].cursor) if p.records]
+    assert changes
+    assert all(p.total is not None and p.total >= sum(len(c.records) for c in changes) for p in changes)
