@@ -87,6 +87,7 @@ class ReasonCode(StrEnum):
     REFUSED = "refused"  # syncd did not create a record (its natural key is empty)
     # People.
     RESOLVED = "resolved"  # an admin settled a conflict
+    ADMIN = "admin"  # an admin acted without changing a value (kept a conflict parked, replayed a write)
     OTHER = "other"  # rows written before codes existed, whose prose matched none of the above
 
 

@@ -31,16 +31,19 @@ async def resolve_conflict(
     take: str | None = None,
     value: Any = None,
     allow_empty: bool = False,
+    by: str | None = None,
+    why: str | None = None,
 ) -> ConflictRow:
     """Settle a conflict with one side's value, or with ``value`` — which goes through the
     field's transforms and validation like a value read from an app (``RefusedValue`` if
-    invalid, or empty without ``allow_empty``). ``mappings`` are the mappings by name.
+    invalid, or empty without ``allow_empty``). ``mappings`` are the mappings by name; ``by``
+    and ``why`` (who settled it and their reason) go into the change log.
 
     Raises ``ConflictNotFound``, ``ConflictClosed`` or ``NotASide`` (``syncd.errors``) for an
     admin's mistake; nothing is changed then."""
     if take is None:
         value = await store.call(admin_value, mappings, conflict_id, value, allow_empty)
-    return await store.call(resolve, conflict_id, take, value)
+    return await store.call(resolve, conflict_id, take, value, by, why)
 
 
 def admin_value(
@@ -66,7 +69,14 @@ def admin_value(
     return normalised
 
 
-def resolve(store: StateStore, conflict_id: int, take: str | None, value: Any) -> ConflictRow:
+def resolve(
+    store: StateStore,
+    conflict_id: int,
+    take: str | None,
+    value: Any,
+    by: str | None = None,
+    why: str | None = None,
+) -> ConflictRow:
     """Close an open conflict with ``take``'s side or ``value`` (already checked); the entity is
     dirty so the next plan writes the value everywhere. Identity conflicts resume their key."""
     with store.transaction():
@@ -102,8 +112,8 @@ def resolve(store: StateStore, conflict_id: int, take: str | None, value: Any) -
                     old,
                     new,
                     take,
-                    f"conflict {conflict_id} resolved by admin",
-                    {"candidates": conflict["candidates"]},
+                    f"conflict {conflict_id} resolved by {by or 'admin'}" + (f": {why}" if why else ""),
+                    {"candidates": conflict["candidates"], **({"by": by, "why": why} if by or why else {})},
                     code=ReasonCode.RESOLVED,
                 )
             ],

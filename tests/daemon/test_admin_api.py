@@ -10,19 +10,22 @@ from openapi_spec_validator import validate
 
 from syncd.daemon import Daemon
 from syncd.daemon.admin import openapi_document
+from syncd.daemon.web import is_page
 
 from .conftest import Client, make_settings, started
 from .harness import ADMIN_TOKEN, PEOPLE_MAPPING, SqlTable, sql_app, wait_for
 
 
-def _served_routes(daemon: Daemon) -> set[tuple[str, str]]:
+def _served_routes(daemon: Daemon, *, pages: bool = False) -> set[tuple[str, str]]:
+    """The API's routes (or, with ``pages``, the review web page's: docs/admin-api.md lists them)."""
     assert daemon.web_app is not None
     out = set()
     for route in daemon.web_app.router.routes():
         if route.method == "HEAD":
             continue
         path = route.resource.canonical if route.resource is not None else ""
-        out.add((route.method.lower(), path))
+        if is_page(path) == pages:
+            out.add((route.method.lower(), path))
     return out
 
 
