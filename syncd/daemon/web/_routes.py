@@ -118,6 +118,13 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def _when(stamp: Any) -> str:
+    """An ISO timestamp as ``YYYY-MM-DD HH:MM:SS`` (UTC, as stored)."""
+    if not stamp:
+        return "—"
+    return str(stamp).replace("T", " ")[:19]
+
+
 def _int(raw: str | None) -> int | None:
     return int(raw) if raw is not None and raw.strip().isdigit() else None
 
@@ -152,6 +159,7 @@ class ReviewPage:
             lstrip_blocks=True,
         )
         self.env.filters["show"] = _show
+        self.env.filters["when"] = _when
         self.env.filters["pv"] = self._personal
         self.env.filters["prose"] = self._prose
 
