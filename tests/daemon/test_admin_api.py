@@ -186,5 +186,20 @@ async def test_every_metric_the_daemon_exposes_is_documented_and_every_documente
             _, _, name, kind = line.split()
             exposed.add(name if kind != "counter" or name.endswith("_total") else f"{name}_total")
     doc = (Path(__file__).parents[2] / "docs" / "admin-api.md").read_text()
-    documented = set(re.findall(r"`(syncd_[a-z_]+)`", doc))
+    metrics = doc.split("### Metrics", 1)[1].split("\n## ", 1)[0]  # not the cookies named syncd_*
+    documented = set(re.findall(r"`(syncd_[a-z_]+)`", metrics))
     assert exposed == documented
+
+
+async def test_every_review_page_route_is_documented_and_every_documented_one_is_served(
+    daemon: Daemon,
+) -> None:
+    served = {(method.upper(), path) for method, path in _served_routes(daemon, pages=True)}
+    assert ("GET", "/conflicts") in served
+    doc = (Path(__file__).parents[2] / "docs" / "admin-api.md").read_text()
+    section = doc.split("## Review web page", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        (method, path.split("?", 1)[0])
+        for method, path in re.findall(r"^\| `(GET|POST) ([^`]+)`", section, re.M)
+    }
+    assert documented == served
