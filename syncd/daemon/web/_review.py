@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.items import Table
+import tomlkit.exceptions
+from tomlkit.items import InlineTable, Table
 
 from syncd.engine import Candidate, Change
 from syncd.engine.model import ReasonCode
@@ -294,39 +295,66 @@ def prefer_edit(
         old = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MappingEditError(f"cannot read {path}: {exc.strerror or exc}") from None
-    doc = tomlkit.parse(old)
-    fields = doc.get("fields")
-    spec = fields.get(field_name) if isinstance(fields, dict) else None
-    if not isinstance(spec, dict):
-        raise MappingEditError(f"{path} defines field {field_name!r} in a way this page cannot edit")
-    existing = spec.get("conflict")
-    if isinstance(existing, dict):
-        existing["policy"] = "owner"
-        existing["owner"] = app
+    problems: list[str] = []
+    for as_table in (True, False):
+        # A `[fields.x]` table takes a `[fields.x.conflict]` table; a field written with dotted keys
+        # or as an inline table takes an inline `conflict = {...}` (tried when the first is invalid).
+        try:
+            new = _with_rule(old, field_name, app, who, as_table=as_table)
+        except MappingEditError as exc:
+            problems.append(str(exc))
+            continue
+        if new == old:
+            raise MappingEditError(f"{field_name} already prefers {app}")
+        try:
+            parse_mapping(
+                new, source=str(path), known_apps=list(known_apps) if known_apps is not None else None
+            )
+        except MappingError as exc:
+            problems.append("the edited mapping would be invalid: " + "; ".join(exc.problems))
+            continue
+        break
     else:
-        rule = tomlkit.table()
-        rule.add(
-            tomlkit.comment(f"{app} wins every conflict on {field_name} (set on the review page by {who})")
-        )
-        rule.add("policy", "owner")
-        rule.add("owner", app)
-        if isinstance(spec, Table):
-            spec.append("conflict", rule)
-        else:
-            spec["conflict"] = rule
-    new = tomlkit.dumps(doc)
-    if new == old:
-        raise MappingEditError(f"{field_name} already prefers {app}")
-    try:
-        parse_mapping(new, source=str(path), known_apps=list(known_apps) if known_apps is not None else None)
-    except MappingError as exc:
-        raise MappingEditError("the edited mapping would be invalid: " + "; ".join(exc.problems)) from None
+        raise MappingEditError(f"{path}: cannot add the rule to field {field_name!r}: {problems[0]}")
     diff = "".join(
         difflib.unified_diff(
             old.splitlines(keepends=True), new.splitlines(keepends=True), str(path), f"{path} (with the rule)"
         )
     )
     return MappingEdit(path, old, new, diff, digest(old))
+
+
+def _with_rule(text: str, field_name: str, app: str, who: str, *, as_table: bool) -> str:
+    doc = tomlkit.parse(text)
+    fields = doc.get("fields")
+    spec = fields.get(field_name) if isinstance(fields, dict) else None
+    if not isinstance(spec, dict):
+        raise MappingEditError(f"field {field_name!r} is not written in a way this page can edit")
+    existing = spec.get("conflict")
+    try:
+        if isinstance(existing, dict):
+            existing["policy"] = "owner"
+            existing["owner"] = app
+        elif as_table and not isinstance(spec, InlineTable):
+            rule = tomlkit.table()
+            rule.add(
+                tomlkit.comment(
+                    f"{app} wins every conflict on {field_name} (set on the review page by {who})"
+                )
+            )
+            rule.add("policy", "owner")
+            rule.add("owner", app)
+            if isinstance(spec, Table):
+                spec.append("conflict", rule)
+            else:
+                spec["conflict"] = rule
+        else:
+            inline = tomlkit.inline_table()
+            inline.update({"policy": "owner", "owner": app})
+            spec["conflict"] = inline
+    except (ValueError, TypeError, tomlkit.exceptions.TOMLKitError) as exc:
+        raise MappingEditError(str(exc)) from None
+    return tomlkit.dumps(doc)
 
 
 def write_atomically(path: Path, text: str, expected_digest: str) -> None:

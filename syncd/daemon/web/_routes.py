@@ -125,6 +125,14 @@ def _when(stamp: Any) -> str:
     return str(stamp).replace("T", " ")[:19]
 
 
+def _typed(text: str) -> Any:
+    """A typed-in value as ``syncd conflicts resolve --value`` reads it: JSON, else plain text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _int(raw: str | None) -> int | None:
     return int(raw) if raw is not None and raw.strip().isdigit() else None
 
@@ -394,7 +402,7 @@ class ReviewPage:
         if choice == "park":
             return "park", None, None, allow_empty
         if choice == "edit":
-            return "value", None, str(form.get("value") or ""), allow_empty
+            return "value", None, _typed(str(form.get("value") or "")), allow_empty
         raise web.HTTPBadRequest(text="choose take:APP, edit (with a value) or park")
 
     async def conflicts_preview(self, request: web.Request) -> web.Response:
@@ -416,6 +424,7 @@ class ReviewPage:
             value=value,
             allow_empty=allow_empty,
             choice=str(form.get("choice") or ""),
+            raw_value=str(form.get("value") or ""),
             scope=scope,
         )
 
