@@ -687,3 +687,30 @@ async def test_the_activity_stream_returns_new_lines_filtered_and_the_daemon_log
         assert (await browser.get("/activity")).status_code == 200
         assert (await browser.get("/static/activity.js")).status_code == 200
         assert (await browser.get("/static/nope.js")).status_code == 404
+
+
+async def test_the_status_page_shows_the_health_report_keys_when_the_status_has_them(
+    review: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain = review.status
+
+    async def health() -> dict[str, Any]:
+        report = await plain()
+        report["apps"]["beta"].update(state="failing", state_reason="credentials rejected", budget_used=0.5)
+        report.update(
+            attention=[{"what": "beta is failing", "why": "credentials rejected", "command": "syncd status"}],
+            needs_attention=True,
+            open_conflicts=3,
+            pending_deletes=7,
+        )
+        return report
+
+    async with page(review) as browser:
+        before = (await browser.get("/")).text
+        assert "Needs attention" not in before
+        monkeypatch.setattr(review, "status", health)
+        after = (await browser.get("/")).text
+        assert "<strong>beta is failing</strong> — credentials rejected <code>syncd status</code>" in after
+        assert 'class="chip state-failing"' in after
+        assert "API budget 50%" in after
+        assert "7 held deletes" in after

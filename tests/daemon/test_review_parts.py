@@ -216,3 +216,40 @@ def test_prefer_edit_writes_a_dotted_key_rule_for_a_field_written_with_dotted_ke
     assert '+fields.name.conflict = {policy = "owner", owner = "alpha"}' in edit.diff
     path.write_text(edit.new)
     assert load_mapping(path).conflict_policy("name").owner == "alpha"
+
+
+def test_the_status_strip_shows_what_the_status_has_and_leaves_out_what_it_lacks() -> None:
+    from syncd.daemon.web._routes import _strip
+
+    today = {
+        "apps": {
+            "crm": {"paused": False, "lag_seconds": 4.2},
+            "email": {"paused": True, "lag_seconds": 7300.0},
+        }
+    }
+    assert _strip(today) == [
+        {"app": "crm", "state": "ok", "reason": None, "facts": ["lag 4s"]},
+        {"app": "email", "state": "paused", "reason": None, "facts": ["lag 2h"]},
+    ]
+    health = {
+        "apps": {
+            "crm": {
+                "state": "failing",
+                "state_reason": "credentials rejected",
+                "lag_seconds": 300,
+                "webhook_age_seconds": 30.0,
+                "outbox_depth": 12,
+                "dead_letters": 2,
+                "budget_used": 0.25,
+            }
+        }
+    }
+    assert _strip(health) == [
+        {
+            "app": "crm",
+            "state": "failing",
+            "reason": "credentials rejected",
+            "facts": ["lag 5m", "last webhook 30s ago", "outbox 12", "dead letters 2", "API budget 25%"],
+        }
+    ]
+    assert _strip({}) == []

@@ -725,30 +725,38 @@ def _record_url(connector: Any, remote_id: str) -> str | None:
     return url if isinstance(url, str) and url.startswith(("https://", "http://")) else None
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
 def _strip(status: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One chip per app for the status strip, from ``/api/status`` (keys it lacks are left out)."""
     chips = []
     for name, app in sorted((status.get("apps") or {}).items()):
         state = app.get("state") or ("paused" if app.get("paused") else "ok")
         facts = []
-        for key, label, unit in (
-            ("lag_seconds", "lag", "s"),
-            ("webhook_age_seconds", "webhook", "s ago"),
-            ("outbox_depth", "outbox", ""),
-            ("dead_letters", "dead", ""),
-            ("budget_used", "budget", ""),
+        for key, label in (
+            ("lag_seconds", "lag"),
+            ("webhook_age_seconds", "last webhook"),
+            ("outbox_depth", "outbox"),
+            ("dead_letters", "dead letters"),
+            ("budget_used", "API budget"),
         ):
             value = app.get(key)
             if value is None:
                 continue
-            if isinstance(value, float):
-                value = (
-                    f"{value:.0f}"
-                    if key.endswith("seconds")
-                    else f"{value:.0%}"
-                    if key == "budget_used"
-                    else value
-                )
-            facts.append(f"{label} {value}{unit}")
+            if key.endswith("_seconds") and isinstance(value, int | float):
+                shown = _duration(float(value)) + (" ago" if key == "webhook_age_seconds" else "")
+            elif key == "budget_used" and isinstance(value, float) and 0 <= value <= 1:
+                shown = f"{value:.0%}"
+            else:
+                shown = _show(value)
+            facts.append(f"{label} {shown}")
         chips.append({"app": name, "state": state, "reason": app.get("state_reason"), "facts": facts})
     return chips
