@@ -58,6 +58,8 @@ log = structlog.get_logger("syncd.daemon")
 
 #: Seconds between housekeeping runs (change-log retention, inbox and run-table pruning).
 HOUSEKEEPING_INTERVAL = 3600.0
+#: The lease of the daemon that logs each change on a shared state.
+ACTIVITY = "activity-log"
 #: Seconds between looks for work other daemons left for this one (a shared state only).
 SHARED_NUDGE_INTERVAL = 0.5
 
@@ -261,7 +263,7 @@ class Daemon:
         self._exit.push_async_callback(self._cancel_tasks)
         self._spawn(self.dispatcher.run(), "dispatcher")
         self._spawn(self.worker.run(), "inbox")
-        self._spawn(ActivityLog(store).run(), "activity")
+        self._spawn(ActivityLog(store, leads=self._leads_activity if shared else None).run(), "activity")
         if shared:
             self._spawn(self.cluster.run(), "cluster")
             self._spawn(self._nudge(), "nudge")
@@ -430,6 +432,10 @@ class Daemon:
             await asyncio.sleep(SHARED_NUDGE_INTERVAL)
             self.worker.wake()
             self.dispatcher.wake()
+
+    async def _leads_activity(self) -> bool:
+        """On a shared state one daemon logs the change log's lines (see ``ActivityLog``)."""
+        return await self.cluster.lead(ACTIVITY) is not None
 
     def _unshare_budgets(self) -> None:
         for app in self.apps():

@@ -253,3 +253,61 @@ def test_the_status_strip_shows_what_the_status_has_and_leaves_out_what_it_lacks
         }
     ]
     assert _strip({}) == []
+
+
+async def test_the_activity_log_logs_each_change_once_sums_up_a_burst_and_stays_quiet_when_not_leading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import structlog
+
+    from syncd.daemon.web import ActivityLog
+    from syncd.engine import Change
+    from syncd.engine.model import ReasonCode
+    from syncd.store import AsyncStore
+
+    monkeypatch.setattr("syncd.daemon.web._activity.MAX_ENTRIES", 5)
+    store = await AsyncStore(tmp_path / "state.db").open()
+
+    async def add(n: int) -> None:
+        changes = [
+            Change(1, "name", None, f"v{i}", "crm", "changed in crm", code=ReasonCode.CHANGED)
+            for i in range(n)
+        ]
+        await store.call(lambda s: s.log_changes("people", changes, None))
+
+    try:
+        await add(2)
+        leading = [True]
+
+        async def leads() -> bool:
+            return leading[0]
+
+        activity = ActivityLog(store, leads=leads)
+        await activity.start_here()
+        with structlog.testing.capture_logs() as events:
+            await add(3)
+            assert await activity.once() == 3
+            assert await activity.once() == 0
+            await add(8)
+            assert await activity.once() == 5
+            leading[0] = False
+            await add(2)
+            assert await activity.once() == 0
+            leading[0] = True
+            assert await activity.once() == 0  # what another daemon logged is not logged again
+        lines = [e["line"] for e in events if e["event"] == "change"]
+        assert [line.split('→ "')[1].split('"')[0] for line in lines] == [
+            "v0",
+            "v1",
+            "v2",
+            "v3",
+            "v4",
+            "v5",
+            "v6",
+            "v7",
+        ]
+        assert all(e["log_level"] == "info" for e in events)
+        (burst,) = [e for e in events if e["event"] == "changes not logged one by one"]
+        assert (burst["first_id"], burst["last_id"]) == (6, 8)
+    finally:
+        await store.close()

@@ -8,6 +8,7 @@ follows the change log while the daemon runs and logs each new line at info leve
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -61,24 +62,49 @@ def entry_view(entry: ChangeRow, key: str | None, *, masked: bool = False) -> di
 
 
 class ActivityLog:
-    """Logs each new change-log entry at info level until cancelled (see the module docstring)."""
+    """Logs each new change-log entry at info level until cancelled (see the module docstring).
 
-    def __init__(self, store: AsyncStore, interval: float = INTERVAL) -> None:
+    One look logs at most ``MAX_ENTRIES`` lines: a bigger burst (a first sync of many records)
+    logs its newest entries and one line saying how many ids it skipped, so the log stays
+    readable and a look stays cheap. ``leads`` (on a state shared by several daemons) says
+    whether this daemon is the one that logs; the others only keep up, so a takeover does not
+    replay what the previous one logged.
+    """
+
+    def __init__(
+        self,
+        store: AsyncStore,
+        interval: float = INTERVAL,
+        leads: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self.store = store
         self.interval = interval
+        self.leads = leads
         self.after = 0
 
     async def start_here(self) -> None:
         self.after = await self.store.call(latest_id)
 
     async def once(self) -> int:
+        """Log what was committed since the last look; returns how many lines were logged."""
+        latest = await self.store.call(latest_id)
+        if latest <= self.after:
+            return 0
+        if self.leads is not None and not await self.leads():
+            self.after = latest
+            return 0
+        if latest - self.after > MAX_ENTRIES:
+            log.info(
+                "changes not logged one by one",
+                first_id=self.after + 1,
+                last_id=latest - MAX_ENTRIES,
+                see="the review page's activity, or /api/changelog",
+            )
+            self.after = latest - MAX_ENTRIES
         found = await self.store.call(entries_after, self.after)
-        for entry, key in found[-MAX_ENTRIES:]:
+        for entry, key in found:
             log.info("change", line=format_change(entry, key), sync=entry["sync"], code=entry["code"])
-        if len(found) > MAX_ENTRIES:
-            log.info("changes not logged one by one", count=len(found) - MAX_ENTRIES)
-        if found:
-            self.after = max(int(e["id"]) for e, _ in found)
+            self.after = max(self.after, int(entry["id"]))
         return len(found)
 
     async def run(self) -> None:
