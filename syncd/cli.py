@@ -1,7 +1,8 @@
 """The ``syncd`` command line: a thin layer over ``syncd.app`` and the store.
 
-Exit codes: 0 success; 1 the command ran but something failed (write errors, unknown id);
-2 bad configuration or mapping files (each problem printed as ``file: key.path: message``).
+Exit codes: 0 success; 1 the command ran but something failed (write errors, unknown id), or
+``syncd status`` found something that needs a person; 2 bad configuration or mapping files (each
+problem printed as ``file: key.path: message``).
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def config_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Config file.")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None) -> None:
-    """syncd keeps customer records in two-way sync across business apps."""
+    """syncd keeps customer records in two-way sync across business apps.
+
+    Example: syncd --config config.toml status
+    """
     ctx.ensure_object(dict)["config"] = config
 
 
@@ -101,7 +105,10 @@ def main(ctx: click.Context, config: Path | None) -> None:
 )
 @click.pass_context
 def validate(ctx: click.Context, offline: bool) -> None:
-    """Check the config file, every mapping file, every app's settings and, in each app, every mapped path."""
+    """Check the config file, every mapping file, every app's settings and, in each app, every mapped path.
+
+    Example: syncd validate --offline
+    """
     from syncd.app import check_apps
     from syncd.app import validate as check
 
@@ -196,7 +203,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
 @main.command()
 @config_option
 @click.option(
-    "--once", is_flag=True, required=True, help="Run one full cycle and exit (the daemon is `syncd run`)."
+    "--once", is_flag=True, help="Run one full cycle and exit (required; the daemon is `syncd run`)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as one JSON object.")
 @click.option(
@@ -205,10 +212,19 @@ def _print_stats(stats: dict[str, Any]) -> None:
 @click.option("--allow-mass-delete", is_flag=True, help="Propagate deletes even past the mass-delete guard.")
 @click.pass_context
 def sync(ctx: click.Context, once: bool, as_json: bool, full: bool, allow_mass_delete: bool) -> None:
-    """Read every app, reconcile, write every change, wait for the outbox to drain, exit."""
+    """Read every app, reconcile, write every change, wait for the outbox to drain, exit.
+
+    Example: syncd sync --once --json
+    """
     from syncd.app import open_runner
     from syncd.sync.operations import one_writer
 
+    if not once:
+        raise click.UsageError(
+            "`syncd sync` runs one cycle and exits, and says so: give --once. To keep syncing "
+            "(polls, webhooks, the admin API) run the daemon: `syncd run`. To see what a cycle would "
+            "write first: `syncd plan`."
+        )
     settings = _settings(ctx)
 
     async def go() -> dict[str, Any]:
@@ -323,6 +339,8 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
     """Run the daemon: polls, webhooks, outbox dispatch and the admin API, until SIGTERM/SIGINT.
 
     SIGHUP reloads the mapping files. Exits 1 when another syncd holds the state.
+
+    Example: syncd run --ready-file /run/syncd/ready.json
     """
     from syncd.app import check_apps
     from syncd.daemon import Daemon, DaemonError, LeaseHeld
@@ -355,7 +373,10 @@ def run_daemon(ctx: click.Context, ready_file: Path | None, public_url: str | No
 @click.option("--full", is_flag=True, help="Plan as for `sync --once --full`.")
 @click.pass_context
 def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
-    """Show what `sync --once` would write, per app and record, writing nothing."""
+    """Show what `sync --once` would write, per app and record, writing nothing.
+
+    Example: syncd plan --json
+    """
     from syncd.app import open_runner
 
     settings = _settings(ctx)
@@ -389,9 +410,50 @@ def plan(ctx: click.Context, as_json: bool, full: bool) -> None:
         ctx.exit(1)
 
 
+@main.command()
+@config_option
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the report as one JSON object (keys in docs/cli.md)."
+)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Health at a glance, read from the state (no daemon needed): per app its state, lag, webhook
+    age, outbox, dead letters and API budget; open conflicts, held deletes, the daemons; and what
+    needs a person, with the command to run.
+
+    Exits 0 when nothing needs a person, 1 when something does, 2 on a bad config.
+
+    Example: syncd status --json | jq .attention
+    """
+    import time
+
+    from syncd.sync.health import AppInfo, health_report
+
+    settings = _settings(ctx)
+    apps = {
+        name: AppInfo(app.connector, app.poll_interval) for name, app in settings.apps.items() if app.enabled
+    }
+    store = _store(settings)
+    try:
+        report = store.run(health_report, apps, time.time())
+    finally:
+        store.close()
+    if as_json:
+        _emit_json(report)
+    else:
+        from syncd.cli_status import console, render
+
+        render(report, console())
+    if report["needs_attention"]:
+        ctx.exit(1)
+
+
 @main.group()
 def conflicts() -> None:
-    """List and resolve conflicts left for review."""
+    """List and resolve conflicts left for review.
+
+    Example: syncd conflicts list
+    """
 
 
 def _store(settings: Settings) -> StateStore:
@@ -407,7 +469,10 @@ def _store(settings: Settings) -> StateStore:
 )
 @click.pass_context
 def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
-    """Open conflicts (fields parked for a person), oldest first."""
+    """Open conflicts (fields parked for a person), oldest first.
+
+    Example: syncd conflicts list --all --json
+    """
     store = _store(_settings(ctx))
     try:
         rows = store.conflicts(status=None if show_all else "open")
@@ -427,7 +492,7 @@ def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
 
 @conflicts.command("resolve")
 @config_option
-@click.argument("conflict_id", type=int)
+@click.argument("conflict_id", type=int, required=False)
 @click.option("--take", "take", default=None, help="Take the value this app holds.")
 @click.option(
     "--value",
@@ -436,11 +501,67 @@ def conflicts_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     help="Set this value (JSON, or plain text); it goes through the field's transforms and checks.",
 )
 @click.option("--allow-empty", is_flag=True, help="Let --value empty the field in every app.")
+@click.option("--field", "field", default=None, help="Bulk: every open conflict on this field (with --take).")
+@click.option(
+    "--app", "app", default=None, help="Bulk: every open conflict this app is a side of (with --take)."
+)
+@click.option("--all", "every", is_flag=True, help="Bulk: every open conflict (with --take).")
+@click.option("--yes", is_flag=True, help="Bulk: resolve without asking for confirmation.")
+@click.option("--by", "by", default=None, help="Who resolves, for the change log (default: the OS user).")
+@click.option("--why", "why", default=None, help="Why, for the change log.")
 @click.pass_context
 def conflicts_resolve(
-    ctx: click.Context, conflict_id: int, take: str | None, value: str | None, allow_empty: bool
+    ctx: click.Context,
+    conflict_id: int | None,
+    take: str | None,
+    value: str | None,
+    allow_empty: bool,
+    field: str | None,
+    app: str | None,
+    every: bool,
+    yes: bool,
+    by: str | None,
+    why: str | None,
 ) -> None:
-    """Settle a conflict; the next sync writes the chosen value everywhere."""
+    """Settle a conflict, or many at once; the next sync writes the chosen values everywhere.
+
+    One: give its ID and --take APP or --value VALUE. Many: --field F, --app A (both may be
+    given) or --all, with --take APP; the matching count is shown and confirmed unless --yes.
+    Every resolution is in the change log with who (--by, default the OS user) and why.
+
+    Example: syncd conflicts resolve --field phone --take crm --yes
+    """
+    from syncd.sync.operations import os_user
+
+    who = by or os_user()
+    if field is not None or app is not None or every:
+        if conflict_id is not None:
+            raise click.UsageError("give a conflict ID, or a filter (--field, --app, --all), not both")
+        if take is None or value is not None:
+            raise click.UsageError("a bulk resolution takes one app's values: give --take APP")
+        if every and (field is not None or app is not None):
+            raise click.UsageError("--all takes every open conflict; leave out --field and --app")
+        _resolve_bulk(ctx, take=take, field=field, app=app, yes=yes, who=who, why=why)
+        return
+    if conflict_id is None:
+        raise click.UsageError(
+            "give a conflict ID, or a filter: --field F, --app A or --all (with --take APP)"
+        )
+    if yes:
+        raise click.UsageError("--yes is for bulk resolution (--field, --app, --all)")
+    _resolve_one(ctx, conflict_id, take=take, value=value, allow_empty=allow_empty, who=who, why=why)
+
+
+def _resolve_one(
+    ctx: click.Context,
+    conflict_id: int,
+    *,
+    take: str | None,
+    value: str | None,
+    allow_empty: bool,
+    who: str,
+    why: str | None,
+) -> None:
     from syncd.app import open_runner
     from syncd.errors import AdminError, RefusedValue
 
@@ -457,7 +578,7 @@ def conflicts_resolve(
     async def go() -> ConflictRow:
         async with open_runner(settings, source=_source(ctx)) as runner:
             return await runner.resolve_conflict(
-                conflict_id, take=take, value=parsed, allow_empty=allow_empty
+                conflict_id, take=take, value=parsed, allow_empty=allow_empty, who=who, why=why
             )
 
     try:
@@ -474,6 +595,49 @@ def conflicts_resolve(
     )
 
 
+def _resolve_bulk(
+    ctx: click.Context, *, take: str, field: str | None, app: str | None, yes: bool, who: str, why: str | None
+) -> None:
+    from syncd.store import AsyncStore
+    from syncd.sync.operations import resolve_conflicts_bulk
+
+    settings = _settings(ctx)
+    which = " and ".join(
+        [*([f"on field {field!r}"] if field else []), *([f"involving {app!r}"] if app else [])]
+    )
+    label = f"open conflicts {which}" if which else "open conflicts"
+
+    async def go(dry_run: bool) -> dict[str, Any]:
+        store = await AsyncStore(settings.state).open()
+        try:
+            return await resolve_conflicts_bulk(
+                store, take=take, who=who, why=why, field=field, app=app, dry_run=dry_run
+            )
+        finally:
+            await store.close()
+
+    preview = _run(ctx, go(True))
+    click.echo(
+        f"{preview['matched']} {label}; {preview['would_resolve']} can take {take}'s value"
+        + (
+            f" ({preview['skipped']} skipped: {take} is not a side of them, or they are on identity)"
+            if preview["skipped"]
+            else ""
+        )
+    )
+    if not preview["would_resolve"]:
+        ctx.exit(1)  # nothing to do as asked, like an unknown conflict id
+    if not yes:
+        click.confirm(f"Resolve {preview['would_resolve']} conflicts with {take}'s value?", abort=True)
+    done = _run(ctx, go(False))
+    click.echo(
+        f"resolved {done['resolved']} conflicts with {take}'s value (by {who}); "
+        "written by the next `syncd sync --once`, or by a running `syncd run` at its next poll"
+    )
+    if done["gone"]:
+        click.echo(f"{done['gone']} were settled meanwhile by someone else")
+
+
 @main.command()
 @config_option
 @click.argument("key")
@@ -481,7 +645,12 @@ def conflicts_resolve(
 @click.option("--limit", default=20, show_default=True, help="How many change-log entries to show.")
 @click.pass_context
 def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
-    """One entity by natural key (e.g. an email) or id: values with provenance, links, recent changes."""
+    """One entity by natural key (e.g. an email) or id: each field's canonical value with where it
+    came from beside each app's own stored value, its linked records (created by syncd, or an
+    existing record linked by key), open conflicts as a table, and its recent changes.
+
+    Example: syncd show ada@example.com --limit 50
+    """
     from syncd.sync.operations import entity_view
 
     settings = _settings(ctx)
@@ -497,35 +666,48 @@ def show(ctx: click.Context, key: str, as_json: bool, limit: int) -> None:
     if as_json:
         _emit_json(view)
         return
-    click.echo(f"entity {view['id']} ({view['sync']}) key {view['key']!r} [{view['state']}]")
-    for name, value in sorted(view["values"].items()):
-        prov = view["provenance"].get(name, {})
-        click.echo(
-            f"  {name} = {json.dumps(value, default=str, ensure_ascii=False)}  (from {prov.get('app')} at {prov.get('at')})"
-        )
-    for link in view["links"]:
-        click.echo(f"  linked: {link['app']} {link['remote_id']} version {link['version']}")
-    for c in view["conflicts"]:
-        click.echo(f"  conflict #{c['id']} on {c['field']}: {c['candidates']}")
-    for ch in view["changes"]:
-        click.echo(
-            f"  {ch['at']} {ch['app'] or '-'} {ch['field']}: {ch['old']!r} -> {ch['new']!r} ({ch['reason']})"
-        )
+    from syncd.cli_show import render
+    from syncd.cli_status import console
+
+    render(view, console())
 
 
 @main.group()
 def connectors() -> None:
-    """Installed connector plugins."""
+    """Installed connector plugins.
+
+    Example: syncd connectors list
+    """
+
+
+#: Where the connectors syncd ships for its own tests live (``memory``): not app connectors.
+TEST_CONNECTOR_MODULES = "syncd.testing."
+
+
+def _test_connectors() -> set[str]:
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="syncd.connectors")
+    return {ep.name for ep in found if ep.value.startswith(TEST_CONNECTOR_MODULES)}
 
 
 @connectors.command("list")
-@click.option("--json", "as_json", is_flag=True)
-def connectors_list(as_json: bool) -> None:
-    """Each installed connector with its version and capabilities."""
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.option(
+    "--all", "show_all", is_flag=True, help="Include the connectors syncd ships for its own tests (memory)."
+)
+def connectors_list(as_json: bool, show_all: bool) -> None:
+    """Each installed app connector with its version and capabilities.
+
+    Example: syncd connectors list --json
+    """
     from syncd import connector as registry
 
+    hidden = set() if show_all else _test_connectors()
     rows: list[dict[str, Any]] = []
     for name in registry.available():
+        if name in hidden:
+            continue
         try:
             cls = registry.load(name)
         except Exception as exc:  # a broken plugin must not hide the others
@@ -561,7 +743,10 @@ def connectors_list(as_json: bool) -> None:
     "--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True
 )
 def connectors_new(name: str, dest: Path) -> None:
-    """Scaffold a connector plugin package (entry point, config, connector, fake server, conformance test)."""
+    """Scaffold a connector plugin package (entry point, config, connector, fake server, conformance test).
+
+    Example: syncd connectors new acme_crm --dest plugins
+    """
     from syncd.testing.scaffold import scaffold
 
     try:
@@ -574,7 +759,10 @@ def connectors_new(name: str, dest: Path) -> None:
 
 @main.group()
 def deadletters() -> None:
-    """Writes an app rejected: inspect, replay after a fix, or drop."""
+    """Writes an app rejected: inspect, replay after a fix, or drop.
+
+    Example: syncd deadletters list
+    """
 
 
 @deadletters.command("list")
@@ -582,6 +770,10 @@ def deadletters() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def deadletters_list(ctx: click.Context, as_json: bool) -> None:
+    """Every dead letter: its id, app, operation, entity and the app's error.
+
+    Example: syncd deadletters list --json
+    """
     store = _store(_settings(ctx))
     try:
         rows = [vars(i) for i in store.dead_letters()]
@@ -601,6 +793,10 @@ def deadletters_list(ctx: click.Context, as_json: bool) -> None:
 @click.argument("intent_id", type=int)
 @click.pass_context
 def deadletters_show(ctx: click.Context, intent_id: int) -> None:
+    """One dead letter as JSON, with the values it would have written.
+
+    Example: syncd deadletters show 42
+    """
     store = _store(_settings(ctx))
     try:
         intent = store.intent(intent_id)
@@ -618,7 +814,10 @@ def deadletters_show(ctx: click.Context, intent_id: int) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 @click.pass_context
 def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_all: bool) -> None:
-    """Re-plan the records behind dead letters (after fixing the mapping or the data)."""
+    """Re-plan the records behind dead letters (after fixing the mapping or the data).
+
+    Example: syncd deadletters replay --all
+    """
     from syncd.sync.operations import replay
 
     store = _store(_settings(ctx))
@@ -635,6 +834,10 @@ def deadletters_replay(ctx: click.Context, intent_ids: tuple[int, ...], replay_a
 @click.argument("intent_ids", type=int, nargs=-1, required=True)
 @click.pass_context
 def deadletters_drop(ctx: click.Context, intent_ids: tuple[int, ...]) -> None:
+    """Give up on dead letters for good (they are kept, marked dropped).
+
+    Example: syncd deadletters drop 42 43
+    """
     from syncd.sync.operations import drop_dead_letters
 
     store = _store(_settings(ctx))
@@ -656,7 +859,11 @@ _register_demo()
 
 @main.group()
 def state() -> None:
-    """The state store itself."""
+    """The state store itself.
+
+    \b
+    Example: syncd state migrate --from state/syncd.db --to postgresql://syncd@db.internal/syncd
+    """
 
 
 def _state_location(value: str) -> str:
@@ -681,6 +888,9 @@ def state_migrate(source: str, target: str, force: bool) -> None:
 
     The PostgreSQL password comes from SYNCD_STATE_PASSWORD (or the usual libpq means), never
     from the URL. Stop every daemon using either state first.
+
+    \b
+    Example: syncd state migrate --from state/syncd.db --to postgresql://syncd@db.internal/syncd
     """
     import os
 

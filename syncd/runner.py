@@ -262,9 +262,23 @@ class Runner:
     # -- admin actions -----------------------------------------------------------------------------
 
     async def resolve_conflict(
-        self, conflict_id: int, *, take: str | None = None, value: Any = None, allow_empty: bool = False
+        self,
+        conflict_id: int,
+        *,
+        take: str | None = None,
+        value: Any = None,
+        allow_empty: bool = False,
+        who: str | None = None,
+        why: str | None = None,
     ) -> ConflictRow:
         """Settle a conflict (see ``syncd.sync.operations.resolve_conflict``)."""
         return await resolve_conflict(
-            self.ctx.store, self.ctx.by_name, conflict_id, take=take, value=value, allow_empty=allow_empty
+            self.ctx.store,
+            self.ctx.by_name,
+            conflict_id,
+            take=take,
+            value=value,
+            allow_empty=allow_empty,
+            who=who,
+            why=why,
         )

@@ -455,8 +455,17 @@ class Daemon:
         return self.metrics.render()
 
     async def status(self) -> dict[str, Any]:
+        from syncd.failures import cause
+        from syncd.sync.health import AppInfo, health_report, paused_live
+
         snapshot = await self.store.call(_store_snapshot)
         now = time.time()
+        infos = {
+            n: AppInfo(self.settings.apps[n].connector, self.settings.apps[n].poll_interval)
+            for n in self.apps()
+        }
+        # The same report as `syncd status`, read from the state; this daemon's live facts on top.
+        report = await self.store.call(health_report, infos, now)
         apps: dict[str, Any] = {}
         for name in self.apps():
             stats = self.runner.app_stats(name)
@@ -477,7 +486,17 @@ class Daemon:
                 "written": stats.writes,
                 "failed": stats.errors,
             }
+            known = report["apps"].get(name, {})
+            if known.get("lag_seconds") is None:  # never read yet: the daemon's wait since it started
+                known.pop("lag_seconds", None)
+                known.pop("last_poll_at", None)
+            apps[name] = {**apps[name], **known}
+            if self.runner.is_paused(name):
+                failed = self.runner.stats.failures.get(name)
+                paused_live(report, name, f"paused: {cause(failed)}" if failed else "paused by the daemon")
+                apps[name].update(report["apps"].get(name, {}))
         return {
+            **report,
             "version": __version__,
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -560,6 +579,7 @@ class Daemon:
             except Exception as exc:  # counted and logged; the next poll tries again
                 failure = exc
                 log.error("poll failed", app=app, error=type(exc).__name__)
+                await self._record_failure(app, exc)
             stats = runner.app_stats(app)
             ok = failure is None and not runner.is_paused(app) and stats.errors == errors
         self.metrics.polls.labels(app=app, outcome="ok" if ok else "failed").inc()
@@ -568,6 +588,14 @@ class Daemon:
         got = stats.read - read
         (log.info if got or not ok else log.debug)("poll", app=app, read=got, ok=ok)
         self.dispatcher.wake()
+
+    async def _record_failure(self, app: str, exc: Exception) -> None:
+        """Keep a poll's unexpected failure in the state, where ``syncd status`` reads it."""
+        from syncd.failures import failure
+
+        record = failure(exc)
+        with contextlib.suppress(Exception):  # the state itself may be what failed
+            await self.store.call(lambda s: s.record_read(app, ok=False, failure=record))
 
     async def reconcile(self, app: str) -> None:
         """Full reconciliation of one app: re-read everything, plan, report drift."""

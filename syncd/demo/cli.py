@@ -57,6 +57,8 @@ def demo_command(
 
     Seeds both fakes with overlapping customers, runs the first sync with live progress, starts
     the daemon and prints where to look and what to try. Runs until Ctrl-C.
+
+    Example: syncd demo --apps all
     """
     if directory is not None and directory.exists() and any(directory.iterdir()):
         raise click.UsageError(f"--dir {directory}: not empty; give the demo a new or empty directory")

@@ -7,6 +7,7 @@ interface only; ``connect(location)`` picks the backend.
 """
 
 from .base import (
+    AppHealthRow,
     ChangeRow,
     ConflictRow,
     CursorRow,
@@ -22,6 +23,7 @@ from .base import (
 from .db import AsyncStore, Store, connect, now_iso
 
 __all__ = [
+    "AppHealthRow",
     "AsyncStore",
     "ChangeRow",
     "ConflictRow",

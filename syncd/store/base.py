@@ -2,7 +2,8 @@
 
 Every backend (SQLite, the embedded default; PostgreSQL for several daemons) implements
 ``StateStore``. It is the union of one protocol per area (runs and cursors, entities, links and
-baselines, change log, conflicts, outbox, inbox, erasure, leases, reports), so a function that
+baselines, change log, conflicts, outbox, inbox, erasure, leases, reports,
+health), so a function that
 needs one area can say so in its signature. Code above the store sees only these protocols and
 the row types below, never a connection or SQL.
 
@@ -142,6 +143,20 @@ class ErasureRow(TypedDict):
     finished_at: str | None
     status: str
     apps: Any
+
+
+class AppHealthRow(TypedDict):
+    """What the state knows of one app's reads, for ``syncd status``: the last successful and the
+    last failed read (with its ``syncd.failures.failure`` record), why it is paused (None when it
+    is not) and the run of its last complete listing."""
+
+    app: str
+    last_ok_at: str | None
+    last_failed_at: str | None
+    failure: dict[str, Any] | None
+    paused: str | None
+    complete_run: int | None
+    updated_at: str
 
 
 class Transactional(Protocol):
@@ -348,6 +363,44 @@ class DaemonRegistry(Protocol):
     def live_daemons(self, now: float) -> list[DaemonRow]: ...
 
 
+class Health(Protocol):
+    """The facts ``syncd status`` reports, kept where every process can read them."""
+
+    def record_read(
+        self,
+        app: str,
+        *,
+        ok: bool,
+        failure: dict[str, Any] | None = None,
+        paused: str | None = None,
+        complete_run: int | None = None,
+    ) -> None:
+        """One read of ``app`` ended: ``ok`` (it also ends a pause; ``complete_run`` is the run of
+        a complete listing) or failed with ``failure`` (``paused`` says why the app is paused)."""
+        ...
+
+    def app_health(self) -> dict[str, AppHealthRow]: ...
+    def outbox_by_app(self) -> dict[str, dict[str, int]]:
+        """Per app: ``pending`` writes (pending or in flight) and ``dead`` letters."""
+        ...
+
+    def last_webhooks(self) -> dict[str, str]:
+        """Per app: when its newest webhook event was received (ISO)."""
+        ...
+
+    def budget_levels(self, now: float) -> dict[str, float]:
+        """Per shared rate bucket: the fraction of its burst in use at ``now`` (0.0 to 1.0)."""
+        ...
+
+    def live_leases(self, now: float) -> list[LeaseRow]:
+        """The leases held at ``now`` (not expired), by name."""
+        ...
+
+    def coded_changes(self, code: str, app: str, since_run: int) -> list[ChangeRow]:
+        """Change-log rows of ``app`` with reason ``code`` logged by run ``since_run`` or later."""
+        ...
+
+
 class StateStore(
     Transactional,
     RunsAndCursors,
@@ -362,6 +415,7 @@ class StateStore(
     DirtyClaims,
     RateBudgets,
     DaemonRegistry,
+    Health,
     Tables,
     Protocol,
 ):

@@ -31,6 +31,7 @@ from sqlite_utils import Database
 from syncd.engine.model import Change, Conflict, Entity, Link
 
 from .base import (
+    AppHealthRow,
     ChangeRow,
     ConflictRow,
     CursorRow,
@@ -103,6 +104,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "suppressions": ("key_hash",),
     "token_buckets": ("name",),
     "daemons": ("daemon_id",),
+    "app_health": ("app",),
 }
 
 
@@ -1086,9 +1088,10 @@ class Store:
             if not wait:
                 tokens -= n
             self.conn.execute(
-                "INSERT INTO token_buckets (name, tokens, updated) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
-                (name, tokens, updated),
+                "INSERT INTO token_buckets (name, tokens, updated, rate, burst) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated, "
+                "rate = excluded.rate, burst = excluded.burst",
+                (name, tokens, updated, rate, burst),
             )
         return wait
 
@@ -1166,6 +1169,74 @@ class Store:
 
     def count_dead_letters(self) -> int:
         return int(self._q("SELECT count(*) n FROM outbox WHERE status = 'dead'")[0]["n"])
+
+    # -- health (``syncd status``) ---------------------------------------------------------------
+
+    def record_read(
+        self,
+        app: str,
+        *,
+        ok: bool,
+        failure: dict[str, Any] | None = None,
+        paused: str | None = None,
+        complete_run: int | None = None,
+    ) -> None:
+        stamp = now_iso()
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO app_health (app, updated_at) VALUES (?, ?) ON CONFLICT (app) DO NOTHING",
+                (app, stamp),
+            )
+            if ok:
+                self.conn.execute(
+                    "UPDATE app_health SET last_ok_at = ?, paused = NULL, "
+                    "complete_run = coalesce(?, complete_run), updated_at = ? WHERE app = ?",
+                    (stamp, complete_run, stamp, app),
+                )
+            else:
+                self.conn.execute(
+                    "UPDATE app_health SET last_failed_at = ?, failure = ?, paused = ?, updated_at = ? "
+                    "WHERE app = ?",
+                    (stamp, _dumps(failure), paused, stamp, app),
+                )
+
+    def app_health(self) -> dict[str, AppHealthRow]:
+        rows = self._q("SELECT * FROM app_health ORDER BY app")
+        return {r["app"]: cast(AppHealthRow, {**dict(r), "failure": _loads(r["failure"])}) for r in rows}
+
+    def outbox_by_app(self) -> dict[str, dict[str, int]]:
+        sql = (
+            "SELECT app, sum(status IN ('pending', 'inflight')) pending, sum(status = 'dead') dead "
+            "FROM outbox WHERE status IN ('pending', 'inflight', 'dead') GROUP BY app ORDER BY app"
+        )
+        return {r["app"]: {"pending": int(r["pending"]), "dead": int(r["dead"])} for r in self._q(sql)}
+
+    def last_webhooks(self) -> dict[str, str]:
+        rows = self._q("SELECT app, max(received_at) at FROM inbox GROUP BY app ORDER BY app")
+        return {r["app"]: str(r["at"]) for r in rows}
+
+    def budget_levels(self, now: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self._q("SELECT * FROM token_buckets WHERE burst > 0 AND rate > 0 ORDER BY name"):
+            tokens, _ = refill(
+                float(r["tokens"]), float(r["updated"]), float(r["rate"]), float(r["burst"]), now
+            )
+            out[r["name"]] = round(min(1.0, max(0.0, 1.0 - tokens / float(r["burst"]))), 4)
+        return out
+
+    def live_leases(self, now: float) -> list[LeaseRow]:
+        rows = self._q("SELECT * FROM leases WHERE expires_at > ? ORDER BY name", (now,))
+        return [cast(LeaseRow, dict(r)) for r in rows]
+
+    def coded_changes(self, code: str, app: str, since_run: int) -> list[ChangeRow]:
+        sql = "SELECT * FROM changelog WHERE run_id >= ? AND app = ? AND code = ? ORDER BY id"
+        out = []
+        for row in self._q(sql, (since_run, app, code)):
+            item = dict(row)
+            for k in ("old", "new", "detail"):
+                item[k] = _loads(item[k])
+            out.append(cast(ChangeRow, item))
+        return out
 
 
 def connect(location: str | Path, *, password: str | None = None) -> StateStore:

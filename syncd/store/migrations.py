@@ -160,3 +160,20 @@ def m008_coordination(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m009_app_health(db: Database) -> None:
+    """What ``syncd status`` reports without a daemon: each app's last good and last failed read,
+    its pause, its last complete listing; and each shared rate bucket's rate and burst."""
+    db.executescript(
+        """
+        CREATE TABLE app_health (
+            app TEXT PRIMARY KEY, last_ok_at TEXT, last_failed_at TEXT, failure TEXT, paused TEXT,
+            complete_run INTEGER, updated_at TEXT NOT NULL
+        );
+        ALTER TABLE token_buckets ADD COLUMN rate REAL;
+        ALTER TABLE token_buckets ADD COLUMN burst REAL;
+        CREATE INDEX inbox_app_received ON inbox (app, received_at);
+        """
+    )

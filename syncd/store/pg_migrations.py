@@ -140,6 +140,18 @@ STEPS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "m009_app_health",
+        """
+        CREATE TABLE app_health (
+            app TEXT PRIMARY KEY, last_ok_at TEXT, last_failed_at TEXT, failure TEXT, paused TEXT,
+            complete_run BIGINT, updated_at TEXT NOT NULL
+        );
+        ALTER TABLE token_buckets ADD COLUMN rate DOUBLE PRECISION;
+        ALTER TABLE token_buckets ADD COLUMN burst DOUBLE PRECISION;
+        CREATE INDEX inbox_app_received ON inbox (app, received_at);
+        """,
+    ),
 ]
 
 _TEXT = re.compile(r"\bTEXT\b")

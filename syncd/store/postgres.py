@@ -55,6 +55,7 @@ from syncd.engine.model import Change, Conflict, Entity, Link
 
 from . import pg_migrations
 from .base import (
+    AppHealthRow,
     ChangeRow,
     ConflictRow,
     CursorRow,
@@ -888,6 +889,73 @@ class PgStore:
     def count_dead_letters(self) -> int:
         return int(self._q("SELECT count(*) AS n FROM outbox WHERE status = 'dead'")[0]["n"])
 
+    # -- health (``syncd status``) ---------------------------------------------------------------
+
+    def record_read(
+        self,
+        app: str,
+        *,
+        ok: bool,
+        failure: dict[str, Any] | None = None,
+        paused: str | None = None,
+        complete_run: int | None = None,
+    ) -> None:
+        stamp = now_iso()
+        if ok:
+            self._x(
+                "INSERT INTO app_health (app, last_ok_at, complete_run, updated_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (app) DO UPDATE SET last_ok_at = excluded.last_ok_at, paused = NULL, "
+                "complete_run = coalesce(excluded.complete_run, app_health.complete_run), "
+                "updated_at = excluded.updated_at",
+                (app, stamp, complete_run, stamp),
+            )
+        else:
+            self._x(
+                "INSERT INTO app_health (app, last_failed_at, failure, paused, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (app) DO UPDATE SET "
+                "last_failed_at = excluded.last_failed_at, failure = excluded.failure, "
+                "paused = excluded.paused, updated_at = excluded.updated_at",
+                (app, stamp, _dumps(failure), paused, stamp),
+            )
+
+    def app_health(self) -> dict[str, AppHealthRow]:
+        rows = self._q("SELECT * FROM app_health ORDER BY app")
+        return {r["app"]: cast(AppHealthRow, {**r, "failure": _loads(r["failure"])}) for r in rows}
+
+    def outbox_by_app(self) -> dict[str, dict[str, int]]:
+        sql = (
+            "SELECT app, count(*) FILTER (WHERE status IN ('pending', 'inflight')) AS pending, "
+            "count(*) FILTER (WHERE status = 'dead') AS dead "
+            "FROM outbox WHERE status IN ('pending', 'inflight', 'dead') GROUP BY app ORDER BY app"
+        )
+        return {r["app"]: {"pending": int(r["pending"]), "dead": int(r["dead"])} for r in self._q(sql)}
+
+    def last_webhooks(self) -> dict[str, str]:
+        rows = self._q("SELECT app, max(received_at) AS at FROM inbox GROUP BY app ORDER BY app")
+        return {r["app"]: str(r["at"]) for r in rows}
+
+    def budget_levels(self, now: float) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in self._q("SELECT * FROM token_buckets WHERE burst > 0 AND rate > 0 ORDER BY name"):
+            tokens, _ = refill(
+                float(r["tokens"]), float(r["updated"]), float(r["rate"]), float(r["burst"]), now
+            )
+            out[r["name"]] = round(min(1.0, max(0.0, 1.0 - tokens / float(r["burst"]))), 4)
+        return out
+
+    def live_leases(self, now: float) -> list[LeaseRow]:
+        rows = self._q("SELECT * FROM leases WHERE expires_at > %s ORDER BY name", (now,))
+        return [cast(LeaseRow, dict(r)) for r in rows]
+
+    def coded_changes(self, code: str, app: str, since_run: int) -> list[ChangeRow]:
+        sql = "SELECT * FROM changelog WHERE run_id >= %s AND app = %s AND code = %s ORDER BY id"
+        out = []
+        for item in self._q(sql, (since_run, app, code)):
+            for k in ("old", "new", "detail"):
+                item[k] = _loads(item[k])
+            out.append(cast(ChangeRow, item))
+        return out
+
     # -- webhook inbox -------------------------------------------------------------------------
 
     @_atomic()
@@ -1092,15 +1160,19 @@ class PgStore:
         if n > burst or rate <= 0:
             raise ValueError(f"bucket {name}: {n} tokens can never be taken (burst {burst}, rate {rate}/s)")
         self._x(
-            "INSERT INTO token_buckets (name, tokens, updated) VALUES (%s, %s, %s) ON CONFLICT (name) DO NOTHING",
-            (name, burst, now),
+            "INSERT INTO token_buckets (name, tokens, updated, rate, burst) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING",
+            (name, burst, now, rate, burst),
         )
         row = self._q("SELECT tokens, updated FROM token_buckets WHERE name = %s FOR UPDATE", (name,))[0]
         tokens, updated = refill(float(row["tokens"]), float(row["updated"]), rate, burst, now)
         wait = 0.0 if tokens >= n else (n - tokens) / rate
         if not wait:
             tokens -= n
-        self._x("UPDATE token_buckets SET tokens = %s, updated = %s WHERE name = %s", (tokens, updated, name))
+        self._x(
+            "UPDATE token_buckets SET tokens = %s, updated = %s, rate = %s, burst = %s WHERE name = %s",
+            (tokens, updated, rate, burst, name),
+        )
         return wait
 
     def heartbeat(self, daemon_id: str, info: dict[str, Any], now: float, ttl: float) -> None:

@@ -71,6 +71,8 @@ class Ingester:
                 complete = page.complete
                 self.ctx.progress()
             if complete:
+                # Recorded first: what the mass-delete guard holds back is counted from this run.
+                await self._record(app, ok=True, complete_run=run)
                 await self.ctx.store.call(self._infer_deletes, mapping, app, run, saved)
                 await self._recheck_identity(mapping, app)
             elif (
@@ -82,13 +84,33 @@ class Ingester:
             await self._relink_pending(mapping, app)
         except AuthError as exc:
             self.ctx.pause(app, exc)
+            await self._record(app, ok=False, failure=failure(exc), paused="credentials rejected")
             return False
         except ConnectorError as exc:
             self.ctx.stats.apps[app].errors += 1
             self.ctx.stats.failures[app] = failure(exc)
             log.warning("read failed; no deletes inferred from this listing", app=app, error=str(exc))
+            await self._record(app, ok=False, failure=failure(exc))
             return False
+        if not complete:
+            await self._record(app, ok=True)
         return complete
+
+    async def _record(
+        self,
+        app: str,
+        *,
+        ok: bool,
+        failure: dict[str, str] | None = None,
+        paused: str | None = None,
+        complete_run: int | None = None,
+    ) -> None:
+        """Keep how this read of ``app`` ended in the state, for ``syncd status``."""
+
+        def unit(store: StateStore) -> None:
+            store.record_read(app, ok=ok, failure=failure, paused=paused, complete_run=complete_run)
+
+        await self.ctx.store.call(unit)
 
     async def _ingest_checked(
         self,

@@ -539,6 +539,72 @@ class StoreContract:
         store.heartbeat("a-host:1", {"version": "2"}, 120.0, 10)
         assert [d["info"] for d in store.live_daemons(125.0)] == [{"version": "2"}, live[0]["info"]]
 
+    # -- health (``syncd status``) ---------------------------------------------------------------
+
+    def test_app_health_keeps_the_last_good_and_failed_reads_and_pauses(self, store: StateStore) -> None:
+        assert store.app_health() == {}
+        store.record_read("crm", ok=True, complete_run=4)
+        store.record_read("crm", ok=False, failure={"kind": "auth", "error": "401"}, paused="credentials")
+        row = store.app_health()["crm"]
+        assert row["failure"] == {"kind": "auth", "error": "401"}
+        assert row["paused"] == "credentials"
+        assert row["complete_run"] == 4
+        assert row["last_ok_at"] is not None
+        assert row["last_failed_at"] is not None
+        assert row["last_failed_at"] >= row["last_ok_at"]
+        store.record_read("crm", ok=True)  # a good read ends the pause, keeps the complete listing
+        row = store.app_health()["crm"]
+        assert row["paused"] is None
+        assert row["complete_run"] == 4
+        assert row["last_ok_at"] is not None
+        assert row["last_ok_at"] >= str(row["last_failed_at"])
+        store.record_read("shop", ok=False, failure={"kind": "transient", "error": "timeout"})
+        assert list(store.app_health()) == ["crm", "shop"]
+        assert store.app_health()["shop"]["last_ok_at"] is None
+
+    def test_outbox_and_webhooks_are_counted_per_app(self, store: StateStore) -> None:
+        e, f = store.new_entity("people", "a"), store.new_entity("people", "b")
+        store.enqueue([_intent("k1", e.id), _intent("k2", e.id, app="shop"), _intent("k3", f.id, app="shop")])
+        [dead] = store.claim("shop", None, 1)
+        store.settle(dead.id, "dead", "refused", "permanent")
+        assert store.outbox_by_app() == {"crm": {"pending": 1, "dead": 0}, "shop": {"pending": 1, "dead": 1}}
+        assert store.last_webhooks() == {}
+        store.inbox_add("crm", [("e1", "contact", "r1", False)])
+        store.inbox_add("crm", [("e2", "contact", "r2", False)])
+        seen = store.last_webhooks()
+        assert list(seen) == ["crm"]
+        assert seen["crm"] >= "2000"
+
+    def test_budget_levels_say_how_much_of_each_burst_is_used(self, store: StateStore) -> None:
+        assert store.budget_levels(100.0) == {}
+        store.take_tokens("budget:crm", 3, 1.0, 4, 100.0)
+        assert store.budget_levels(100.0) == {"budget:crm": pytest.approx(0.75)}
+        assert store.budget_levels(102.0) == {"budget:crm": pytest.approx(0.25)}  # refilled meanwhile
+        assert store.budget_levels(1000.0) == {"budget:crm": 0.0}
+
+    def test_live_leases_leave_out_expired_and_released_ones(self, store: StateStore) -> None:
+        store.take_lease("syncd-run", "me", 100.0, 10)
+        store.take_lease("app:crm", "me", 100.0, 50)
+        assert [(x["name"], x["holder"]) for x in store.live_leases(105.0)] == [
+            ("app:crm", "me"),
+            ("syncd-run", "me"),
+        ]
+        assert [x["name"] for x in store.live_leases(120.0)] == ["app:crm"]
+        store.release_lease("app:crm", "me")
+        assert store.live_leases(120.0) == []
+
+    def test_coded_changes_since_a_run(self, store: StateStore) -> None:
+        guard = ReasonCode.MASS_DELETE_GUARD
+        store.log_changes("people", [Change(0, "*", 10, 2, "crm", "guard", code=guard)], 3)
+        store.log_changes("people", [Change(0, "*", 10, 1, "crm", "guard", code=guard)], 5)
+        store.log_changes("people", [Change(0, "*", 10, 1, "shop", "guard", code=guard)], 5)
+        store.log_changes(
+            "people", [Change(1, "name", "a", "b", "crm", "changed", code=ReasonCode.CHANGED)], 6
+        )
+        rows = store.coded_changes(guard.value, "crm", 5)
+        assert [(r["old"], r["new"], r["run_id"]) for r in rows] == [(10, 1, 5)]
+        assert len(store.coded_changes(guard.value, "crm", 0)) == 2
+
     # -- whole tables and reopening --------------------------------------------------------------
 
     def test_tables_copy_rows_in_key_order(self, store: StateStore) -> None:

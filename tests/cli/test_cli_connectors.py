@@ -22,9 +22,19 @@ def test_connectors_list_shows_first_party_connectors_with_capabilities(tmp_path
     proc = _run([sys.executable, "-m", "syncd.cli", "connectors", "list", "--json"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
-    assert {"hubspot", "mailchimp", "sql", "memory"} <= set(rows)
+    assert {"hubspot", "mailchimp", "sql"} <= set(rows)
     assert rows["hubspot"]["capabilities"]["batch_size"] == 100
     assert rows["sql"]["capabilities"]["conditional_writes"] is True
+
+
+def test_the_test_only_memory_connector_is_not_listed_as_an_app_connector(tmp_path: Path) -> None:
+    listed = _run([sys.executable, "-m", "syncd.cli", "connectors", "list", "--json"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "memory" not in {r["name"] for r in json.loads(listed.stdout)}
+    text = _run([sys.executable, "-m", "syncd.cli", "connectors", "list"], tmp_path)
+    assert "memory" not in {line.split(" ", 1)[0] for line in text.stdout.splitlines()}
+    every = _run([sys.executable, "-m", "syncd.cli", "connectors", "list", "--all", "--json"], tmp_path)
+    assert "memory" in {r["name"] for r in json.loads(every.stdout)}  # still installed, for tests
 
 
 def test_connectors_list_shows_the_zendesk_and_stripe_connectors(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from openapi_spec_validator import validate
 from syncd.daemon import Daemon
 from syncd.daemon.admin import openapi_document
 from syncd.daemon.web import is_page
+from syncd.engine.model import Candidate, Conflict
+from syncd.store import StateStore
 
 from .conftest import Client, make_settings, started
 from .harness import ADMIN_TOKEN, PEOPLE_MAPPING, SqlTable, sql_app, wait_for
@@ -203,3 +205,42 @@ async def test_every_review_page_route_is_documented_and_every_documented_one_is
         for method, path in re.findall(r"^\| `(GET|POST) ([^`]+)`", section, re.M)
     }
     assert documented == served
+
+
+async def test_status_carries_the_health_report_keys_and_what_needs_a_person(
+    daemon: Daemon, client: Client
+) -> None:
+    async with client(daemon) as http:
+        calm = (await http.get("/api/status")).json()
+        for key in ("attention", "needs_attention", "open_conflicts", "pending_deletes", "daemons"):
+            assert key in calm, key
+        assert calm["needs_attention"] is False
+        assert calm["attention"] == []
+        assert calm["open_conflicts"] == 0
+        assert calm["pending_deletes"] == 0
+        assert calm["daemons"]  # this one
+        for name in ("alpha", "beta"):
+            app = calm["apps"][name]
+            assert app["state"] == "ok"
+            assert app["state_reason"] is None
+            assert isinstance(app["lag_seconds"], float)
+            assert app["webhook_age_seconds"] is None  # no webhook came
+            assert app["outbox_depth"] == 0
+            assert app["dead_letters"] == 0
+            assert "budget_used" in app
+            assert app["read"] >= 0  # the keys it had before stay
+        assert calm["apps"]["alpha"]["paused"] is False
+
+        def park(store: StateStore) -> None:
+            entity = store.find_entity("people", "b1@example.com")
+            assert entity is not None
+            candidates = [Candidate("alpha", "A"), Candidate("beta", "B")]
+            store.add_conflicts("people", [Conflict(entity.id, "name", candidates, "review")])
+
+        await daemon.store.call(park)
+        parked = (await http.get("/api/status")).json()
+        assert parked["needs_attention"] is True
+        assert parked["open_conflicts"] == 1
+        [item] = parked["attention"]
+        assert set(item) == {"what", "why", "command"}
+        assert item["command"].startswith("syncd conflicts resolve")

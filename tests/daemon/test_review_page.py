@@ -707,7 +707,7 @@ async def test_the_status_page_shows_the_health_report_keys_when_the_status_has_
 
     async with page(review) as browser:
         before = (await browser.get("/")).text
-        assert "Needs attention" not in before
+        assert "beta is failing" not in before
         monkeypatch.setattr(review, "status", health)
         after = (await browser.get("/")).text
         assert "<strong>beta is failing</strong> — credentials rejected <code>syncd status</code>" in after

@@ -186,3 +186,18 @@ def test_alternatives_name_every_subcommand_and_unknown_commands_fail() -> None:
     ]
     with pytest.raises(AssertionError, match="has no command 'frobnicate'"):
         resolve(Mention("test", "syncd frobnicate --now"))
+
+
+def test_every_commands_help_shows_a_runnable_example() -> None:
+    missing = []
+    for path, cmd in all_commands():
+        text = cmd.get_help(click.Context(cmd, info_name=path[-1]))
+        examples = re.findall(r"Example: (syncd .+)", text)
+        if not examples:
+            missing.append(" ".join(path))
+            continue
+        for example in examples:  # the example itself names real commands and options
+            for found in resolve(Mention(f"{' '.join(path)} --help", example.strip())):
+                unknown = set(found.options) - option_names(found.command) - {"--help"}
+                assert not unknown, f"{' '.join(path)} --help: `{example}` uses unknown {sorted(unknown)}"
+    assert not missing, f"commands whose --help has no example: {missing}"

@@ -138,3 +138,50 @@ def test_the_unit_does_not_restart_on_the_exit_code_of_a_bad_config(tmp_path: Pa
     bad.write_text("state = 3\n")
     result = CliRunner().invoke(main, ["run", "--config", str(bad)])
     assert result.exit_code == int(code), result.output
+
+
+def _status_report(tmp_path: Path) -> dict[str, object]:
+    """A full health report (an app with a full reconciliation on record, so no key is left out)."""
+    from syncd.sync.health import AppInfo, health_report
+
+    store = Store(tmp_path / "state.db")
+    try:
+        run = store.begin_run("full:crm")
+        store.finish_run(run, {"app": "crm", "drift": 0, "complete": True})
+        return health_report(store, {"crm": AppInfo("sql", 30.0)}, 1e10)
+    finally:
+        store.close()
+
+
+def test_every_key_of_syncd_status_json_is_documented_in_cli_md_and_nothing_more(tmp_path: Path) -> None:
+    report = _status_report(tmp_path)
+    text = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text.split("## Health at a glance", 1)[1].split("\n## ", 1)[0]
+    documented_top: set[str] = set()
+    documented_app: set[str] = set()
+    for row in re.findall(r"^\| (`[^|]+) \|", section, flags=re.MULTILINE):
+        names = re.findall(r"`([^`]+)`", row)
+        last_app = False
+        for name in names:
+            if name.startswith("apps.NAME."):
+                documented_app.add(name.removeprefix("apps.NAME."))
+                last_app = True
+            elif name.startswith(".") and last_app:
+                documented_app.add(name[1:])
+            else:
+                documented_top.add(name)
+    apps = report["apps"]
+    assert isinstance(apps, dict)
+    assert documented_top == set(report) - {"apps"}
+    assert documented_app == set(apps["crm"])
+
+
+def test_the_openapi_status_schema_names_every_key_of_the_health_report(tmp_path: Path) -> None:
+    from syncd.daemon.admin import openapi_document
+
+    report = _status_report(tmp_path)
+    schemas = openapi_document()["components"]["schemas"]
+    apps = report["apps"]
+    assert isinstance(apps, dict)
+    assert set(report) <= set(schemas["Status"]["properties"])
+    assert set(apps["crm"]) <= set(schemas["AppStatus"]["properties"])

@@ -45,6 +45,7 @@ def fill(location: str | Path) -> dict[str, list[dict[str, object]]]:
         store.suppress(store.hash_key("gone@x"), store.save_erasure(None, "h", "done", {"crm": {}}))
         store.take_tokens("crm", 1, 1, 5, 100.0)
         store.heartbeat("host:1", {"v": 1}, 100.0, 30)
+        store.record_read("crm", ok=False, failure={"kind": "auth", "error": "401"}, paused="credentials")
         store.finish_run(run, {"read": 1})
         return {t: store.read_table(t, None if TABLES[t] != ("id",) else 0, 1000) for t in TABLES}
     finally:

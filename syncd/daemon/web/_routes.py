@@ -27,7 +27,13 @@ from syncd.errors import ConflictClosed, ConflictNotFound, NotASide, RefusedValu
 from syncd.runner import Runner
 from syncd.settings import Settings
 from syncd.store import AsyncStore, StateStore
-from syncd.sync.operations import drop_dead_letters, entity_view, replay, resolve_conflict
+from syncd.sync.operations import (
+    drop_dead_letters,
+    entity_view,
+    replay,
+    resolve_conflict,
+    resolve_conflicts_bulk,
+)
 
 from ..dispatcher import Dispatcher
 from ._activity import entry_view, recent_entries
@@ -439,7 +445,9 @@ class ReviewPage:
         runner = self.backend.runner
         done: list[int] = []
         failed: list[tuple[int, str]] = []
-        for conflict_id in ids:
+        if action == "take" and take is not None:
+            done, failed = await self._take_all(ids, take, session.who, why)
+        for conflict_id in ids if action != "take" else []:
             try:
                 if action == "park":
                     await self._call(keep_parked, conflict_id, session.who, why)
@@ -448,10 +456,9 @@ class ReviewPage:
                         runner.store,
                         runner.by_name,
                         conflict_id,
-                        take=take,
                         value=value,
                         allow_empty=allow_empty,
-                        by=session.who,
+                        who=session.who,
                         why=why,
                     )
                 done.append(conflict_id)
@@ -480,6 +487,40 @@ class ReviewPage:
             }[action],
             back="/conflicts",
         )
+
+    async def _take_all(
+        self, ids: list[int], take: str, who: str, why: str
+    ) -> tuple[list[int], list[tuple[int, str]]]:
+        """Settle ``ids`` with ``take``'s value (``resolve_conflicts_bulk``: each in its own
+        transaction, logged with who and why); the ones it left, each with the reason."""
+        if not ids:
+            return [], []
+        result = await resolve_conflicts_bulk(self.backend.store, take=take, who=who, why=why, ids=ids)
+        done = [int(i) for i in result["ids"]]
+
+        def reasons(store: StateStore) -> list[tuple[int, str]]:
+            out = []
+            for conflict_id in (i for i in ids if i not in done):
+                row = store.conflict(conflict_id)
+                if row is None:
+                    out.append((conflict_id, f"no conflict {conflict_id}"))
+                elif row["status"] != "open":
+                    out.append((conflict_id, f"conflict {conflict_id} is already {row['status']}"))
+                elif row["kind"] == "identity":
+                    out.append(
+                        (
+                            conflict_id,
+                            "an identity conflict is settled with the CLI (syncd conflicts resolve)",
+                        )
+                    )
+                else:
+                    sides = ", ".join(c["app"] for c in row["candidates"])
+                    out.append(
+                        (conflict_id, f"{take} is not a side of conflict {conflict_id} (its sides: {sides})")
+                    )
+            return out
+
+        return done, await self._call(reasons)
 
     async def prefer_page(self, request: web.Request) -> web.Response:
         q = request.query
@@ -537,20 +578,9 @@ class ReviewPage:
         failed: list[tuple[int, str]] = []
         if form.get("also_resolve") == "on":
             rows = await self._call(open_conflicts, ConflictFilter(sync=sync, field=field_name, app=app))
-            runner = self.backend.runner
-            for row in rows:
-                try:
-                    await resolve_conflict(
-                        runner.store,
-                        runner.by_name,
-                        row["id"],
-                        take=app,
-                        by=session.who,
-                        why=f"{app} now preferred for {field_name}: {why}",
-                    )
-                    done.append(row["id"])
-                except (ConflictNotFound, ConflictClosed, NotASide, RefusedValue) as exc:
-                    failed.append((row["id"], str(exc)))
+            done, failed = await self._take_all(
+                [r["id"] for r in rows], app, session.who, f"{app} now preferred for {field_name}: {why}"
+            )
             if done:
                 self.backend.dispatcher.wake()
         return await self._render(
