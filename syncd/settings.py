@@ -16,7 +16,17 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -106,6 +116,19 @@ class DaemonSettings(BaseModel):
         description=f"Bearer token for the admin API (env or admin_token_file; at least "
         f"{MIN_ADMIN_TOKEN_LENGTH} characters).",
     )
+    readonly_token: SecretStr | None = Field(
+        default=None,
+        description=f"Token of the review web page's read-only role: sees everything, changes nothing "
+        f"(env or readonly_token_file; at least {MIN_ADMIN_TOKEN_LENGTH} characters; not the admin token).",
+    )
+    web_session_ttl: float = Field(
+        default=28800.0, gt=0, description="Seconds a review web page login lasts (then log in again)."
+    )
+    readonly_sees_personal_data: bool = Field(
+        default=False,
+        description="Show the read-only role of the review web page emails, names, phones and other "
+        "mapped values unmasked.",
+    )
     full_reconcile_interval: float = Field(
         default=86400.0, gt=0, description="Seconds between full reconciliations."
     )
@@ -135,25 +158,38 @@ class DaemonSettings(BaseModel):
         default=90, gt=0, description="Change-log entries older than this are pruned."
     )
 
-    @field_validator("admin_token")
+    @field_validator("admin_token", "readonly_token")
     @classmethod
-    def _admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+    def _admin_token(cls, token: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if token is None:
             return None
+        what = "the admin token" if info.field_name == "admin_token" else "the read-only token"
         value = token.get_secret_value().strip()
         if not value:
             raise ValueError(
-                "the admin token is empty; set a long random one "
+                f"{what} is empty; set a long random one "
                 "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
-                "or leave it unset to disable the admin API"
+                "or leave it unset to disable "
+                + ("the admin API" if what == "the admin token" else "that role")
             )
         if len(value) < MIN_ADMIN_TOKEN_LENGTH:
             raise ValueError(
-                f"the admin token is {len(value)} characters long; use at least "
+                f"{what} is {len(value)} characters long; use at least "
                 f"{MIN_ADMIN_TOKEN_LENGTH} random ones "
                 "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         return SecretStr(value)
+
+    @model_validator(mode="after")
+    def _distinct_tokens(self) -> DaemonSettings:
+        admin, readonly = self.admin_token, self.readonly_token
+        if (
+            admin is not None
+            and readonly is not None
+            and admin.get_secret_value() == readonly.get_secret_value()
+        ):
+            raise ValueError("readonly_token equals admin_token: the read-only role needs a token of its own")
+        return self
 
 
 #: Set by ``load_settings`` while it builds Settings: the apps the config file defines, and where

@@ -77,13 +77,16 @@ def bearer_matches(header: str, secret: bytes) -> bool:
     return scheme.lower() == "bearer" and bool(presented) and bool(secret) and same
 
 
-def auth_middleware(token: SecretStr | None) -> Any:
-    """Bearer-token check for every path but the open ones (see the module docstring)."""
+def auth_middleware(token: SecretStr | None, pages: Callable[[str], bool] | None = None) -> Any:
+    """Bearer-token check for every path but the open ones (see the module docstring). Paths for
+    which ``pages`` is true belong to the review web page, which checks its own sessions."""
     secret = token.get_secret_value().strip().encode() if token is not None else b""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
+            return await handler(request)
+        if pages is not None and pages(request.path):
             return await handler(request)
         challenge = {"WWW-Authenticate": 'Bearer realm="syncd"'}
         if not secret:

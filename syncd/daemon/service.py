@@ -53,12 +53,15 @@ from .lease import Holder, Lease, LeaseHeld
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .stopping import Stopping, StopSwitch
+from .web import ActivityLog, ReviewPage, is_page
 from .webhooks import WebhookIntake
 
 log = structlog.get_logger("syncd.daemon")
 
 #: Seconds between housekeeping runs (change-log retention, inbox and run-table pruning).
 HOUSEKEEPING_INTERVAL = 3600.0
+#: The lease of the daemon that logs each change on a shared state.
+ACTIVITY = "activity-log"
 #: Seconds between looks for work other daemons left for this one (a shared state only).
 SHARED_NUDGE_INTERVAL = 0.5
 
@@ -121,6 +124,7 @@ class Daemon:
         self._dispatcher: Dispatcher | None = None
         self._worker: InboxWorker | None = None
         self.web_app: web.Application | None = None
+        self.review_page: ReviewPage | None = None
         self.connections: ConnectionLimiter | None = None
 
     # -- accessors -------------------------------------------------------------------------------
@@ -202,6 +206,8 @@ class Daemon:
         settings, daemon = self.settings, self.daemon
         token = daemon.admin_token
         register_secret(token.get_secret_value() if token is not None else None)
+        readonly = daemon.readonly_token
+        register_secret(readonly.get_secret_value() if readonly is not None else None)
 
         # Leases and heartbeats get their own connection, so long units of work never delay them.
         lease_store = await AsyncStore(settings.state).open()
@@ -266,6 +272,7 @@ class Daemon:
         self._exit.push_async_callback(self._cancel_tasks)
         self._spawn(self.dispatcher.run(), "dispatcher")
         self._spawn(self.worker.run(), "inbox")
+        self._spawn(ActivityLog(store, leads=self._leads_activity if shared else None).run(), "activity")
         if shared:
             self._spawn(self.cluster.run(), "cluster")
             self._spawn(self._nudge(), "nudge")
@@ -329,11 +336,19 @@ class Daemon:
             return server()
 
         limiter = ConnectionLimiter(handler, daemon.max_connections)
+        page = ReviewPage(self, body_timeout=daemon.body_timeout)
         app = web.Application(
-            middlewares=[limiter.middleware, auth_middleware(daemon.admin_token), error_middleware]
+            middlewares=[
+                limiter.middleware,
+                auth_middleware(daemon.admin_token, pages=is_page),
+                page.middleware(),
+                error_middleware,
+            ]
         )
         app.add_routes(intake.routes())
         app.add_routes(AdminApi(self, body_timeout=daemon.body_timeout).routes())
+        app.add_routes(page.routes())
+        self.review_page = page
         self.web_app = app
         self.connections = limiter
         web_runner = web.AppRunner(
@@ -426,6 +441,10 @@ class Daemon:
             await asyncio.sleep(SHARED_NUDGE_INTERVAL)
             self.worker.wake()
             self.dispatcher.wake()
+
+    async def _leads_activity(self) -> bool:
+        """On a shared state one daemon logs the change log's lines (see ``ActivityLog``)."""
+        return await self.cluster.lead(ACTIVITY) is not None
 
     def _unshare_budgets(self) -> None:
         for app in self.apps():

@@ -89,6 +89,7 @@ class ReasonCode(StrEnum):
     RESOLVED = "resolved"  # an admin settled a conflict
     DELETES_APPROVED = "deletes_approved"  # an admin let deletes held by the guard go ahead
     DELETES_REJECTED = "deletes_rejected"  # an admin kept the records the guard held deletes of
+    ADMIN = "admin"  # an admin acted without changing a value (kept a conflict parked, replayed a write)
     OTHER = "other"  # rows written before codes existed, whose prose matched none of the above
 
 

@@ -10,6 +10,7 @@ from openapi_spec_validator import validate
 
 from syncd.daemon import Daemon
 from syncd.daemon.admin import openapi_document
+from syncd.daemon.web import is_page
 from syncd.engine.model import Candidate, Conflict
 from syncd.store import StateStore
 
@@ -17,14 +18,16 @@ from .conftest import Client, make_settings, started
 from .harness import ADMIN_TOKEN, PEOPLE_MAPPING, SqlTable, sql_app, wait_for
 
 
-def _served_routes(daemon: Daemon) -> set[tuple[str, str]]:
+def _served_routes(daemon: Daemon, *, pages: bool = False) -> set[tuple[str, str]]:
+    """The API's routes (or, with ``pages``, the review web page's: docs/admin-api.md lists them)."""
     assert daemon.web_app is not None
     out = set()
     for route in daemon.web_app.router.routes():
         if route.method == "HEAD":
             continue
         path = route.resource.canonical if route.resource is not None else ""
-        out.add((route.method.lower(), path))
+        if is_page(path) == pages:
+            out.add((route.method.lower(), path))
     return out
 
 
@@ -185,8 +188,23 @@ async def test_every_metric_the_daemon_exposes_is_documented_and_every_documente
             _, _, name, kind = line.split()
             exposed.add(name if kind != "counter" or name.endswith("_total") else f"{name}_total")
     doc = (Path(__file__).parents[2] / "docs" / "admin-api.md").read_text()
-    documented = set(re.findall(r"`(syncd_[a-z_]+)`", doc))
+    metrics = doc.split("### Metrics", 1)[1].split("\n## ", 1)[0]  # not the cookies named syncd_*
+    documented = set(re.findall(r"`(syncd_[a-z_]+)`", metrics))
     assert exposed == documented
+
+
+async def test_every_review_page_route_is_documented_and_every_documented_one_is_served(
+    daemon: Daemon,
+) -> None:
+    served = {(method.upper(), path) for method, path in _served_routes(daemon, pages=True)}
+    assert ("GET", "/conflicts") in served
+    doc = (Path(__file__).parents[2] / "docs" / "admin-api.md").read_text()
+    section = doc.split("## Review web page", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        (method, path.split("?", 1)[0])
+        for method, path in re.findall(r"^\| `(GET|POST) ([^`]+)`", section, re.M)
+    }
+    assert documented == served
 
 
 async def test_status_carries_the_health_report_keys_and_what_needs_a_person(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from rich.console import Console
 
@@ -88,6 +89,20 @@ async def test_every_command_the_running_demo_prints_works_and_an_edit_propagate
     assert 'syncd_records_read_total{app="crm"}' in scrape.text
     view = (await run_curl(entity)).json()
     assert {link["app"] for link in view["links"]} == {"crm", "email"}
+
+    # the review page at the printed URL opens with the printed token and lists the conflicts
+    url = next(line for line in lines if line.startswith("Review page")).rsplit(" ", 1)[1]
+    token = next(line for line in lines if "log in with the admin token:" in line).rsplit(" ", 1)[1]
+    async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
+        nonce = (await http.get("/login")).headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        login = await http.post(
+            "/login", data={"csrf": nonce, "token": token}, headers={"Cookie": f"syncd_login={nonce}"}
+        )
+        assert login.status_code == 303
+        cookie = login.headers["set-cookie"].split(";")[0]
+        queue = await http.get("/conflicts", headers={"Cookie": cookie})
+        assert queue.status_code == 200
+        assert f"{report['conflicts_open']} open" in queue.text
 
     # the HubSpot edit reaches Mailchimp through the webhook, and the feed prints it
     edit = printed(lines, "Edit a contact in the fake HubSpot")

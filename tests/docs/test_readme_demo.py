@@ -43,6 +43,7 @@ def masked(lines: list[str], workspace: str | None = None) -> list[str]:
         line = re.sub(r"/tmp/syncd-demo-\w+", "DIR", line)
         line = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", line)
         line = re.sub(r"Bearer (?!pat-na1-)[\w-]+", "Bearer TOKEN", line)
+        line = re.sub(r"the admin token: [\w-]+", "the admin token: TOKEN", line)
         line = re.sub(r"^\d\d:\d\d:\d\d ", "HH:MM:SS ", line)
         line = re.sub(r"\b\d+\.\d s\b", "N s", line)
         out.append(line.rstrip())
