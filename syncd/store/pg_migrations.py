@@ -140,6 +140,11 @@ STEPS: list[tuple[str, str]] = [
         );
         """,
     ),
+    # Claims read an app's due intents oldest first: an index in that order (see m009 of SQLite).
+    (
+        "m009_claim_order",
+        "CREATE INDEX outbox_claim ON outbox (app, id) WHERE status IN ('pending', 'inflight');",
+    ),
 ]
 
 _TEXT = re.compile(r"\bTEXT\b")
