@@ -32,13 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="also the largest sizes (1M rows per side)")
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="run only this scenario")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="where JSON goes")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="sizes of the SQL scenario instead of its defaults (e.g. 10000 30000)"
+    )
     args = parser.parse_args(argv)
     names = args.only or sorted(SCENARIOS)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
         before = machine()
         start = time.perf_counter()
-        result = SCENARIOS[name](quick=args.quick, full=args.full)
+        result = SCENARIOS[name](quick=args.quick, full=args.full, sizes=args.sizes)
         document = {
             **result,
             "mode": "quick" if args.quick else "full" if args.full else "default",

@@ -113,7 +113,9 @@ class Ingester:
         passed = 0
         try:
             async for page in connector.read_changes(obj, saved):
-                if not page.records or page.complete:
+                if not page.records or page.complete or page.cursor == saved:
+                    # Nothing to step past, or a listing that starts over (a cursor that does
+                    # not move, a complete listing): the next cycle reads it anyway.
                     break
                 if not await self.ctx.store.call(
                     self._advance_if_ours, mapping, app, page.records, page.cursor
