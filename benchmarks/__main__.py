@@ -33,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="run only this scenario")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="where JSON goes")
     parser.add_argument(
-        "--sizes", type=int, nargs="+", help="sizes of the SQL scenario instead of its defaults (e.g. 10000 30000)"
+        "--sizes",
+        type=int,
+        nargs="+",
+        help="sizes of the SQL scenario instead of its defaults (e.g. 10000 30000)",
     )
     args = parser.parse_args(argv)
     names = args.only or sorted(SCENARIOS)
