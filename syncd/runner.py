@@ -183,13 +183,30 @@ class Runner:
         ctx.stats = RunStats()
         ctx.run_id = await ctx.store.call(lambda s: s.begin_run("full" if full else "cycle"))
         ctx.stats.run_id = ctx.run_id
+        ctx.listed.clear()
         wanted = set(apps) if apps is not None else None
-        for mapping in ctx.mappings:
-            for app in mapping.apps:
-                if (wanted is None or app in wanted) and app not in ctx.paused:
-                    await self.ingester.read_app(mapping, app, full=full, run=ctx.run_id)
-        await self.plan()
-        await self.drain()
+        try:
+            for mapping in ctx.mappings:
+                for app in mapping.apps:
+                    if (wanted is None or app in wanted) and app not in ctx.paused:
+                        await self.ingester.read_app(mapping, app, full=full, run=ctx.run_id)
+            await self.plan()
+            await self.drain()
+            if not ctx.dry_run:
+                # Settle in one cycle: step each written app's cursor past our own writes.
+                for mapping in ctx.mappings:
+                    for app in mapping.apps:
+                        written = ctx.stats.apps.get(app)
+                        if (
+                            written is not None
+                            and written.writes
+                            and app not in ctx.paused
+                            and ctx.serves(app)
+                        ):
+                            await self.ingester.catch_up(mapping, app)
+        finally:
+            # What a listing proved holds for this cycle's dispatch only.
+            ctx.listed.clear()
         ctx.stats.review = await ctx.store.call(lambda s: s.count_conflicts("open"))
         ctx.stats.paused = sorted(ctx.paused)
         await ctx.store.call(lambda s: s.finish_run(ctx.run_id, ctx.stats.as_dict()))

@@ -37,7 +37,7 @@ from ._dialect import dialect_for as _dialect_for
 from ._queries import Row, TableQueries
 from ._schema import TableSpec, latest_value, load_table
 from ._settings import SqlSettings
-from ._timestamps import Stamp, capped
+from ._timestamps import Stamp, TimestampStyle, capped
 from ._writes import BatchWriter, WriteKind
 
 T = TypeVar("T")
@@ -102,6 +102,8 @@ class SqlConnector(Connector[SqlSettings]):
         self._lock = threading.Lock()
         self._conn: DbConnection | None = None
         self._spec: TableSpec | None = None
+        #: Timestamp styles of the table's columns, learnt by the first write (see BatchWriter).
+        self._styles: dict[str, TimestampStyle] = {}
         self._publish_object(ObjectType(name=config.table, primary_key=config.primary_key))
         # What this table supports: tombstones and restorable deletes need a ``deleted_at`` column.
         soft = config.deleted_at is not None
@@ -341,6 +343,7 @@ class SqlConnector(Connector[SqlSettings]):
     def _forget_schema(self) -> None:
         """Introspect again next time (the table may have been migrated or the file replaced)."""
         self._spec = None
+        self._styles.clear()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -354,6 +357,7 @@ class SqlConnector(Connector[SqlSettings]):
     def _table(self, conn: DbConnection, *, refresh: bool = False) -> TableSpec:
         if self._spec is None or refresh:
             self._spec = load_table(self._dialect, conn, self.config)
+            self._styles.clear()
             self._publish_object(
                 ObjectType(
                     name=self.config.table,
@@ -423,7 +427,7 @@ class SqlConnector(Connector[SqlSettings]):
                 for name in sorted(filter(None, named.difference(spec.names))):
                     self._dialect.add_column(conn, spec.name, name)
                 spec = self._table(conn, refresh=True)
-        return BatchWriter(self._dialect, spec, datetime.now(UTC)).run(conn, kind, items)
+        return BatchWriter(self._dialect, spec, datetime.now(UTC), self._styles).run(conn, kind, items)
 
 
 def _no_column(spec: TableSpec, name: str) -> str:

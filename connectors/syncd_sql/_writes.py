@@ -47,13 +47,24 @@ class _TransactionLost(Exception):
 class BatchWriter:
     """Applies one batch of creates, updates or deletes to the table."""
 
-    def __init__(self, dialect: Dialect, spec: TableSpec, now: datetime) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        spec: TableSpec,
+        now: datetime,
+        styles: dict[str, TimestampStyle] | None = None,
+    ) -> None:
         self.dialect = dialect
         self.spec = spec
         self.queries = TableQueries(dialect, spec)
         #: One clock reading per batch; per-row stepping keeps versions strictly increasing.
         self.now = now
+        #: Timestamp styles learnt from committed rows, shared by the connector's batches: finding
+        #: a column's style reads its newest value (``max()``, a full scan without an index), so it
+        #: is read once per connection and schema, not once per batch.
+        self._known = styles if styles is not None else {}
         self._styles: dict[str, TimestampStyle] = {}
+        self._learnt: dict[str, TimestampStyle] = {}
 
     def run(self, conn: DbConnection, kind: WriteKind, items: Sequence[WriteItem]) -> list[WriteResult]:
         """One result per item, in order; raises only for failures of the whole batch."""
@@ -78,7 +89,8 @@ class BatchWriter:
         items: Sequence[WriteItem],
         failed: Mapping[int, ConnectorError],
     ) -> list[WriteResult]:
-        self._styles.clear()
+        self._styles = dict(self._known)
+        self._learnt.clear()
         results: list[WriteResult] = []
         self.dialect.begin_write(conn)
         try:
@@ -102,6 +114,7 @@ class BatchWriter:
                     conn.execute(f"RELEASE {_SAVEPOINT}")
                     results.append(WriteResult(item.key, record=record))
             conn.execute("COMMIT")
+            self._known.update(self._learnt)
         except BaseException:
             if self.dialect.in_transaction(conn):
                 conn.execute("ROLLBACK")
@@ -246,7 +259,11 @@ class BatchWriter:
         if column.name not in self._styles:
             latest = latest_value(self.dialect, conn, self.spec.name, column)
             style = TimestampStyle.of(latest) if latest is not None else None
+            if style is not None:
+                # Learnt from a value the table holds: kept for later batches once this one commits.
+                self._learnt[column.name] = style
             if style is None and column is self.spec.deleted_at and self.spec.updated_at is not None:
                 style = self._style(conn, self.spec.updated_at)
+            # A default (an empty column) is not kept: the app may write its own style first.
             self._styles[column.name] = style or TimestampStyle.default_for(column.affinity)
         return self._styles[column.name]

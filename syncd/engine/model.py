@@ -61,7 +61,7 @@ class ReasonCode(StrEnum):
     CONFLICT = "conflict"  # a conflict was parked or decided by a rule
     MISSING = "missing"  # a record was missing from an app's complete listing
     # Reading and matching.
-    NEW_RECORD = "new_record"  # a field of a record seen for the first time (a new entity)
+    NEW_RECORD = "new_record"  # a record seen for the first time: a new entity and all its values
     FIRST_VALUE = "first_value"  # a field the entity had no value for took an app's value
     LINKED = "linked"  # a record was linked to an existing entity by its natural key
     HELD = "held"  # an app changed a field parked in an open conflict; only its side was noted

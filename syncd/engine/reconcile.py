@@ -406,17 +406,21 @@ def new_entity_values(
     at: str | None,
     run: int | None,
 ) -> list[Change]:
-    """Fill a brand-new entity from its first record; one change-log entry per field."""
-    changes = []
+    """Fill a brand-new entity from its first record; one change-log entry for the record.
+
+    The entry's ``new`` holds every value taken (field -> value): a first sync of N records
+    logs N rows, not one per field.
+    """
+    taken: dict[str, Any] = {}
     for name in mapping.readable(app):
         value = observed.get(name)
         if value is not None and (isinstance(value, bool) or not mapping.is_consent(name)):
             entity.values[name] = value
             entity.provenance[name] = {"app": app, "at": at, "run": run}
-            changes.append(
-                Change(entity.id, name, None, value, app, f"new record in {app}", code=ReasonCode.NEW_RECORD)
-            )
-    return changes
+            taken[name] = value
+    if not taken:
+        return []
+    return [Change(entity.id, "*", None, taken, app, f"new record in {app}", code=ReasonCode.NEW_RECORD)]
 
 
 def roundtrip(mapping: MappingView, app: str, values: Mapping[str, Any]) -> dict[str, Any]:

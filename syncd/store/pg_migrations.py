@@ -165,6 +165,11 @@ STEPS: list[tuple[str, str]] = [
         CREATE INDEX held_deletes_status ON held_deletes (status, sync, app);
         """,
     ),
+    # Claims read an app's due intents oldest first: an index in that order (see m011 of SQLite).
+    (
+        "m011_claim_order",
+        "CREATE INDEX outbox_claim ON outbox (app, id) WHERE status IN ('pending', 'inflight');",
+    ),
 ]
 
 _TEXT = re.compile(r"\bTEXT\b")

@@ -98,6 +98,12 @@ class SyncContext:
         self.on_progress: Callable[[RunStats], None] | None = None
         #: On a state shared by several daemons: which apps this one serves (None: all of them).
         self.claims: Claims | None = None
+        #: ``(sync, app)`` pairs read by a complete listing in the current cycle, with no record
+        #: quarantined and no scope filter on the app: every record the app held with a key was
+        #: matched to its entity then, so
+        #: a first attempt at a create for that app needs no lookup by key (a retried one still
+        #: does: its earlier attempt may have created the record). Cleared at each cycle's start.
+        self.listed: set[tuple[str, str]] = set()
 
     def serves(self, app: str) -> bool:
         return self.claims is None or self.claims.serves(app)

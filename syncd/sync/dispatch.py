@@ -253,8 +253,11 @@ class OutboxDispatch:
         if not todo:
             return
         # Look the natural key up first: a record made by a create whose commit we lost (crash,
-        # timeout) or made by someone else meanwhile is linked, not duplicated.
-        keyed = {i.id: k for i, k in todo if k}
+        # timeout) or made by someone else meanwhile is linked, not duplicated. A first attempt
+        # for an app this cycle listed completely needs none: the listing matched every record
+        # the app held by key (a bulk first sync makes no lookups); a retried create always does.
+        listed = (mapping.name, app) in self.ctx.listed
+        keyed = {i.id: k for i, k in todo if k and (i.attempts > 1 or not listed)}
         found: list[RemoteRecord] = []
         if keyed and len(mapping.key_fields) == 1:
             found = await connector.find(obj, mapping.key_path(app), sorted(set(keyed.values())))

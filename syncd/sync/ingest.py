@@ -70,6 +70,7 @@ class Ingester:
         complete = False
         stats = self.ctx.stats
         before = stats.apps[app].read
+        quarantined = self.ctx.stats.apps[app].quarantined
         try:
             async for page in connector.read_changes(obj, cursor):
                 if page.total is not None:
@@ -78,10 +79,18 @@ class Ingester:
                 complete = page.complete
                 self.ctx.progress()
             if complete:
-                # Recorded first: what the mass-delete guard holds back is counted from this run.
+                # For syncd status: this read ended well, with a complete listing.
                 await self._record(app, ok=True, complete_run=run)
                 await self.ctx.store.call(self._infer_deletes, mapping, app, run, saved)
                 await self._recheck_identity(mapping, app)
+                if (
+                    run == self.ctx.run_id
+                    and self.ctx.stats.apps[app].quarantined == quarantined
+                    # A record out of the app's scope is not linked by a listing: a create for
+                    # its key may still find it (a scope that flips), so lookups stay on.
+                    and not mapping.has_filters(app)
+                ):
+                    self.ctx.listed.add((mapping.name, app))
             elif (
                 cursor is not None
                 and connector.capabilities.id_listing
@@ -118,6 +127,63 @@ class Ingester:
             store.record_read(app, ok=ok, failure=failure, paused=paused, complete_run=complete_run)
 
         await self.ctx.store.call(unit)
+
+    async def catch_up(self, mapping: SyncMapping, app: str) -> int:
+        """After this cycle wrote to ``app``: move its cursor past the records that are exactly
+        what syncd recorded (each linked, not deleted, at its link's version), so the next cycle
+        does not re-read its own writes. Stops at the first page holding anything else (someone
+        else's change, a tombstone, a record syncd does not know): that page and all after it
+        are read, as usual, by the next cycle. Returns how many records it stepped past."""
+        connector = self.ctx.connectors[app]
+        obj = mapping.object_of(app)
+        saved = await self.ctx.store.call(lambda s: s.get_cursor(mapping.name, app))
+        if saved is None or not connector.capabilities.incremental:
+            return 0
+        passed = 0
+        try:
+            async for page in connector.read_changes(obj, saved):
+                if not page.records or page.complete or page.cursor == saved:
+                    # Nothing to step past, or a listing that starts over (a cursor that does
+                    # not move, a complete listing): the next cycle reads it anyway.
+                    break
+                if not await self.ctx.store.call(
+                    self._advance_if_ours, mapping, app, page.records, page.cursor
+                ):
+                    break
+                passed += len(page.records)
+        except ConnectorError as exc:
+            # Nothing is lost: the cursor stays where the cycle's reads left it.
+            log.info(
+                "catch-up read after writes failed; the next cycle reads from the cursor",
+                app=app,
+                error=str(exc),
+            )
+        return passed
+
+    @staticmethod
+    def _advance_if_ours(
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        records: Sequence[RemoteRecord],
+        cursor: dict[str, Any] | None,
+    ) -> bool:
+        with store.transaction():
+            links = store.links_by_remote(mapping.name, app, [r.id for r in records])
+            for record in records:
+                link = links.get(record.id)
+                if (
+                    record.deleted
+                    or record.error is not None
+                    or record.version is None
+                    or link is None
+                    or link.version != record.version
+                ):
+                    return False
+            if cursor is None:
+                return False
+            store.set_cursor(mapping.name, app, cursor)
+            return True
 
     async def _ingest_checked(
         self,

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from syncd.engine import same
 
-from .world import OBJ, World
+from .world import OBJ, World, logged
 
 APPS = ("a", "b", "c")
 EMAILS = ("ada@example.com", "bob@example.com", "cy@example.com", "dee@example.com")
@@ -216,7 +216,7 @@ class SyncMachine(RuleBasedStateMachine):
             if (app, rid) not in linked and (app, rid) in duplicates:
                 continue  # a second record with a key the app already has: halted and reported
             want = world.mapping.to_canonical(app, patch)[field]
-            recorded = any(c["app"] == app and c["field"] == field and same(c["new"], want) for c in log)
+            recorded = any(logged(c, app, field, want) for c in log)
             in_canonical = any(same(e.values.get(field), want) for e in entities.values())
             assert recorded or in_canonical, f"edit {app}/{rid}.{field}={want!r} was lost"
 

@@ -40,7 +40,7 @@ from syncd.engine import same
 from syncd.runner import Runner, RunStats
 from syncd.store import AsyncStore
 
-from .world import OBJ, World
+from .world import OBJ, World, logged
 
 APPS = ("a", "b", "c")
 EMAILS = ("ada@example.com", "bob@example.com", "cy@example.com")
@@ -395,7 +395,7 @@ class TrustMachine(RuleBasedStateMachine):
                 owner = entities.get(_email(record))
                 if owner is not None and not world.mapping.in_scope(app, owner.values):
                     continue
-            recorded = any(c["app"] == app and c["field"] == field and same(c["new"], want) for c in log)
+            recorded = any(logged(c, app, field, want) for c in log)
             in_canonical = any(same(e.values.get(field), want) for e in entities.values())
             assert recorded or in_canonical, (
                 f"edit {app}/{rid}.{field}={want!r} was lost; {app}'s {field} changes: "

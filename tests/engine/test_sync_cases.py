@@ -712,10 +712,12 @@ async def test_an_app_whose_settings_cannot_work_is_paused_not_crashed(tmp_path:
     w.apps["a"].seed(OBJ, person("p@example.com"))
 
     def misconfigured(runner: Runner) -> None:
-        async def find(obj: str, path: str, values: Any) -> Any:
+        # The create is the first call that meets the missing column (a first sync of a
+        # completely listed app looks nothing up before it creates).
+        async def create(obj: str, items: Any) -> Any:
             raise ConfigError("b: no column 'email'")
 
-        runner.connectors["b"].find = find  # type: ignore[method-assign]
+        runner.connectors["b"].create = create  # type: ignore[method-assign]
 
     stats = await w.cycle(before=misconfigured)
     assert stats.paused == ["b"]

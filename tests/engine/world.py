@@ -147,3 +147,16 @@ class World:
             return store.conflicts(status=status)
         finally:
             store.close()
+
+
+def logged(row: dict[str, Any], app: str, field: str, value: Any) -> bool:
+    """Whether a change-log row records ``app``'s ``field`` taking ``value``: a row for the field,
+    or the one row of a new record, whose ``new`` holds all the values it brought."""
+    from syncd.engine import same
+
+    if row["app"] != app:
+        return False
+    if row["field"] == field:
+        return same(row["new"], value)
+    new = row["new"]
+    return row["code"] == "new_record" and isinstance(new, dict) and field in new and same(new[field], value)

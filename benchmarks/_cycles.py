@@ -1,0 +1,63 @@
+"""Child process of the SQL scenarios: run sync cycles on one config and print their counts as JSON.
+
+    python -m benchmarks._cycles CONFIG [--cycles N] [--until-quiet]
+
+Runs in its own process so the parent can read this process's peak memory (``os.wait4``) without
+counting its own. ``--until-quiet`` stops after the first cycle that writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from syncd.app import open_runner
+from syncd.settings import load_settings
+
+
+async def cycles(config: Path, count: int, until_quiet: bool) -> list[dict[str, Any]]:
+    settings = load_settings(config)
+    out: list[dict[str, Any]] = []
+    async with open_runner(settings, source=str(config)) as runner:
+        for _ in range(count):
+            start = time.perf_counter()
+            stats = (await runner.run_cycle()).as_dict()
+            out.append(
+                {
+                    "seconds": round(time.perf_counter() - start, 3),
+                    "read": stats["read"],
+                    "writes": stats["writes"],
+                    "created": stats["created"],
+                    "updated": stats["updated"],
+                    "linked": stats["linked"],
+                    "changes": stats["changes"],
+                    "errors": stats["errors"],
+                    "apps": {
+                        name: {"read": app["read"], "writes": app["writes"]}
+                        for name, app in stats["apps"].items()
+                    },
+                }
+            )
+            if until_quiet and stats["writes"] == 0:
+                break
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--cycles", type=int, default=1)
+    parser.add_argument("--until-quiet", action="store_true")
+    args = parser.parse_args()
+    result = asyncio.run(cycles(args.config, args.cycles, args.until_quiet))
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The benchmark suite runs from its one command and writes valid JSON (its speed is not checked here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_suite_writes_each_scenarios_figures_with_the_machine(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "sql_sync", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "sql_sync.quick.json").read_text())
+    assert result["mode"] == "quick"
+    assert result["machine"]["cores"] >= 1
+    assert result["machine"]["python"]
+    assert len(result["machine"]["load_average"]) == 3
+    assert len(result["sizes"]) == 2
+    for entry in result["sizes"]:
+        initial = entry["initial"]
+        # Every record of both apps was read, and every person ends up in both apps.
+        assert initial["records_read"] == entry["left_rows"] + entry["right_rows"]
+        assert initial["errors"] == 0
+        assert initial["entities_rows"] == entry["left_rows"] + entry["right_rows"] - entry["rows_in_both"]
+        assert initial["peak_rss_mib"] > 0
+        assert entry["floor"]["records"] == initial["records_read"]
+        assert entry["times_the_floor"] > 0
+        # Settling never writes back what syncd itself wrote (no echo).
+        assert entry["settle"]["echo_writes"] == 0
+    steady = [entry["steady_state"] for entry in result["sizes"] if "steady_state" in entry]
+    assert len(steady) == 1
+    assert [round(step["share_changed"], 3) for step in steady[0]] == [0.001, 0.01, 0.1]
+    # An edited left row is written to the right app: every edit is one update there.
+    assert all(step["writes"] == step["rows_changed"] for step in steady[0])
+    assert set(result["ratios"]["records_per_second_vs_smallest"]) == {
+        str(e["size"]) for e in result["sizes"]
+    }
