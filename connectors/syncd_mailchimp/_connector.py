@@ -76,6 +76,8 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
         archives=True,
         # Batch subscribe takes 500 members a call.
         batch_size=500,
+        # A create is batch subscribe with update_existing, keyed by the address.
+        upsert_by_key=True,
         requests_per_second=None,
     )
     objects: ClassVar[tuple[ObjectType, ...]] = (

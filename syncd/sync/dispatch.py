@@ -255,6 +255,10 @@ class OutboxDispatch:
         # Look the natural key up first: a record made by a create whose commit we lost (crash,
         # timeout) or made by someone else meanwhile is linked, not duplicated.
         keyed = {i.id: k for i, k in todo if k}
+        if connector.capabilities.upsert_by_key:
+            # The create itself adopts a record with the key; only an intent sent before can have
+            # made one, and it is looked up to be linked as it was (not written over).
+            keyed = {i.id: k for i, k in todo if k and i.attempts > 1}
         found: list[RemoteRecord] = []
         if keyed and len(mapping.key_fields) == 1:
             found = await connector.find(obj, mapping.key_path(app), sorted(set(keyed.values())))
