@@ -6,7 +6,8 @@ read, returned as tombstones (search never returns archived records; see ``_read
 deletion leaves no trace to read: it is learned from webhooks or complete listings.
 Merges: every read asks for ``hs_merged_object_ids``, so the surviving record names the ids it
 absorbed in ``replaces``; a ``merge`` webhook becomes one hint for the survivor with ``replaces``.
-Writes: batch endpoints in chunks of 100 with per-item results (see ``_writing``).
+Writes: batch endpoints in chunks of 100 with per-item results; contacts are created by
+``batch/upsert`` by email (see ``_writing``).
 Lookups by email use ``batch/read`` with ``idProperty=email``, which, unlike search, sees a
 contact the moment it exists.
 """
@@ -67,8 +68,13 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
         self._ensured: set[str] = set()
         # ``archive_mode = "gdpr"`` deletes for good: the archive delete policy must not count on a
         # restore.
+        # Creates of a type with a unique key (contacts: email) are upserts by it (see _writing).
         self._shadow_class_vars(
-            capabilities=replace(type(self).capabilities, archives=config.archive_mode == "archive")
+            capabilities=replace(
+                type(self).capabilities,
+                archives=config.archive_mode == "archive",
+                upsert_by_key=all(CRM_OBJECTS[o].unique_key is not None for o in config.objects),
+            )
         )
 
     # -- plumbing ------------------------------------------------------------------------------
