@@ -618,3 +618,23 @@ async def test_archived_listing_carries_archived_at_on_the_fake_clock(
     assert set(stamps) == {early, late}
     assert all(r["archived"] for r in rest["results"])
     assert stamps[early] < stamps[late]
+
+
+async def test_under_load_concurrent_delivery_batches_waiting_events_and_loses_none(
+    fake: HubSpotFake, receiver: WebhookReceiver
+) -> None:
+    fake.delivery_concurrency = 2
+    ids = [fake.seed({"email": f"p{i}@example.com", "firstname": "A"}) for i in range(250)]
+    for n, record_id in enumerate(ids):  # no await in between: every edit lands while slots are busy
+        fake.edit(record_id, {"firstname": f"B{n}"})
+    await fake.webhooks_idle()
+    batches = [json.loads(body) for _, _, _, body in receiver.received]
+    events = [e for batch in batches for e in batch]
+    assert sorted(e["objectId"] for e in events) == sorted(int(i) for i in ids)
+    assert max(len(b) for b in batches) == 100, "waiting events go out together"
+    assert len(batches) < len(ids) / 10
+    for method, url, headers, body in receiver.received:
+        stamp = headers["X-HubSpot-Request-Timestamp"]
+        source = method.encode() + signature_uri(url).encode() + body + stamp.encode()
+        expected = base64.b64encode(hmac.new(SECRET.encode(), source, hashlib.sha256).digest()).decode()
+        assert headers["X-HubSpot-Signature-v3"] == expected
