@@ -638,3 +638,30 @@ async def test_under_load_concurrent_delivery_batches_waiting_events_and_loses_n
         source = method.encode() + signature_uri(url).encode() + body + stamp.encode()
         expected = base64.b64encode(hmac.new(SECRET.encode(), source, hashlib.sha256).digest()).decode()
         assert headers["X-HubSpot-Signature-v3"] == expected
+
+
+async def test_lookups_by_email_follow_a_changed_address_and_an_archive(
+    fake: HubSpotFake, client: httpx.AsyncClient
+) -> None:
+    first = fake.seed({"email": "old@example.com"})
+    assert (
+        await client.get(f"{CONTACTS}/OLD@example.com", params={"idProperty": "email"})
+    ).status_code == 200
+    fake.edit(first, {"email": "new@example.com"})
+    assert (
+        await client.get(f"{CONTACTS}/old@example.com", params={"idProperty": "email"})
+    ).status_code == 404
+    found = await client.get(f"{CONTACTS}/new@example.com", params={"idProperty": "email"})
+    assert found.json()["id"] == first
+    second = fake.seed({"email": "old@example.com"})
+    assert (await client.get(f"{CONTACTS}/old@example.com", params={"idProperty": "email"})).json()[
+        "id"
+    ] == second
+    fake.archive(second)
+    assert (
+        await client.get(f"{CONTACTS}/old@example.com", params={"idProperty": "email"})
+    ).status_code == 404
+    upsert = {"inputs": [{"idProperty": "email", "id": "old@example.com", "properties": {"firstname": "T"}}]}
+    created = (await client.post(f"{CONTACTS}/batch/upsert", json=upsert)).json()["results"][0]
+    assert created["new"] is True
+    assert created["id"] not in (first, second)

@@ -459,6 +459,7 @@ class HubSpotFake(FakeApp):
         updated = updated_ms if updated_ms is not None else created
         rec = Record(next(self._ids), {k: v for k, v in values.items() if v != ""}, created, updated)
         coll.records[rec.id] = rec
+        coll.noted(rec)
         if indexed:
             rec.index.append(IndexVersion(0, dict(rec.properties), rec.created_ms, rec.updated_ms))
         else:
@@ -482,6 +483,7 @@ class HubSpotFake(FakeApp):
                 changed[name] = value
         if not changed:
             return False
+        coll.noted(rec)
         rec.updated_ms = self._stamp()
         self._index(rec)
         for name, value in changed.items():
@@ -538,6 +540,7 @@ class HubSpotFake(FakeApp):
             survivor = primary
             survivor.properties = values
             survivor.updated_ms = stamp
+        coll.noted(survivor)
         for rec in gone:
             del coll.records[rec.id]
         gone_ids = {rec.id for rec in gone}
