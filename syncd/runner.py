@@ -247,7 +247,8 @@ class Runner:
 
     async def handle_hints(self, app: str, hints: Sequence[WebhookHint]) -> None:
         """Act on webhook hints: re-read the records they name (never apply payloads blindly,
-        since deliveries come late, twice and out of order), then plan."""
+        since deliveries come late, twice and out of order) unless the connector vouches for
+        their current state from the events (``records_from_webhooks``), then plan."""
         for mapping in self.ctx.mappings:
             if app not in mapping.apps:
                 continue
@@ -257,6 +258,12 @@ class Runner:
             for hint in hints:
                 if hint.object == obj and hint.replaces:
                     replaces.setdefault(hint.record_id, set()).update(hint.replaces)
+            # What the events themselves tell needs no re-read (merges always get one).
+            known = self.ctx.connectors[app].records_from_webhooks(obj, [i for i in ids if i not in replaces])
+            if known:
+                await self.ingester.refetch(mapping, app, [], known=known)
+            told = {r.id for r in known}
+            ids = [i for i in ids if i not in told]
             for start in range(0, len(ids), 100):
                 chunk = ids[start : start + 100]
                 await self.ingester.refetch(

@@ -6,9 +6,12 @@ read, returned as tombstones (search never returns archived records; see ``_read
 deletion leaves no trace to read: it is learned from webhooks or complete listings.
 Merges: every read asks for ``hs_merged_object_ids``, so the surviving record names the ids it
 absorbed in ``replaces``; a ``merge`` webhook becomes one hint for the survivor with ``replaces``.
-Writes: batch endpoints in chunks of 100 with per-item results (see ``_writing``).
+Writes: batch endpoints in chunks of 100 with per-item results; contacts are created by
+``batch/upsert`` by email (see ``_writing``).
 Lookups by email use ``batch/read`` with ``idProperty=email``, which, unlike search, sees a
 contact the moment it exists.
+Webhooks: a ``propertyChange`` event carries the new value; a record read in full before and
+changed since only by such events is known without a re-read (see ``_events``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from syncd.connector.http import HttpConnector, HttpSeams, RateLimiter
 from . import _reading, _webhooks
 from ._client import BATCH_LIMIT, SEARCH_PAGE_LIMIT, HubSpotApi, classify
 from ._config import CRM_OBJECTS, CrmObject, HubSpotConfig
+from ._events import KnownRecords
 from ._records import credit_requested, read_names, to_record
 from ._writing import Writer, chunks
 
@@ -64,11 +68,17 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
     def __init__(self, config: HubSpotConfig, *, app: str | None = None, **seams: Unpack[HttpSeams]) -> None:
         super().__init__(config, app=app, **seams)
         self._api: HubSpotApi | None = None
+        self._known = KnownRecords()
         self._ensured: set[str] = set()
         # ``archive_mode = "gdpr"`` deletes for good: the archive delete policy must not count on a
         # restore.
+        # Creates of a type with a unique key (contacts: email) are upserts by it (see _writing).
         self._shadow_class_vars(
-            capabilities=replace(type(self).capabilities, archives=config.archive_mode == "archive")
+            capabilities=replace(
+                type(self).capabilities,
+                archives=config.archive_mode == "archive",
+                upsert_by_key=all(CRM_OBJECTS[o].unique_key is not None for o in config.objects),
+            )
         )
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -196,6 +206,7 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
                 self.api, crm, properties, min(self.config.page_size, SEARCH_PAGE_LIMIT), cursor, overlap_ms
             )
         async for page in pages:
+            self._known.keep(obj, page.records)
             yield page
 
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
@@ -213,6 +224,7 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
                         record, replaces=tuple(dict.fromkeys([*known.replaces, *record.replaces]))
                     )
                 found[record.id] = record
+        self._known.keep(obj, found.values())
         return list(found.values())
 
     async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
@@ -320,4 +332,12 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
         )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookHint]:
-        return _webhooks.parse(body, self.config.objects)
+        hints = _webhooks.parse(body, self.config.objects)
+        read: dict[str, Sequence[str]] = {obj: self._properties(obj) for obj in self.config.objects}
+        self._known.observe(_webhooks.changes(body, self.config.objects), read)
+        return hints
+
+    def records_from_webhooks(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        """Records whose current values the ``propertyChange`` events tell (see ``_events``)."""
+        self._crm(obj)
+        return self._known.compose(obj, ids)

@@ -124,6 +124,38 @@ def parse(body: bytes, served: Iterable[str]) -> list[WebhookHint]:
     return [h for h in hints if not (h.deleted and (h.object, h.record_id) in absorbed)]
 
 
+def changes(body: bytes, served: Iterable[str]) -> list[dict[str, Any]]:
+    """What each event of a delivery (already parsed by ``parse``) says, for ``KnownRecords``.
+
+    One entry per record an event names: ``object``, ``action``, ``record_id`` and, for a
+    ``propertyChange``, ``property``, ``value`` and ``occurred_ms``. A merge names every id it
+    involves.
+    """
+    events = json.loads(body)
+    wanted = set(served)
+    out: list[dict[str, Any]] = []
+    for event in events if isinstance(events, list) else []:
+        kind = event.get("subscriptionType") or event.get("eventType") if isinstance(event, dict) else None
+        if not isinstance(kind, str):
+            continue
+        prefix, _, action = kind.partition(".")
+        obj = OBJECT_OF_PREFIX.get(prefix)
+        if obj is None or obj not in wanted or action in _IGNORED:
+            continue
+        ids = [event.get(k) for k in ("objectId", "primaryObjectId", "newObjectId")]
+        ids += list(event.get("mergedObjectIds") or [])
+        for record_id in dict.fromkeys(str(i).strip() for i in ids if i is not None):
+            entry: dict[str, Any] = {"object": obj, "action": action, "record_id": record_id}
+            if action == "propertyChange" and event.get("occurredAt") is not None:
+                entry |= {
+                    "property": event.get("propertyName"),
+                    "value": event.get("propertyValue"),
+                    "occurred_ms": int(event["occurredAt"]),
+                }
+            out.append(entry)
+    return out
+
+
 def _hints(event: Mapping[str, Any], index: int, obj: str, action: str) -> list[WebhookHint]:
     object_id = _id(event.get("objectId"), index, "objectId")
     occurred = event.get("occurredAt")

@@ -4,11 +4,14 @@
   HubSpot echoes in results and in the ``context`` of 207 errors, so every outcome finds its item.
 * A chunk HubSpot rejects as a whole (a 400 naming one bad property) is split in halves until
   the bad items stand alone, so one invalid record never fails its neighbours.
-* A create that collides with an existing contact (409 ``Contact already exists. Existing ID``,
-  which fails the whole batch) adopts the existing record instead of duplicating it: the chunk's
-  emails are looked up with ``batch/read`` by email (free of search index lag), matching items
-  get the existing record, the rest are sent again. This also makes a create whose response was
-  lost safe to retry.
+* Creating a record type with a unique key (contacts: ``email``) is a ``batch/upsert`` by that
+  key: a create whose response was lost, or one for an address someone else added meanwhile,
+  updates the contact holding the address instead of adding a second one, and costs no lookup
+  first. HubSpot says which inputs it created (``new``). A chunk never holds one address twice.
+* Other creates use ``batch/create``. One that collides with an existing record (409 ``Contact
+  already exists. Existing ID``, which fails the whole batch) adopts the existing record instead
+  of duplicating it: the chunk's unique values are looked up with ``batch/read`` (free of search
+  index lag), matching items get the existing record, the rest are sent again.
 """
 
 from __future__ import annotations
@@ -133,6 +136,9 @@ class Writer:
             targets = [_trace_index(t, len(chunk)) for t in context.get("objectWriteTraceId") or []]
             if not any(t is not None for t in targets) and by_id:
                 targets = [index_of_id.get(str(i)) for i in context.get("ids") or []]
+            if not any(t is not None for t in targets):
+                # An upsert names its inputs by the unique value they were keyed by.
+                targets = [index_of_key.get(str(i).strip().lower()) for i in context.get("ids") or []]
             for index in targets:
                 if index is not None and index not in results:
                     results[index] = WriteResult(chunk[index].item.key, error=_error_from(entry, self.app))
@@ -151,7 +157,35 @@ class Writer:
         async def send(chunk: Sequence[_Prepared]) -> list[WriteResult]:
             return await self._create_chunk(crm, chunk)
 
-        return await self._run(items, send, check_ids=False)
+        key = crm.unique_key
+        if key is None:
+            return await self._run(items, send, check_ids=False)
+
+        async def upsert(chunk: Sequence[_Prepared]) -> list[WriteResult]:
+            return await self._upsert_chunk(crm, key, chunk)
+
+        ready, done = self._prepare(items)
+        keyed = [p for p in ready if _key_value(p, key)]
+        for chunk in _distinct_chunks(keyed, key):
+            for result in await self._isolating(chunk, upsert):
+                done[result.key] = result
+        for unkeyed in chunks([p for p in ready if not _key_value(p, key)]):
+            for result in await self._isolating(unkeyed, send):
+                done[result.key] = result
+        return [done[item.key] for item in items]
+
+    async def _upsert_chunk(self, crm: CrmObject, key: str, chunk: Sequence[_Prepared]) -> list[WriteResult]:
+        inputs = [
+            {
+                "idProperty": key,
+                "id": p.properties[key].strip(),
+                "properties": p.properties,
+                "objectWriteTraceId": str(i),
+            }
+            for i, p in enumerate(chunk)
+        ]
+        body = await self.api.batch(crm.name, "upsert", inputs)
+        return self._outcomes(crm, chunk, body)
 
     async def _create_chunk(self, crm: CrmObject, chunk: Sequence[_Prepared]) -> list[WriteResult]:
         inputs = [
@@ -307,6 +341,26 @@ def _unique_key_index(crm: CrmObject, chunk: Sequence[_Prepared]) -> dict[str, i
         if value:
             positions.setdefault(value, []).append(i)
     return {value: found[0] for value, found in positions.items() if len(found) == 1}
+
+
+def _key_value(prepared: _Prepared, key: str) -> str:
+    return prepared.properties.get(key, "").strip().lower()
+
+
+def _distinct_chunks(items: Sequence[_Prepared], key: str) -> list[list[_Prepared]]:
+    """Chunks of at most ``BATCH_LIMIT`` in which no unique value appears twice (order kept)."""
+    out: list[tuple[set[str], list[_Prepared]]] = []
+    for prepared in items:
+        value = _key_value(prepared, key)
+        for values, chunk in out:
+            if value not in values and len(chunk) < BATCH_LIMIT:
+                break
+        else:
+            values, chunk = set(), []
+            out.append((values, chunk))
+        values.add(value)
+        chunk.append(prepared)
+    return [chunk for _, chunk in out]
 
 
 def _trace_index(trace: Any, size: int) -> int | None:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from syncd.connector import (
     Capabilities,
     ConfigError,
+    ConnectorError,
     Cursor,
     NotFound,
     ObjectType,
@@ -33,10 +34,12 @@ from syncd.connector import (
 from syncd.connector.http import HttpConnector, HttpSeams
 from syncd.connector.redact import register_secret
 
+from ._batches import BatchSubscriber, Entry, Written
 from ._config import MailchimpConfig
 from ._errors import classify
 from ._listing import MemberWalk
 from ._members import FIELDS, format_time, parse_time, subscriber_hash, to_record
+from ._recent import RecentMembers
 from ._webhooks import parse_event, verify_secret
 from ._writes import MemberWriter
 
@@ -48,6 +51,12 @@ ADDRESS_PARTS = ("addr1", "addr2", "city", "state", "zip", "country")
 #: Member paths Mailchimp sets itself: they can be read, never written.
 READ_ONLY = ("last_changed",)
 _MIN_OVERLAP = timedelta(seconds=1)
+#: Members per page of a paged re-read (Mailchimp's maximum ``count``).
+_PAGE = 1000
+#: A re-read of this many ids or more first asks for one page, to learn the audience's size.
+_PAGED_READ_MIN = 50
+#: Pages are read when each saves at least this many single GETs.
+_PAGED_READ_GAIN = 4
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -71,7 +80,10 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
         conditional_writes=False,
         tombstones=True,
         archives=True,
-        batch_size=50,
+        # Batch subscribe takes 500 members a call.
+        batch_size=500,
+        # A create is batch subscribe with update_existing, keyed by the address.
+        upsert_by_key=True,
         requests_per_second=None,
     )
     objects: ClassVar[tuple[ObjectType, ...]] = (
@@ -91,6 +103,8 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
         )
         self._list_path = f"/lists/{quote(config.list_id, safe='')}"
         self._writer = MemberWriter(self._http, config)
+        self._batches = BatchSubscriber(self._http, self._list_path)
+        self._recent = RecentMembers()
         self._overlap = max(timedelta(seconds=config.overlap_seconds), _MIN_OVERLAP)
         # A permanent delete cannot be undone: the archive delete policy must not count on a restore.
         self._shadow_class_vars(
@@ -229,16 +243,49 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
         yield Page(held.records, held.cursor, complete=walk.consistent, total=walk.total)
 
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        """The members by id: one GET each, or the audience's pages when that takes fewer calls.
+
+        Mailchimp reads members one at a time or a page of up to 1000 at a time, nothing in
+        between. When the ids are many against the audience's size (the engine re-reads each
+        batch of up to 500 before updating it), the pages are cheaper; ids not on them (archived
+        members, members added meanwhile) are then read one by one.
+        """
         self.object_type(obj)
         unique = list(dict.fromkeys(ids))
-        found = await self._gather(self._get_one(i) for i in unique)
-        return [r for r in found if r is not None]
+        paged: dict[str, RemoteRecord] = {}
+        if len(unique) >= _PAGED_READ_MIN:
+            paged = await self._read_pages(set(unique))
+        rest = [i for i in unique if i not in paged]
+        found = [paged[i] for i in unique if i in paged]
+        found += [r for r in await self._gather(self._get_one(i) for i in rest) if r is not None]
+        return found
+
+    async def _read_pages(self, wanted: set[str]) -> dict[str, RemoteRecord]:
+        """The wanted members found on the audience's pages; {} if that would cost more calls."""
+        first = await self._fetch_members({"count": _PAGE, "offset": 0})
+        total = int(first.get("total_items") or 0)
+        pages = -(-total // _PAGE)
+        bodies = [first]
+        if pages * _PAGED_READ_GAIN <= len(wanted):
+            offsets = range(_PAGE, pages * _PAGE, _PAGE)
+            bodies += await self._gather(self._fetch_members({"count": _PAGE, "offset": o}) for o in offsets)
+        found: dict[str, RemoteRecord] = {}
+        for body in bodies:
+            for member in body.get("members") or []:
+                if isinstance(member, dict) and member.get("id") in wanted:
+                    record = to_record(member)
+                    found[record.id] = record
+        self._recent.keep(found.values())
+        return found
 
     async def _get_one(self, member_id: str) -> RemoteRecord | None:
         try:
-            return to_record(await self._writer.read(member_id))
+            record = to_record(await self._writer.read(member_id))
         except NotFound:
+            self._recent.forget(member_id)
             return None
+        self._recent.keep([record])
+        return record
 
     async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
         self.object_type(obj)
@@ -252,18 +299,100 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
     # -- writing -------------------------------------------------------------------------------
 
     async def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Upsert the members by address, 500 a call; adopted members keep their status unless
+        the item names one (then a PATCH under the consent rule)."""
         self.object_type(obj)
-        return await self._write_all(items, lambda item: self._writer.create(item.fields))
+        done: dict[int, RemoteRecord | ConnectorError] = {}
+        entries: list[Entry] = []
+        for index, item in enumerate(items):
+            try:
+                entries.append(Entry(index, self._writer.create_entry(item.fields)))
+            except PermanentError as exc:
+                done[index] = exc
+        adopted: dict[int, Written] = {}
+        for index, outcome in (await self._batches.send(entries)).items():
+            if isinstance(outcome, ConnectorError):
+                done[index] = outcome
+            elif outcome.created or "status" not in items[index].fields:
+                done[index] = outcome.record()
+            else:
+                adopted[index] = outcome
+
+        async def settle(index: int, written: Written) -> RemoteRecord:
+            return to_record(await self._writer.settle_status(written.member, items[index].fields["status"]))
+
+        done.update(await self._each({i: settle(i, w) for i, w in adopted.items()}))
+        return self._results(items, done)
 
     async def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Batch the updates of members read in the last moments (see ``_writes``); read the
+        others first; send an address change, an opt-in or a versioned write on its own."""
         self.object_type(obj)
+        done: dict[int, RemoteRecord | ConnectorError] = {}
+        current: dict[int, RemoteRecord] = {}
+        for index, item in enumerate(items):
+            if not item.id:
+                done[index] = PermanentError("mailchimp: an update needs the member id")
+            elif item.expected_version is None and (seen := self._recent.get(item.id)) is not None:
+                current[index] = seen
+        unread = {
+            i: item.id
+            for i, item in enumerate(items)
+            if item.id and i not in done and i not in current and item.expected_version is None
+        }
+        fresh = {r.id: r for r in await self.get(obj, list(dict.fromkeys(unread.values())))}
+        for index, member_id in unread.items():
+            if member_id in fresh:
+                current[index] = fresh[member_id]
+            else:
+                done[index] = NotFound(f"mailchimp: member {member_id} not found", status=404)
+        single = [i for i in range(len(items)) if i not in done and i not in current]
+        entries: list[Entry] = []
+        for index, record in current.items():
+            fields = items[index].fields
+            try:
+                if self._writer.needs_single_update(record, fields):
+                    single.append(index)
+                elif (entry := self._writer.update_entry(record, fields)) is not None:
+                    entries.append(Entry(index, entry))
+                else:
+                    done[index] = record  # nothing to change: nothing is sent
+            except PermanentError as exc:
+                done[index] = exc
+        for index, outcome in (await self._batches.send(entries)).items():
+            done[index] = outcome if isinstance(outcome, ConnectorError) else outcome.record()
 
         async def one(item: WriteItem) -> RemoteRecord:
-            if not item.id:
-                raise PermanentError("mailchimp: an update needs the member id")
+            assert item.id is not None
             return await self._writer.update(item.id, item.fields, expected_version=item.expected_version)
 
-        return await self._write_all(items, one)
+        done.update(await self._each({i: one(items[i]) for i in single}))
+        return self._results(items, done)
+
+    async def _each(
+        self, calls: Mapping[int, Awaitable[RemoteRecord]]
+    ) -> dict[int, RemoteRecord | ConnectorError]:
+        """Run per-member calls concurrently; a PermanentError is its member's, anything else is raised."""
+        outcomes = await asyncio.gather(*calls.values(), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, PermanentError):
+                raise outcome
+        return {
+            i: o for i, o in zip(calls, outcomes, strict=True) if isinstance(o, RemoteRecord | PermanentError)
+        }
+
+    def _results(
+        self, items: Sequence[WriteItem], done: Mapping[int, RemoteRecord | ConnectorError]
+    ) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for index, item in enumerate(items):
+            outcome = done[index]
+            if isinstance(outcome, ConnectorError):
+                results.append(WriteResult(key=item.key, error=outcome))
+            else:
+                results.append(WriteResult(key=item.key, record=outcome))
+        self._recent.keep(r.record for r in results if r.record is not None)
+        return results
 
     async def delete(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         self.object_type(obj)

@@ -1,16 +1,22 @@
-"""Creating, updating and deleting members, one request chain per member.
+"""Creating, updating and deleting members.
 
-Per-member calls give exact per-item results (batch subscribe only reports failures by email).
+Creates and most updates go through batch subscribe (``_batches``), 500 members a call; the
+rest is one request chain per member.
 
-* **create** POSTs the member. If the address is already in the audience (a retry after a lost
-  response, or a member added by someone else) Mailchimp answers ``Member Exists`` and the
-  member is adopted: re-read and updated with the item's fields, so a retry never creates a
-  second member nor sends a second confirmation email.
-* **update** re-reads the member first: the consent rule needs its current status, the tags are
-  written as an add/remove diff through the tags endpoint, and fields that already hold the
-  wanted value are not sent (a no-op write changes nothing and emails nobody). A member id is
-  the hash of its address, so an update that changes the address returns the member under its
-  new id with ``replaces`` naming the old one.
+* **create** upserts the member by its address (batch subscribe with ``update_existing``). A
+  member already in the audience (a retry after a lost response, a member added by someone
+  else) is adopted: updated with the item's fields, its address's spelling and its status kept
+  (``status_if_new`` applies to new members only), so a retry never creates a second member nor
+  sends a second confirmation email. An item that names a status the adopted member does not
+  have gets it by a PATCH afterwards, under the consent rule.
+* **update** diffs the item against the member as the connector last read it (``_recent``; the
+  engine re-reads right before it updates) and sends only what changes; a no-op write is not
+  sent at all. Tags are replaced as a set (``sync_tags``). Three kinds of update still go one
+  member at a time, reading the member first: one that changes the address (batch subscribe is
+  keyed by the address; the member id is its hash, so the result names the old id in
+  ``replaces``), one that moves the status towards subscribed or pending (the consent rule
+  needs the current status, read fresh) and one that asks for ``expected_version`` (a best-effort
+  check: Mailchimp has no conditional write, batch or not).
 * **delete** archives the member or deletes it permanently, per ``delete_mode``; a member that is
   already gone counts as deleted.
 """
@@ -26,8 +32,7 @@ from syncd.connector import NotFound, PermanentError, PreconditionFailed, Remote
 from syncd.connector.http import HttpClient
 
 from ._config import MailchimpConfig
-from ._consent import status_to_write
-from ._errors import MemberExists
+from ._consent import OPTING_IN, status_to_write
 from ._members import subscriber_hash, tag_names, to_record
 
 Member = dict[str, Any]
@@ -62,36 +67,67 @@ class MemberWriter:
         body: Member = response.json()
         return body
 
-    # -- create --------------------------------------------------------------------------------
+    # -- batch entries -------------------------------------------------------------------------
 
-    async def create(self, fields: Mapping[str, Any]) -> RemoteRecord:
+    def create_entry(self, fields: Mapping[str, Any]) -> Member:
+        """The batch subscribe entry of a new member (PermanentError if the item cannot be one)."""
         email = fields.get("email_address")
         if not isinstance(email, str) or not email.strip():
             raise PermanentError("mailchimp: a new member needs an email_address")
-        body: dict[str, Any] = {"email_address": email.strip()}
         wanted = fields.get("status") or self._config.status_if_new
-        body["status"] = status_to_write(subscriber_hash(email), None, wanted)
+        entry: Member = {
+            "email_address": email.strip(),
+            "status_if_new": status_to_write(subscriber_hash(email), None, wanted),
+        }
         if "merge_fields" in fields:
-            body["merge_fields"] = _merge_values(fields["merge_fields"])
+            entry["merge_fields"] = _merge_values(fields["merge_fields"])
         if "tags" in fields:
-            body["tags"] = _tag_list(fields["tags"])
-        try:
-            response = await self._http.post(self._members, json=body)
-        except MemberExists:
-            return await self._adopt(subscriber_hash(email), fields)
-        return to_record(response.json())
+            entry["tags"] = _tag_list(fields["tags"])
+        return entry
 
-    async def _adopt(self, member_id: str, fields: Mapping[str, Any]) -> RemoteRecord:
-        current = await self.read(member_id)
-        if current.get("status") == "archived":
-            raise PermanentError(
-                f"mailchimp: member {member_id} exists but is archived and could not be re-added"
-            )
-        # The address matched already; do not rewrite its case on someone else's record.
-        adopted = {k: v for k, v in fields.items() if k != "email_address"}
-        return await self._apply(member_id, current, adopted)
+    @staticmethod
+    def needs_single_update(current: RemoteRecord, fields: Mapping[str, Any]) -> bool:
+        """Whether an update must go on its own: a new address, or a subscribed/pending status."""
+        if "email_address" in fields:
+            email = fields["email_address"]
+            if not isinstance(email, str) or email.strip() != current.fields.get("email_address"):
+                return True
+        # Even one that looks like a no-op: the person may have unsubscribed since the copy was read.
+        return fields.get("status") in OPTING_IN
 
-    # -- update --------------------------------------------------------------------------------
+    @staticmethod
+    def update_entry(current: RemoteRecord, fields: Mapping[str, Any]) -> Member | None:
+        """The batch subscribe entry that brings ``current`` to ``fields``; None if nothing changes."""
+        if current.deleted:
+            raise NotFound(f"mailchimp: member {current.id} is archived", status=404)
+        entry: Member = {}
+        if "status" in fields:
+            status = status_to_write(current.id, current.fields.get("status"), fields["status"])
+            if status is not None:
+                entry["status"] = status
+        if "merge_fields" in fields:
+            have = current.fields.get("merge_fields") or {}
+            changed = {t: v for t, v in _merge_values(fields["merge_fields"]).items() if have.get(t) != v}
+            if changed:
+                entry["merge_fields"] = changed
+        if "tags" in fields:
+            wanted = _tag_list(fields["tags"])
+            if wanted != list(current.fields.get("tags") or []):
+                entry["tags"] = wanted
+        if not entry:
+            return None
+        return {"email_address": current.fields["email_address"], **entry}
+
+    async def settle_status(self, member: Member, wanted: object) -> Member:
+        """Give an adopted member the status its create asked for, under the consent rule."""
+        status = status_to_write(str(member["id"]), member.get("status"), wanted)
+        if status is None:
+            return member
+        response = await self._http.patch(self.member_path(str(member["id"])), json={"status": status})
+        patched: Member = response.json()
+        return patched
+
+    # -- update, one member ---------------------------------------------------------------------
 
     async def update(
         self, member_id: str, fields: Mapping[str, Any], *, expected_version: str | None = None

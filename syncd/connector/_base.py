@@ -245,6 +245,16 @@ class Connector(ABC, Generic[ConfigT]):
         """Turn a verified webhook body into hints. Raise ValueError for a malformed body."""
         raise ValueError(f"{self.name} does not accept webhooks")
 
+    def records_from_webhooks(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
+        """Records among ``ids`` whose current state the webhooks parsed so far tell, read from no app.
+
+        Called before the re-read a webhook causes: ids answered here are not re-read. Answer
+        only for a record whose every change since it was last read in full came with its new
+        values, whatever order the events arrived in; give such a record no ``version`` unless
+        the events prove it is the app's current one. The default answers for none.
+        """
+        return []
+
 
 __all__ = [
     "CONNECTOR_API_VERSION",

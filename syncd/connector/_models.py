@@ -129,6 +129,11 @@ class Capabilities:
     id_listing: bool = False
     batch_size: int = 1
     requests_per_second: float | None = None
+    #: ``create`` is an idempotent upsert by the object's natural key: sent twice, or for a key
+    #: that some record already has, it updates that record instead of adding a second one. The
+    #: engine then looks the key up before a create only when the intent was sent before (in
+    #: flight at a crash, or retried), not before every create.
+    upsert_by_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -992,15 +992,18 @@ class Ingester:
         app: str,
         ids: Sequence[str],
         replaces: Mapping[str, Sequence[str]] | None = None,
+        *,
+        known: Sequence[RemoteRecord] = (),
     ) -> None:
         """Re-read records by id; ones that are gone count as deleted (positive evidence).
 
         ``replaces`` adds, per id, the ids that record took over (from a webhook that said so). A
         record read under another id than asked for (an app answering for a merged-away id with
-        the survivor) took over the id asked for.
+        the survivor) took over the id asked for. ``known`` are records the connector vouched for
+        without a read (``records_from_webhooks``); they are taken as read.
         """
         connector = self.ctx.connectors[app]
-        records = await connector.get(mapping.object_of(app), ids)
+        records = [*known, *(await connector.get(mapping.object_of(app), ids) if ids else [])]
         extra = {rid: set(olds) for rid, olds in (replaces or {}).items()}
         found = {r.id for r in records} | {old for r in records for old in r.replaces}
         out: list[RemoteRecord] = []

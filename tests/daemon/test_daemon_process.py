@@ -296,8 +296,11 @@ async def test_signed_webhook_is_applied_within_a_second_and_bad_deliveries_chan
             assert unknown.status_code == 404
             assert check.status_code == 200
 
-            # A valid delivery about bob; once it is applied, any accepted earlier one would be too.
-            good = json.dumps([{**event[0], "eventId": 77002, "objectId": int(bob)}]).encode()
+            # A valid delivery about bob (it carries his new name, as HubSpot's would); once it is
+            # applied, any accepted earlier one would be too.
+            good = json.dumps(
+                [{**event[0], "eventId": 77002, "objectId": int(bob), "propertyValue": "Robert"}]
+            ).encode()
             first = await client.post(hook, content=good, headers=signed(good))
             assert first.status_code == 200
             assert first.json() == {"received": 1, "new": 1}

@@ -3,7 +3,9 @@
 It serves the real paths under ``/3.0`` with HTTP Basic auth (any user, the API key as password),
 offset paging (``count`` <= 1000), member ids that are the MD5 of the lowercased email (so changing
 the email changes the id), problem-detail errors (``Member Exists``, ``Forgotten Email Not
-Subscribed``, ``Invalid Resource`` with ``errors[]``), batch subscribe with per-member errors, a
+Subscribed``, ``Invalid Resource`` with ``errors[]``), batch subscribe (``POST /lists/{id}``, up to
+500 members, ``update_existing``, ``sync_tags``) with per-member errors and the same validation as
+single-member writes, a
 limit of 10 simultaneous requests (429), bodiless 429/403 throttling, and form-encoded webhooks
 filtered by event type and by source (``user``/``admin``/``api``; writes through this API are
 ``api``). Where Mailchimp's behaviour is not documented the fake makes a choice and says so
@@ -1167,6 +1169,9 @@ class MailchimpFake(FakeApp):
                 errors=[{"field": "members", "message": f"at most {MAX_BATCH_MEMBERS} members per call"}]
             )
         update_existing = bool(body.get("update_existing", False))
+        # sync_tags only means something with update_existing (as documented); assumed: it makes
+        # each existing member's tags exactly its entry's ``tags`` (none when the entry has none).
+        sync_tags = update_existing and bool(body.get("sync_tags", False))
         skip = request.query.get("skip_merge_validation") == "true"
         created: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
@@ -1185,6 +1190,8 @@ class MailchimpFake(FakeApp):
                             f"{email} is already a list member, do you want to update? "
                             "please provide update_existing:true in the request body",
                         )
+                    # The same checks as a PATCH: every value is validated before anything changes.
+                    tags = self._tag_names(entry.get("tags")) if sync_tags else None
                     self._change(
                         audience,
                         existing,
@@ -1193,6 +1200,9 @@ class MailchimpFake(FakeApp):
                         merge_fields=entry.get("merge_fields"),
                         skip_merge_validation=skip,
                     )
+                    self._apply_extras(existing, entry)
+                    if tags is not None:
+                        self._set_tags(audience, existing, list(dict.fromkeys(tags)))
                     updated.append(self._member_json(audience, existing))
                 else:
                     status = entry.get("status_if_new") or entry.get("status")

@@ -618,3 +618,50 @@ async def test_archived_listing_carries_archived_at_on_the_fake_clock(
     assert set(stamps) == {early, late}
     assert all(r["archived"] for r in rest["results"])
     assert stamps[early] < stamps[late]
+
+
+async def test_under_load_concurrent_delivery_batches_waiting_events_and_loses_none(
+    fake: HubSpotFake, receiver: WebhookReceiver
+) -> None:
+    fake.delivery_concurrency = 2
+    ids = [fake.seed({"email": f"p{i}@example.com", "firstname": "A"}) for i in range(250)]
+    for n, record_id in enumerate(ids):  # no await in between: every edit lands while slots are busy
+        fake.edit(record_id, {"firstname": f"B{n}"})
+    await fake.webhooks_idle()
+    batches = [json.loads(body) for _, _, _, body in receiver.received]
+    events = [e for batch in batches for e in batch]
+    assert sorted(e["objectId"] for e in events) == sorted(int(i) for i in ids)
+    assert max(len(b) for b in batches) == 100, "waiting events go out together"
+    assert len(batches) < len(ids) / 10
+    for method, url, headers, body in receiver.received:
+        stamp = headers["X-HubSpot-Request-Timestamp"]
+        source = method.encode() + signature_uri(url).encode() + body + stamp.encode()
+        expected = base64.b64encode(hmac.new(SECRET.encode(), source, hashlib.sha256).digest()).decode()
+        assert headers["X-HubSpot-Signature-v3"] == expected
+
+
+async def test_lookups_by_email_follow_a_changed_address_and_an_archive(
+    fake: HubSpotFake, client: httpx.AsyncClient
+) -> None:
+    first = fake.seed({"email": "old@example.com"})
+    assert (
+        await client.get(f"{CONTACTS}/OLD@example.com", params={"idProperty": "email"})
+    ).status_code == 200
+    fake.edit(first, {"email": "new@example.com"})
+    assert (
+        await client.get(f"{CONTACTS}/old@example.com", params={"idProperty": "email"})
+    ).status_code == 404
+    found = await client.get(f"{CONTACTS}/new@example.com", params={"idProperty": "email"})
+    assert found.json()["id"] == first
+    second = fake.seed({"email": "old@example.com"})
+    assert (await client.get(f"{CONTACTS}/old@example.com", params={"idProperty": "email"})).json()[
+        "id"
+    ] == second
+    fake.archive(second)
+    assert (
+        await client.get(f"{CONTACTS}/old@example.com", params={"idProperty": "email"})
+    ).status_code == 404
+    upsert = {"inputs": [{"idProperty": "email", "id": "old@example.com", "properties": {"firstname": "T"}}]}
+    created = (await client.post(f"{CONTACTS}/batch/upsert", json=upsert)).json()["results"][0]
+    assert created["new"] is True
+    assert created["id"] not in (first, second)

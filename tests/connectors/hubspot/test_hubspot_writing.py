@@ -19,12 +19,14 @@ from syncd.connector import (
 from syncd.connector.http import RetryPolicy
 from syncd.testing.fakes import FakeClock
 from syncd.testing.fakes.hubspot import HubSpotFake
-from syncd_hubspot import HubSpotConnector
+from syncd_hubspot import HubSpotConfig, HubSpotConnector
 from syncd_hubspot._client import classify
 
 from .conftest import make_connector
 
 BATCH_CREATE = "/crm/v3/objects/contacts/batch/create"
+BATCH_UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+BATCH_READ = "/crm/v3/objects/contacts/batch/read"
 
 
 def contact(key: str, email: str, **props: Any) -> WriteItem:
@@ -49,7 +51,8 @@ async def test_create_sends_batches_of_at_most_one_hundred_and_answers_every_ite
         f"p{i}@example.com" for i in range(150)
     ]
     assert len({r.record.id for r in results if r.record}) == 150
-    assert [len(body["inputs"]) for body in posts(fake, BATCH_CREATE)] == [100, 50]
+    assert [len(body["inputs"]) for body in posts(fake, BATCH_UPSERT)] == [100, 50]
+    assert posts(fake, BATCH_CREATE) == posts(fake, BATCH_READ) == [], "no lookup before a create"
     first = results[0].record
     assert first is not None
     assert first.version is not None
@@ -94,27 +97,58 @@ async def test_create_of_an_existing_email_adopts_the_existing_contact_instead_o
     ada = fake.seed({"email": "ada@example.com", "firstname": "Ada"})
     items = [
         contact("new-1", "one@example.com"),
-        contact("ada", " ADA@example.com "),
+        contact("ada", " ADA@example.com ", lastname="Lovelace"),
         contact("new-2", "two@example.com"),
     ]
     results = await connector.create("contacts", items)
     assert all(r.ok for r in results)
     assert results[1].record is not None
     assert results[1].record.id == ada
-    assert results[1].record.fields["properties"]["firstname"] == "Ada", "the existing record, re-read"
+    assert results[1].record.fields["properties"]["lastname"] == "Lovelace"
+    assert fake.record(ada)["properties"]["firstname"] == "Ada", "what the create did not name is kept"
     assert len(fake.live_ids()) == 3
     assert {r.record.id for r in results if r.record} == set(fake.live_ids())
+    assert len(posts(fake, BATCH_UPSERT)) == 1, "one upsert, no lookup, no 409 round trip"
 
 
 async def test_create_whose_response_was_lost_is_adopted_on_retry_not_duplicated(
     fake: HubSpotFake, connector: HubSpotConnector
 ) -> None:
-    fake.lose_responses(1, BATCH_CREATE)
+    fake.lose_responses(1, BATCH_UPSERT)
     (result,) = await connector.create("contacts", [contact("k", "lost@example.com")])
     assert result.ok
     assert result.record is not None
     assert fake.live_ids() == [result.record.id]
-    assert len(posts(fake, BATCH_CREATE)) == 2, "the retry met a 409 and adopted the record"
+    assert len(posts(fake, BATCH_UPSERT)) == 2, "the retry updated the contact the lost call made"
+
+
+async def test_the_same_email_twice_in_one_create_goes_in_two_upserts_and_makes_one_contact(
+    fake: HubSpotFake, connector: HubSpotConnector
+) -> None:
+    items = [contact("a", "ada@example.com", firstname="Ada"), contact("b", "ADA@example.com", lastname="L")]
+    results = await connector.create("contacts", items)
+    assert [r.ok for r in results] == [True, True]
+    assert len(fake.live_ids()) == 1
+    assert [len(body["inputs"]) for body in posts(fake, BATCH_UPSERT)] == [1, 1]
+
+
+async def test_a_contact_without_an_email_is_created_not_upserted(
+    fake: HubSpotFake, connector: HubSpotConnector
+) -> None:
+    items = [contact("a", "ada@example.com"), WriteItem("b", {"properties": {"firstname": "Nobody"}})]
+    results = await connector.create("contacts", items)
+    assert [r.ok for r in results] == [True, True]
+    assert [len(body["inputs"]) for body in posts(fake, BATCH_UPSERT)] == [1]
+    assert [len(body["inputs"]) for body in posts(fake, BATCH_CREATE)] == [1]
+
+
+def test_creates_are_upserts_by_key_only_when_every_object_type_has_a_unique_key() -> None:
+    def upserts(objects: list[str]) -> bool:
+        settings = {"base_url": "http://127.0.0.1:9", "token": "t", "client_secret": "s", "objects": objects}
+        return HubSpotConnector(HubSpotConfig.model_validate(settings)).capabilities.upsert_by_key
+
+    assert upserts(["contacts"]) is True
+    assert upserts(["contacts", "companies"]) is False, "companies have no unique key to upsert by"
 
 
 async def test_one_invalid_value_in_a_batch_fails_only_its_item(
@@ -129,7 +163,7 @@ async def test_one_invalid_value_in_a_batch_fails_only_its_item(
     assert [r.ok for r in results] == [True, False, True]
     assert isinstance(results[1].error, PermanentError)
     assert "INVALID_EMAIL" in str(results[1].error)
-    assert len(posts(fake, BATCH_CREATE)) == 1, "a 207 answers every item in one request"
+    assert len(posts(fake, BATCH_UPSERT)) == 1, "a 207 answers every item in one request"
 
 
 async def test_a_batch_rejected_as_a_whole_is_split_until_the_bad_item_stands_alone(
@@ -143,7 +177,7 @@ async def test_a_batch_rejected_as_a_whole_is_split_until_the_bad_item_stands_al
     assert results[5].error.status == 400
     assert "shoe_size" in str(results[5].error)
     assert len(fake.live_ids()) == 7
-    assert len(posts(fake, BATCH_CREATE)) <= 2 * 3 + 1, "bisection, not one request per item"
+    assert len(posts(fake, BATCH_UPSERT)) <= 2 * 3 + 1, "bisection, not one request per item"
 
 
 async def test_fields_outside_properties_or_unstorable_values_fail_their_item_only(
@@ -169,7 +203,8 @@ async def test_values_are_sent_as_hubspot_strings(fake: HubSpotFake, connector: 
             )
         ],
     )
-    (body,) = posts(fake, BATCH_CREATE)
+    (body,) = posts(fake, BATCH_UPSERT)
+    assert (body["inputs"][0]["idProperty"], body["inputs"][0]["id"]) == ("email", "v@example.com")
     props = body["inputs"][0]["properties"]
     assert props == {
         "email": "v@example.com",
@@ -182,10 +217,10 @@ async def test_values_are_sent_as_hubspot_strings(fake: HubSpotFake, connector: 
 async def test_rate_limited_create_is_retried_by_the_sdk_client_and_then_succeeds(
     fake: HubSpotFake, connector: HubSpotConnector
 ) -> None:
-    fake.inject("429", 2, BATCH_CREATE)
+    fake.inject("429", 2, BATCH_UPSERT)
     (result,) = await connector.create("contacts", [contact("k", "ada@example.com")])
     assert result.ok
-    assert [path for method, path in fake.requests if path == BATCH_CREATE] == [BATCH_CREATE] * 3
+    assert [path for method, path in fake.requests if path == BATCH_UPSERT] == [BATCH_UPSERT] * 3
     assert len(fake.live_ids()) == 1
 
 

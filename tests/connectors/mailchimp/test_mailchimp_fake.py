@@ -260,6 +260,66 @@ async def test_batch_subscribe_reports_failures_per_member_and_accepts_at_most_5
     assert (await api.post(f"/lists/{LIST_ID}", json={"members": too_many})).status_code == 400
 
 
+async def test_batch_updates_validate_like_single_writes_and_change_nothing_on_a_refusal(
+    api: httpx.AsyncClient, fake: MailchimpFake
+) -> None:
+    fake.seed("gone@lovelace.io", status="unsubscribed", merge_fields={"FNAME": "Gone"})
+    fake.seed("ada@lovelace.io", merge_fields={"FNAME": "Ada"})
+    members = [
+        {"email_address": "gone@lovelace.io", "status": "subscribed", "merge_fields": {"FNAME": "Back"}},
+        {"email_address": "ada@lovelace.io", "merge_fields": {"FNAME": "Ada", "NO_SUCH": "x"}},
+        {"email_address": "new@lovelace.io"},
+    ]
+    body = (await api.post(f"/lists/{LIST_ID}", json={"members": members, "update_existing": True})).json()
+    assert body["total_created"] == body["total_updated"] == 0
+    assert body["error_count"] == 3
+    compliance, merge, status = body["errors"]
+    assert "compliance state" in compliance["error"]
+    assert (merge["field"], merge["error_code"]) == ("NO_SUCH", "ERROR_GENERIC")
+    assert status["field"] == "status"
+    gone = fake.member("gone@lovelace.io")
+    assert gone is not None
+    assert (gone["status"], gone["merge_fields"]["FNAME"]) == ("unsubscribed", "Gone")
+    assert fake.member("new@lovelace.io") is None, "a new member needs a status"
+
+
+async def test_batch_sync_tags_replaces_existing_members_tags_and_new_members_get_theirs(
+    api: httpx.AsyncClient, fake: MailchimpFake
+) -> None:
+    fake.seed("ada@lovelace.io", tags=["old", "keep"])
+    fake.seed("bob@lovelace.io", tags=["old"])
+    members = [
+        {"email_address": "ada@lovelace.io", "tags": ["keep", "new"]},
+        {"email_address": "bob@lovelace.io"},
+        {"email_address": "cy@lovelace.io", "status_if_new": "subscribed", "tags": ["fresh"]},
+    ]
+    unsynced = await api.post(f"/lists/{LIST_ID}", json={"members": members[:1], "update_existing": True})
+    assert [t["name"] for t in unsynced.json()["updated_members"][0]["tags"]] == ["old", "keep"]
+    body = (
+        await api.post(
+            f"/lists/{LIST_ID}", json={"members": members, "update_existing": True, "sync_tags": True}
+        )
+    ).json()
+    assert (body["total_created"], body["total_updated"], body["error_count"]) == (1, 2, 0)
+    tags = {m["email_address"]: [t["name"] for t in m["tags"]] for m in body["updated_members"]}
+    assert tags == {"ada@lovelace.io": ["keep", "new"], "bob@lovelace.io": []}
+    assert [t["name"] for t in body["new_members"][0]["tags"]] == ["fresh"]
+
+
+async def test_a_batch_call_counts_against_the_ten_connection_limit(
+    api: httpx.AsyncClient, fake: MailchimpFake
+) -> None:
+    fake.pause()
+    held = [asyncio.create_task(api.get("/ping")) for _ in range(10)]
+    await fake.wait_until(lambda: fake.in_flight == 10)
+    members = [{"email_address": "ada@lovelace.io", "status": "subscribed"}]
+    refused = await api.post(f"/lists/{LIST_ID}", json={"members": members})
+    assert refused.status_code == 429
+    fake.resume()
+    await asyncio.gather(*held)
+    assert fake.member("ada@lovelace.io") is None
+
+
 async def test_more_than_ten_simultaneous_requests_are_refused_with_429(
     api: httpx.AsyncClient, fake: MailchimpFake
 ) -> None:

@@ -221,3 +221,29 @@ async def test_listing_pages_carry_total_items_as_a_size_hint(
     changes = [p for p in await _read(connector, pages[-1].cursor) if p.records]
     assert changes
     assert all(p.total is not None and p.total >= sum(len(c.records) for c in changes) for p in changes)
+
+
+async def test_a_re_read_of_many_members_reads_the_audiences_pages_not_one_get_each(
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
+) -> None:
+    ids = _seed(fake, clock, 1500)
+    fake.remove(ids[7])  # archived: not on the pages, still read (as a tombstone)
+    wanted = [*ids[:600], subscriber_hash("nobody@lovelace.io")]
+    records = await connector.get("members", wanted)
+    by_id = {r.id: r for r in records}
+    assert set(by_id) == set(ids[:600])
+    assert by_id[ids[7]].deleted
+    assert by_id[ids[3]].fields["merge_fields"]["FNAME"] == "M3"
+    gets = [path for method, path in fake.requests if method == "GET"]
+    assert len(gets) == 2 + 2, "two pages of 1000, then the archived and the unknown id alone"
+
+
+async def test_a_re_read_of_a_few_members_in_a_large_audience_gets_them_one_by_one(
+    fake: MailchimpFake, clock: FakeClock, connector: MailchimpConnector
+) -> None:
+    ids = _seed(fake, clock, 13_000, step=0.01)  # 13 pages cost more than 50 GETs
+    wanted = ids[-50:]
+    records = await connector.get("members", wanted)
+    assert {r.id for r in records} == set(wanted)
+    gets = [path for method, path in fake.requests if method == "GET"]
+    assert len(gets) == 1 + 50, "one page to learn the size (none of them on it), then one GET each"

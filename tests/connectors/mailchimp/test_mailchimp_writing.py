@@ -14,7 +14,7 @@ from syncd.testing.fakes import FakeClock
 from syncd.testing.fakes.mailchimp import MailchimpFake, subscriber_hash
 from syncd_mailchimp import MailchimpConnector
 
-from .conftest import API_KEY, ConnectorFactory
+from .conftest import API_KEY, LIST_ID, ConnectorFactory
 
 
 def _item(key: str, id: str | None = None, **fields: Any) -> WriteItem:
@@ -23,6 +23,15 @@ def _item(key: str, id: str | None = None, **fields: Any) -> WriteItem:
 
 def _calls(fake: MailchimpFake, method: str, fragment: str = "") -> int:
     return sum(1 for m, path in fake.requests if m == method and fragment in path)
+
+
+def _batch_calls(fake: MailchimpFake) -> int:
+    """Batch subscribe calls (``POST /lists/{list_id}``)."""
+    return sum(1 for m, path in fake.requests if m == "POST" and path == f"/3.0/lists/{LIST_ID}")
+
+
+def _writes(fake: MailchimpFake) -> int:
+    return sum(1 for m, _ in fake.requests if m in ("POST", "PUT", "PATCH", "DELETE"))
 
 
 async def test_create_without_a_status_adds_a_pending_member_and_sends_one_confirmation(
@@ -84,7 +93,7 @@ async def test_create_of_a_permanently_deleted_address_fails_with_forgotten_emai
     fake.remove("ada@lovelace.io", permanent=True)
     (result,) = await connector.create("members", [_item("k1", email_address="ada@lovelace.io")])
     assert isinstance(result.error, PermanentError)
-    assert "Forgotten Email Not Subscribed" in str(result.error)
+    assert "was permanently deleted and cannot be re-imported" in str(result.error)
 
 
 async def test_an_invalid_merge_field_fails_only_its_own_item(
@@ -131,7 +140,7 @@ async def test_update_writes_only_the_given_fields_and_skips_values_already_held
     (noop,) = await connector.update("members", [_item("k2", member_id, merge_fields={"LNAME": "Lovelace"})])
     assert noop.record is not None
     assert noop.record.version == result.record.version, "an update that changes nothing must not write"
-    assert _calls(fake, "PATCH") == 1
+    assert (_batch_calls(fake), _writes(fake)) == (1, 1)
 
 
 async def test_clearing_a_merge_field_with_null_sends_an_empty_string(
@@ -143,7 +152,7 @@ async def test_clearing_a_merge_field_with_null_sends_an_empty_string(
     assert result.record.fields["merge_fields"]["LNAME"] == ""
 
 
-async def test_tags_are_written_as_an_add_and_remove_diff(
+async def test_tags_are_replaced_as_a_set_and_unchanged_tags_are_not_written_again(
     fake: MailchimpFake, connector: MailchimpConnector
 ) -> None:
     member_id = fake.seed("ada@lovelace.io", tags=["keep", "drop"])
@@ -153,10 +162,9 @@ async def test_tags_are_written_as_an_add_and_remove_diff(
     stored = fake.member(member_id)
     assert stored is not None
     assert sorted(t["name"] for t in stored["tags"]) == ["add", "keep"]
-    assert _calls(fake, "POST", "/tags") == 1
-    assert _calls(fake, "PATCH") == 0, "a tag-only change does not PATCH the member"
+    assert (_batch_calls(fake), _writes(fake)) == (1, 1), "one batch call, no PATCH, no tags call"
     await connector.update("members", [_item("k2", member_id, tags=["add", "keep"])])
-    assert _calls(fake, "POST", "/tags") == 1, "unchanged tags are not written again"
+    assert _writes(fake) == 1, "unchanged tags are not written again"
 
 
 async def test_changing_the_email_moves_the_member_to_the_hash_of_the_new_address(
@@ -317,3 +325,72 @@ def test_delete_archives_unless_deletes_are_permanent(make_connector: ConnectorF
     assert make_connector().capabilities.archives
     assert not make_connector(delete_mode="permanent").capabilities.archives
     assert MailchimpConnector.capabilities.archives
+
+
+async def test_creates_and_updates_go_in_batches_of_500_and_updates_after_a_read_get_nothing(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    n = 1100
+    items = [_item(f"c{i}", email_address=f"p{i}@lovelace.io", merge_fields={"FNAME": "A"}) for i in range(n)]
+    created = await connector.create("members", items)
+    assert all(r.ok for r in created)
+    assert len(fake.audience().members) == n
+    assert (_batch_calls(fake), _writes(fake), _calls(fake, "GET")) == (3, 3, 0)
+    ids = [r.record.id for r in created if r.record is not None]
+    await connector.get("members", ids)  # what the engine does right before it updates
+    reads = _calls(fake, "GET")
+    updates = [_item(f"u{i}", member_id, merge_fields={"FNAME": "B"}) for i, member_id in enumerate(ids)]
+    updated = await connector.update("members", updates)
+    assert all(
+        r.ok and r.record is not None and r.record.fields["merge_fields"]["FNAME"] == "B" for r in updated
+    )
+    assert (_batch_calls(fake), _writes(fake)) == (6, 6)
+    assert _calls(fake, "GET") == reads, "members just read are not read again"
+
+
+async def test_a_member_without_tags_keeps_its_tags_when_batched_with_members_that_set_theirs(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    fake.seed("ada@lovelace.io", tags=["vip"])
+    fake.seed("bob@lovelace.io", tags=["old"])
+    results = await connector.create(
+        "members",
+        [
+            _item("a", email_address="ada@lovelace.io", merge_fields={"FNAME": "Ada"}),
+            _item("b", email_address="bob@lovelace.io", tags=["new"]),
+        ],
+    )
+    assert [r.ok for r in results] == [True, True]
+    ada, bob = fake.member("ada@lovelace.io"), fake.member("bob@lovelace.io")
+    assert ada is not None
+    assert bob is not None
+    assert [t["name"] for t in ada["tags"]] == ["vip"]
+    assert [t["name"] for t in bob["tags"]] == ["new"]
+
+
+async def test_the_same_address_twice_in_one_create_makes_one_member_and_two_results(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    results = await connector.create(
+        "members",
+        [
+            _item("a", email_address="ada@lovelace.io", merge_fields={"FNAME": "Ada"}),
+            _item("b", email_address="ADA@lovelace.io", merge_fields={"LNAME": "Lovelace"}),
+        ],
+    )
+    assert [r.ok for r in results] == [True, True]
+    assert results[0].record is not None
+    assert results[1].record is not None
+    assert results[0].record.id == results[1].record.id
+    assert len(fake.audience().members) == 1
+    assert fake.confirmations == ["ada@lovelace.io"]
+
+
+async def test_an_update_of_a_member_archived_since_the_read_is_not_found_and_writes_nothing(
+    fake: MailchimpFake, connector: MailchimpConnector
+) -> None:
+    member_id = fake.seed("ada@lovelace.io")
+    fake.remove(member_id)
+    (result,) = await connector.update("members", [_item("k1", member_id, merge_fields={"FNAME": "X"})])
+    assert isinstance(result.error, NotFound)
+    assert _writes(fake) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -15,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from .._clock import FakeClock, to_ms
 from .._failures import Failure
-from .._server import FakeApp
+from .._server import Delivery, FakeApp
 from ._errors import (
     HubSpotError,
     PropertyProblem,
@@ -90,8 +92,18 @@ class HubSpotFake(FakeApp):
         app_id: int = 1160452,
         ten_second_limit: int | None = None,
         wall_clock: Callable[[], float] = time.time,
+        delivery_concurrency: int | None = None,
     ) -> None:
         super().__init__()
+        #: HubSpot's way of delivering under load (None: one delivery per operation, in order).
+        #: With a number, up to that many deliveries are in flight at once (HubSpot's default is
+        #: 10 per account) and the events waiting for a free slot go out together, up to 100 per
+        #: delivery, in no promised order.
+        self.delivery_concurrency = delivery_concurrency
+        self._waiting: list[dict[str, Any]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._all_sent = asyncio.Event()
+        self._all_sent.set()
         self.token = token
         self.client_secret = client_secret
         self.webhook_url = webhook_url
@@ -447,6 +459,7 @@ class HubSpotFake(FakeApp):
         updated = updated_ms if updated_ms is not None else created
         rec = Record(next(self._ids), {k: v for k, v in values.items() if v != ""}, created, updated)
         coll.records[rec.id] = rec
+        coll.noted(rec)
         if indexed:
             rec.index.append(IndexVersion(0, dict(rec.properties), rec.created_ms, rec.updated_ms))
         else:
@@ -470,6 +483,7 @@ class HubSpotFake(FakeApp):
                 changed[name] = value
         if not changed:
             return False
+        coll.noted(rec)
         rec.updated_ms = self._stamp()
         self._index(rec)
         for name, value in changed.items():
@@ -526,6 +540,7 @@ class HubSpotFake(FakeApp):
             survivor = primary
             survivor.properties = values
             survivor.updated_ms = stamp
+        coll.noted(survivor)
         for rec in gone:
             del coll.records[rec.id]
         gone_ids = {rec.id for rec in gone}
@@ -608,9 +623,60 @@ class HubSpotFake(FakeApp):
         events, self._pending = self._pending, []
         if self.webhook_url is None:
             return
+        if self.delivery_concurrency is not None:
+            self._waiting += events
+            self._start_deliveries()
+            return
         for start in range(0, len(events), MAX_WEBHOOK_EVENTS):
             body = json.dumps(events[start : start + MAX_WEBHOOK_EVENTS], separators=(",", ":")).encode()
             self.emit(body, self.signed_headers(body))
+
+    def _start_deliveries(self) -> None:
+        """Fill the free delivery slots with the waiting events, up to 100 per delivery."""
+        assert self.delivery_concurrency is not None
+        while self._waiting and len(self._in_flight) < self.delivery_concurrency:
+            events = self._waiting[:MAX_WEBHOOK_EVENTS]
+            del self._waiting[:MAX_WEBHOOK_EVENTS]
+            task = asyncio.get_running_loop().create_task(self._deliver(events))
+            self._in_flight.add(task)
+            self._all_sent.clear()
+
+    async def _deliver(self, events: list[dict[str, Any]]) -> None:
+        body = json.dumps(events, separators=(",", ":")).encode()
+        url = self.webhook_url or ""
+        delivery = Delivery(url=url, body=body, headers=self.signed_headers(body))
+        self.deliveries.append(delivery)
+        try:
+            assert self._session is not None, "the fake is not started"
+            async with self._session.post(
+                url,
+                data=body,
+                headers={**delivery.headers, "Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as resp:
+                delivery.status = resp.status
+                await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            delivery.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.discard(task)
+            self._start_deliveries()
+            if not self._in_flight and not self._waiting:
+                self._all_sent.set()
+
+    async def webhooks_idle(self) -> None:
+        """Wait until every webhook delivery, sequential or concurrent, has been attempted."""
+        await super().webhooks_idle()
+        await self._all_sent.wait()
+
+    async def stop(self) -> None:
+        for task in list(self._in_flight):
+            task.cancel()
+        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        self._in_flight.clear()
+        await super().stop()
 
     def signed_headers(self, body: bytes, *, method: str = "POST", url: str | None = None) -> dict[str, str]:
         """The headers HubSpot sends with a webhook ``body``: v3 signature, timestamp, legacy v1."""

@@ -229,6 +229,9 @@ class Collection:
         #: Ids merged away, each to the id of the record that now holds its data.
         self.merged_into: dict[int, int] = {}
         self.properties: dict[str, PropertyDef] = {}
+        #: Values records have held, by (property, lowercased value), for the indexed properties.
+        self._held: dict[tuple[str, str], set[int]] = {}
+        self._indexed: set[str] = set()
         for prop in spec.builtin:
             self.properties[prop.name] = PropertyDef(**{**prop.__dict__, "created_ms": created_ms})
 
@@ -236,11 +239,35 @@ class Collection:
         return (r for r in self.records.values() if not r.archived)
 
     def by_unique(self, prop: str, value: str, *, archived: bool = False) -> Record | None:
+        """The first record (oldest id) whose ``prop`` equals ``value``, case aside.
+
+        Served from an index of the values each record has held (built on first use per
+        property, kept by ``noted``), each candidate checked against the record as it is now,
+        so that a bulk write does not scan every record per input.
+        """
         wanted = value.strip().lower()
-        for rec in self.records.values():
-            if rec.archived == archived and rec.properties.get(prop, "").lower() == wanted:
-                return rec
+        if prop not in self._indexed:
+            for rec in self.records.values():
+                held = rec.properties.get(prop)
+                if held:
+                    self._held.setdefault((prop, held.lower()), set()).add(rec.id)
+            self._indexed.add(prop)
+        for rec_id in sorted(self._held.get((prop, wanted), ())):
+            found = self.records.get(rec_id)
+            if (
+                found is not None
+                and found.archived == archived
+                and found.properties.get(prop, "").lower() == wanted
+            ):
+                return found
         return None
+
+    def noted(self, rec: Record) -> None:
+        """Index the values ``rec`` holds now (call after any change of its properties)."""
+        for prop in self._indexed:
+            held = rec.properties.get(prop)
+            if held:
+                self._held.setdefault((prop, held.lower()), set()).add(rec.id)
 
     def unique_properties(self) -> set[str]:
         names = {p.name for p in self.properties.values() if p.unique}

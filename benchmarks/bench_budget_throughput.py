@@ -1,0 +1,176 @@
+"""Benchmark: budget-bound throughput, records/s into HubSpot against its documented ceiling.
+
+    python benchmarks/bench_budget_throughput.py [--quick] [--rows 20000] [--out benchmarks/results/budget_throughput.json]
+
+A SQL table of ``rows`` people is synced into a HubSpot fake that enforces HubSpot's documented
+budget of 190 requests per rolling 10 s (a 429 beyond), with the connector configured to that
+budget (19 requests/s). The initial sync creates every contact (``batch/upsert``, 100 a call),
+then every row changes and the next cycle updates them all (a ``batch/read`` re-read and a
+``batch/update`` per 100). The ceiling is what the budget allows: 19 calls/s x 100 records per
+call = 1,900 creates/s, and half that for updates (two calls per 100). Reported: records/s and
+its share of the ceiling, HubSpot calls per second against the 19/s budget, and the 429s met
+(target: 0, and >= 90 % of the budget busy while writes are due).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from syncd.app import open_runner
+from syncd.settings import load_settings
+from syncd.testing.fakes.hubspot import HubSpotFake
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_batch_writes import machine
+
+TOKEN = "pat-bench"
+SECRET = "bench-client-secret"
+BUDGET_PER_TEN_SECONDS = 190
+PER_SECOND = BUDGET_PER_TEN_SECONDS / 10
+BATCH = 100
+
+MAPPING = """
+name = "people"
+key = "email"
+initial_conflict = "policy"
+[apps.product]
+object = "people"
+[apps.crm]
+object = "contacts"
+[conflict]
+policy = "priority"
+priority = ["product", "crm"]
+[fields.email]
+transforms = ["email"]
+apps.product = "email"
+apps.crm = "properties.email"
+[fields.first_name]
+transforms = ["trim"]
+apps.product = "first_name"
+apps.crm = "properties.firstname"
+"""
+
+CONFIG = """
+state = "state.db"
+mappings = ["people.toml"]
+log_level = "error"
+batch_size = 500
+[apps.product]
+connector = "sql"
+[apps.product.settings]
+url = "sqlite:///{root}/product.db"
+table = "people"
+updated_at = "updated_at"
+[apps.crm]
+connector = "hubspot"
+[apps.crm.settings]
+base_url = "{hubspot}"
+properties = ["email", "firstname"]
+requests_per_second = {rps}
+"""
+
+
+def _phase(
+    fake: HubSpotFake, since: int, seconds: float, records: int, calls_per_batch: int
+) -> dict[str, Any]:
+    requests = fake.captured[since:]
+    kinds = Counter(
+        "write" if c.path.rsplit("/", 1)[-1] in ("upsert", "create", "update") else c.path.rsplit("/", 1)[-1]
+        for c in requests
+    )
+    ceiling = PER_SECOND * BATCH / calls_per_batch
+    return {
+        "seconds": round(seconds, 2),
+        "records": records,
+        "records_per_second": round(records / seconds, 1),
+        "ceiling_records_per_second": ceiling,
+        "share_of_ceiling": round(records / seconds / ceiling, 3),
+        "hubspot_calls": dict(kinds),
+        "hubspot_calls_per_second": round(len(requests) / seconds, 2),
+        "share_of_budget_busy": round(len(requests) / seconds / PER_SECOND, 3),
+    }
+
+
+async def measure(rows: int) -> dict[str, Any]:
+    fake = HubSpotFake(token=TOKEN, client_secret=SECRET, ten_second_limit=BUDGET_PER_TEN_SECONDS)
+    await fake.start()
+    os.environ["SYNCD_APPS__CRM__SETTINGS__TOKEN"] = TOKEN
+    os.environ["SYNCD_APPS__CRM__SETTINGS__CLIENT_SECRET"] = SECRET
+    out: dict[str, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="syncd-bench-") as tmp:
+            root = Path(tmp)
+            with sqlite3.connect(root / "product.db") as conn:
+                conn.execute(
+                    "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT, first_name TEXT, updated_at TEXT)"
+                )
+                conn.executemany(
+                    "INSERT INTO people (email, first_name, updated_at) VALUES (?, ?, ?)",
+                    [(f"p{i}@bench.io", f"F{i}", "2026-01-01T00:00:00.000000Z") for i in range(rows)],
+                )
+            (root / "people.toml").write_text(MAPPING)
+            config = root / "config.toml"
+            config.write_text(CONFIG.format(root=root, hubspot=fake.url, rps=PER_SECOND))
+            for name, calls_per_batch in (("creates", 1), ("updates", 2)):
+                if name == "updates":
+                    # Let the rolling window empty, then change every row.
+                    await asyncio.sleep(10.5)
+                    with sqlite3.connect(root / "product.db") as conn:
+                        conn.execute(
+                            "UPDATE people SET first_name = first_name || ' edited', "
+                            "updated_at = '2026-06-01T00:00:00.000000Z'"
+                        )
+                since, limited = len(fake.captured), fake.rate_limited
+                settings = load_settings(config)
+                async with open_runner(settings, source=str(config)) as runner:
+                    started = time.perf_counter()
+                    stats = await runner.run_cycle()
+                    seconds = time.perf_counter() - started
+                written = stats.as_dict()["apps"]["crm"]["writes"]
+                out[name] = {
+                    **_phase(fake, since, seconds, written, calls_per_batch),
+                    "hubspot_429s": fake.rate_limited - limited,
+                }
+    finally:
+        await fake.stop()
+    return out
+
+
+def run(quick: bool) -> dict[str, Any]:
+    rows = 3000 if quick else 20_000
+    return {
+        "benchmark": "budget_throughput",
+        "quick": quick,
+        "rows": rows,
+        "budget_requests_per_ten_seconds": BUDGET_PER_TEN_SECONDS,
+        "machine": machine(),
+        **asyncio.run(measure(rows)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[1])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "budget_throughput.json"
+    )
+    args = parser.parse_args()
+    result = run(args.quick)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
