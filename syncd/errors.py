@@ -6,6 +6,9 @@ SyncdError
     ├── ConflictClosed    the conflict is resolved already      (CLI exit 1, admin API 409)
     ├── NotASide          the app named is not a side of it     (CLI exit 1, admin API 400)
     └── RefusedValue      the value fails the field's checks    (CLI exit 2, admin API 400)
+
+ConfigFileError           the config file is missing, not TOML, or invalid (CLI exit 2); defined
+                          here, where importing it costs nothing, and re-exported by ``syncd.settings``
 """
 
 from __future__ import annotations
@@ -49,3 +52,11 @@ class NotASide(AdminError):
 
 class RefusedValue(AdminError):
     """A value set by hand that the field's transforms and checks do not accept (nothing changed)."""
+
+
+class ConfigFileError(Exception):
+    """The config file is missing, not TOML, or invalid. ``problems`` are ``file: key: message`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
