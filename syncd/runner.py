@@ -190,6 +190,11 @@ class Runner:
                     await self.ingester.read_app(mapping, app, full=full, run=ctx.run_id)
         await self.plan()
         await self.drain()
+        # The writes just made would come back in the next read, only to be found echoes.
+        for mapping in ctx.mappings:
+            for app in mapping.apps:
+                if (wanted is None or app in wanted) and app not in ctx.paused:
+                    await self.ingester.skip_own_writes(mapping, app)
         ctx.stats.review = await ctx.store.call(lambda s: s.count_conflicts("open"))
         ctx.stats.paused = sorted(ctx.paused)
         await ctx.store.call(lambda s: s.finish_run(ctx.run_id, ctx.stats.as_dict()))
