@@ -270,8 +270,26 @@ class CardDavConnector(HttpConnector[CardDavConfig]):
 
     # -- reading -------------------------------------------------------------------------------
 
+    def _known_book(self, cursor: Cursor | None) -> None:
+        """Take the address book from ``cursor`` when ``url`` names that very book.
+
+        The cursor was saved by a read of the book this ``url`` led to, so asking the server
+        again which book it is (a PROPFIND per run) can be skipped: a quiet resync is then one
+        request per book. A URL that needs discovery (a principal, a home) is always discovered.
+        """
+        book = cursor.get("collection") if cursor is not None else None
+        if (
+            self._collection is None
+            and isinstance(book, str)
+            and cursor is not None
+            and cursor.get("v") == CURSOR_VERSION
+            and same_path(book, self.config.start_path)
+        ):
+            self._collection = self._writer.collection = book
+
     async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
         self.object_type(obj)
+        self._known_book(cursor)
         collection = await self.collection()
         if cursor is None:
             async with contextlib.aclosing(self._full_listing(collection)) as pages:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from syncd.connector import Cursor, WriteItem
+from syncd.connector import ConnectorError, Cursor, WriteItem
 from syncd.testing.conformance import last_cursor, read_pages
 from syncd_carddav import CardDavConnector
 
@@ -140,3 +140,25 @@ async def test_a_cursor_of_another_address_book_is_kept(
     cursor = await listed(connector)
     await write_some(connector, seeded)
     assert await connector.cursor_after_writes("contacts", {**cursor, "collection": "/other/book/"}) is None
+
+
+async def test_a_quiet_read_by_a_new_connector_of_the_book_url_is_one_request(
+    make_connector: ConnectorFactory, dav: httpx.Client, book: str
+) -> None:
+    seed(dav, book, 1)
+    cursor = await listed(make_connector())
+    tap = Tap()
+    fresh = make_connector(transport=tap)  # a new process: nothing discovered yet
+    pages = await read_pages(fresh, "contacts", cursor)
+    assert [r for p in pages for r in p.records] == []
+    assert tap.methods() == ["REPORT"], "the book named by the URL and the cursor needs no discovery"
+
+
+async def test_a_book_gone_since_the_cursor_is_an_error_not_an_empty_read(
+    make_connector: ConnectorFactory, dav: httpx.Client, book: str
+) -> None:
+    seed(dav, book, 1)
+    cursor = await listed(make_connector())
+    assert dav.request("DELETE", book).status_code in (200, 204)
+    with pytest.raises(ConnectorError):
+        await read_pages(make_connector(), "contacts", cursor)
