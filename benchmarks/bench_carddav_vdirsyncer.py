@@ -22,6 +22,7 @@ asked of them (same cards in, same cards out) is the same.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -44,6 +45,7 @@ USER = "bench"
 PASSWORD = "bench-password"
 ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("initial", "no_change", "after_edits")
+METRICS = ("seconds", "peak_rss_mib", "requests", "cpu_seconds", "server_cpu_seconds")
 _REQUEST_LINE = re.compile(r"\[INFO\] [A-Z]+ request for '")
 
 MAPPING = """
@@ -205,7 +207,8 @@ process = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL)
 _, status, usage = os.wait4(process.pid, 0)
 seconds = time.perf_counter() - start
 with os.fdopen(int(sys.argv[1]), "w") as out:
-    json.dump({"seconds": seconds, "rss_kib": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, out)
+    json.dump({"seconds": seconds, "rss_kib": usage.ru_maxrss, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+               "code": os.waitstatus_to_exitcode(status)}, out)
 """
 
 
@@ -232,9 +235,19 @@ def run_measured(command: list[str], cwd: Path, output: int) -> dict[str, float]
     return result
 
 
+def server_cpu(server: RadicaleServer) -> float:
+    """CPU seconds (user + system) the Radicale process has used so far (Linux /proc)."""
+    pid = server.pid
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(server: RadicaleServer, command: list[str], cwd: Path) -> dict[str, float]:
-    """Run one tool process; its wall time, peak RSS and the requests Radicale saw meanwhile."""
-    before = requests_logged(server)
+    """Run one tool process; its wall time, peak RSS and CPU, and the requests Radicale saw
+    meanwhile with the CPU time Radicale spent answering them."""
+    before, cpu_before = requests_logged(server), server_cpu(server)
     with (cwd / "output.log").open("ab") as output:
         run = run_measured(command, cwd, output.fileno())
     if run["code"] != 0:
@@ -244,6 +257,8 @@ def measure(server: RadicaleServer, command: list[str], cwd: Path) -> dict[str, 
         "seconds": round(run["seconds"], 3),
         "peak_rss_mib": round(run["rss_kib"] / 1024, 1),
         "requests": requests_logged(server) - before,
+        "cpu_seconds": round(run["cpu_seconds"], 3),
+        "server_cpu_seconds": round(server_cpu(server) - cpu_before, 2),
     }
 
 
@@ -311,7 +326,8 @@ def medians(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, floa
     return {
         phase: {
             metric: round(statistics.median(run[phase][metric] for run in runs), 3)
-            for metric in ("seconds", "peak_rss_mib", "requests")
+            for metric in METRICS
+            if all(metric in run[phase] for run in runs)
         }
         for phase in PHASES
     }
@@ -534,24 +550,19 @@ def main() -> int:
         print("vdirsyncer is not installed: pip install -e '.[bench]'", file=sys.stderr)
         return 2
     storage = dict(option.split("=", 1) for option in args.radicale_storage)
-    runs: dict[str, list[dict[str, dict[str, float]]]] = {tool: [] for tool in TOOLS}
-    with RadicaleServer({USER: PASSWORD}, log_level="info", storage=storage) as server:
-        for n in range(args.runs):
-            for tool in TOOLS:
-                runs[tool].append(one_run(server, tool, args))
-                print(f"run {n + 1}/{args.runs} {tool}: {json.dumps(runs[tool][-1])}", file=sys.stderr)
     import radicale
     import vdirsyncer
 
+    # An installed package has its bytecode compiled (vdirsyncer's is); syncd runs from this
+    # checkout, so compile it too, or each measured process would compile it again.
+    for package in ("syncd", "connectors"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     result: dict[str, Any] = {
         "benchmark": "carddav_two_radicale_books_syncd_vs_vdirsyncer",
         "contacts": args.contacts,
         "overlap": args.overlap,
         "edits": args.edits,
-        "runs": args.runs,
-        "syncd": medians(runs["syncd"]),
-        "vdirsyncer": medians(runs["vdirsyncer"]),
-        "all_runs": runs,
+        "runs": 0,
         "radicale": radicale.VERSION,
         "radicale_storage": storage,
         "syncd_concurrency": CardDavConfig.model_fields["concurrency"].default,
@@ -560,9 +571,24 @@ def main() -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "load_average": [],
     }
+    runs: dict[str, list[dict[str, dict[str, float]]]] = {tool: [] for tool in TOOLS}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    with RadicaleServer({USER: PASSWORD}, log_level="info", storage=storage) as server:
+        for n in range(args.runs):
+            for tool in TOOLS:
+                runs[tool].append(one_run(server, tool, args))
+                print(f"run {n + 1}/{args.runs} {tool}: {json.dumps(runs[tool][-1])}", file=sys.stderr)
+            # Saved after every run of both tools: a long benchmark cut short keeps what it measured.
+            result.update(
+                runs=n + 1,
+                syncd=medians(runs["syncd"]),
+                vdirsyncer=medians(runs["vdirsyncer"]),
+                all_runs=runs,
+            )
+            result["load_average"].append(round(os.getloadavg()[0], 1))
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
     write_section(args.docs, table({**result, "storage_variant": variant}))
     json.dump({k: result[k] for k in ("syncd", "vdirsyncer")}, sys.stdout, indent=2)
     print()
