@@ -122,8 +122,8 @@ class CardDavConnector(HttpConnector[CardDavConfig]):
         #: Cards known from this connector's own reads and writes (see ``_index``); None until a
         #: complete listing, and again whenever it cannot be kept exact.
         self._index: BookIndex | None = None
-        #: This connector's own successful writes since the cursor was last moved past them:
-        #: card name -> the ETag the server returned (None for a delete). See ``cursor_after_writes``.
+        #: This connector's own successful writes since its last read (or since the cursor was
+        #: moved past them): card name -> the ETag the server returned (None for a delete).
         self._own: dict[str, str | None] = {}
         self._writer = CardWriter(self._dav, config, self._fetch_cards, self._record)
         self._log = log.bind(app=self.app)
@@ -289,6 +289,10 @@ class CardDavConnector(HttpConnector[CardDavConfig]):
 
     async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
         self.object_type(obj)
+        # Writes made before this read are read back by it (or were before its cursor): only the
+        # writes after it can be skipped. Forgetting them here also bounds what a daemon, which
+        # never asks for cursor_after_writes, keeps between two polls.
+        self._own.clear()
         self._known_book(cursor)
         collection = await self.collection()
         if cursor is None:

@@ -30,6 +30,11 @@ def seed(dav: httpx.Client, book: str, i: int) -> str:
     return name
 
 
+def drop_book(dav: httpx.Client, book: str) -> None:
+    """Delete the whole address book, as another client could."""
+    assert dav.request("DELETE", book).status_code in (200, 204)
+
+
 async def listed(connector: CardDavConnector) -> Cursor:
     cursor = last_cursor(await read_pages(connector, "contacts", None))
     assert cursor is not None
@@ -159,6 +164,20 @@ async def test_a_book_gone_since_the_cursor_is_an_error_not_an_empty_read(
 ) -> None:
     seed(dav, book, 1)
     cursor = await listed(make_connector())
-    assert dav.request("DELETE", book).status_code in (200, 204)
+    drop_book(dav, book)
     with pytest.raises(ConnectorError):
         await read_pages(make_connector(), "contacts", cursor)
+
+
+async def test_a_read_forgets_the_writes_made_before_it(
+    make_connector: ConnectorFactory, dav: httpx.Client, book: str
+) -> None:
+    # A daemon polls and writes without ever asking for cursor_after_writes: what the connector
+    # remembers of its writes must not grow from one poll to the next.
+    connector = make_connector()
+    seeded = [seed(dav, book, i) for i in range(3)]
+    cursor = await listed(connector)
+    await write_some(connector, seeded)
+    pages = await read_pages(connector, "contacts", cursor)
+    assert pages
+    assert await connector.cursor_after_writes("contacts", last_cursor(pages) or cursor) is None
