@@ -7,8 +7,8 @@ problem printed as ``file: key.path: message``).
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from functools import wraps
@@ -18,12 +18,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from syncd import __version__
+from syncd.errors import ConfigFileError
 from syncd.log import configure
-from syncd.settings import ConfigFileError, Settings, load_settings
-from syncd.store import ConflictRow, StateStore, connect
 
 if TYPE_CHECKING:
-    pass
+    from syncd.settings import Settings
+    from syncd.store import ConflictRow, StateStore
+
+# pydantic settings and the state store are imported by the commands that use them, not at start-up.
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *, required: bool = False) -> Settings:
+    from syncd.settings import load_settings as load
+
+    return load(path, required=required)
+
+
+def connect(location: str | Path, *, password: str | None = None) -> StateStore:
+    from syncd.store import connect as open_store
+
+    return open_store(location, password=password)
+
 
 T = TypeVar("T")
 
@@ -55,6 +70,8 @@ def _source(ctx: click.Context) -> str:
 
 def _run(ctx: click.Context, coro: Coroutine[Any, Any, T]) -> T:
     try:
+        import asyncio
+
         return asyncio.run(coro)
     except ConfigFileError as exc:
         for problem in exc.problems:

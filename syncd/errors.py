@@ -8,6 +8,9 @@ SyncdError
     ├── RefusedValue      the value fails the field's checks    (CLI exit 2, admin API 400)
     ├── HoldNotFound      no held delete has that id            (CLI exit 1, admin API 404)
     └── HoldDecided       the held delete was decided already   (CLI exit 1, admin API 409)
+
+ConfigFileError           the config file is missing, not TOML, or invalid (CLI exit 2); defined
+                          here, where importing it costs nothing, and re-exported by ``syncd.settings``
 """
 
 from __future__ import annotations
@@ -68,3 +71,11 @@ class HoldDecided(AdminError):
         super().__init__(f"held deletes #{hold_id} are already {status}")
         self.hold_id = hold_id
         self.status = status
+
+
+class ConfigFileError(Exception):
+    """The config file is missing, not TOML, or invalid. ``problems`` are ``file: key: message`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

@@ -7,6 +7,11 @@ root handler with structlog's ``ProcessorFormatter``. A client's malformed reque
 client's problem: aiohttp's "Error handling request" for it becomes an info line naming the
 reason, without a traceback. httpx's line per request is kept below warning (syncd's HTTP
 client logs its own, without credentials).
+
+Importing this module is cheap (the CLI imports it for every command, ``--version`` included):
+structlog and the redaction processor are imported when logging is configured or a logger is
+asked for, and aiohttp never by this module (a record can only carry an aiohttp error once
+aiohttp is loaded).
 """
 
 from __future__ import annotations
@@ -14,11 +19,6 @@ from __future__ import annotations
 import logging
 import sys
 from typing import Any, Literal
-
-import structlog
-from aiohttp import http_exceptions
-
-from syncd.connector.redact import redact_secrets, register_secret
 
 __all__ = ["configure", "get_logger", "register_secret"]
 
@@ -35,7 +35,8 @@ class ClientErrorFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, http_exceptions.HttpProcessingError):
+        aiohttp_errors = sys.modules.get("aiohttp.http_exceptions")
+        if aiohttp_errors is not None and isinstance(exc, aiohttp_errors.HttpProcessingError):
             record.levelno, record.levelname = logging.INFO, "INFO"
             record.msg = "malformed request refused: %s"
             record.args = (f"{type(exc).__name__}: {exc.message}"[:200],)
@@ -57,6 +58,10 @@ def configure(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: Any = None
 ) -> None:
     """Configure structlog, and the standard library's logging, for the process."""
+    import structlog
+
+    from syncd.connector.redact import redact_secrets
+
     out = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: Any = (
@@ -102,4 +107,13 @@ def configure(
 
 
 def get_logger(name: str = "syncd") -> Any:
+    import structlog
+
     return structlog.get_logger(name)
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` wherever it appears in a log event (see ``syncd.connector.redact``)."""
+    from syncd.connector.redact import register_secret as register
+
+    register(value)

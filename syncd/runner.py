@@ -193,7 +193,8 @@ class Runner:
             await self.plan()
             await self.drain()
             if not ctx.dry_run:
-                # Settle in one cycle: step each written app's cursor past our own writes.
+                # Settle in one cycle: the writes just made would come back in the next read, only to
+                # be found echoes; step each written app's cursor past them.
                 for mapping in ctx.mappings:
                     for app in mapping.apps:
                         written = ctx.stats.apps.get(app)
@@ -202,7 +203,9 @@ class Runner:
                             and written.writes
                             and app not in ctx.paused
                             and ctx.serves(app)
-                        ):
+                        ) and not await self.ingester.skip_own_writes(mapping, app):
+                            # The connector could not vouch for its own writes: step the cursor
+                            # past pages that are exactly what syncd recorded, where there are.
                             await self.ingester.catch_up(mapping, app)
         finally:
             # What a listing proved holds for this cycle's dispatch only.

@@ -30,6 +30,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# ConfigFileError is defined where importing it costs nothing (the CLI), and re-exported here.
+from syncd.errors import ConfigFileError as ConfigFileError
 from syncd.store.location import StateUrl, check_postgres_url
 
 #: Keys whose values are secrets: refused in the TOML file (use the environment or a ``*_file`` key).
@@ -61,14 +63,6 @@ def _secret_list(key: str, value: Any) -> Any:
     if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
         raise ValueError(hint)
     return parsed
-
-
-class ConfigFileError(Exception):
-    """The config file is missing, not TOML, or invalid. ``problems`` are ``file: key: message`` lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class AppSettings(BaseModel):

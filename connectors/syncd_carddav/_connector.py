@@ -122,6 +122,9 @@ class CardDavConnector(HttpConnector[CardDavConfig]):
         #: Cards known from this connector's own reads and writes (see ``_index``); None until a
         #: complete listing, and again whenever it cannot be kept exact.
         self._index: BookIndex | None = None
+        #: This connector's own successful writes since its last read (or since the cursor was
+        #: moved past them): card name -> the ETag the server returned (None for a delete).
+        self._own: dict[str, str | None] = {}
         self._writer = CardWriter(self._dav, config, self._fetch_cards, self._record)
         self._log = log.bind(app=self.app)
 
@@ -267,8 +270,30 @@ class CardDavConnector(HttpConnector[CardDavConfig]):
 
     # -- reading -------------------------------------------------------------------------------
 
+    def _known_book(self, cursor: Cursor | None) -> None:
+        """Take the address book from ``cursor`` when ``url`` names that very book.
+
+        The cursor was saved by a read of the book this ``url`` led to, so asking the server
+        again which book it is (a PROPFIND per run) can be skipped: a quiet resync is then one
+        request per book. A URL that needs discovery (a principal, a home) is always discovered.
+        """
+        book = cursor.get("collection") if cursor is not None else None
+        if (
+            self._collection is None
+            and isinstance(book, str)
+            and cursor is not None
+            and cursor.get("v") == CURSOR_VERSION
+            and same_path(book, self.config.start_path)
+        ):
+            self._collection = self._writer.collection = book
+
     async def read_changes(self, obj: str, cursor: Cursor | None) -> AsyncIterator[Page]:
         self.object_type(obj)
+        # Writes made before this read are read back by it (or were before its cursor): only the
+        # writes after it can be skipped. Forgetting them here also bounds what a daemon, which
+        # never asks for cursor_after_writes, keeps between two polls.
+        self._own.clear()
+        self._known_book(cursor)
         collection = await self.collection()
         if cursor is None:
             async with contextlib.aclosing(self._full_listing(collection)) as pages:
@@ -372,6 +397,54 @@ class CardDavConnector(HttpConnector[CardDavConfig]):
                 return dict(sorted(changed.items())), sorted(removed), found.sync_token or token
             token = found.sync_token
 
+    async def cursor_after_writes(self, obj: str, cursor: Cursor) -> Cursor | None:
+        """Move ``cursor`` past the connector's own writes when they are all that changed.
+
+        With a sync token: one sync-collection request since the cursor's token. If every card it
+        reports changed has exactly the ETag one of our writes returned, and every card it reports
+        removed is one we deleted, the new token is returned (the index, when it stood at the old
+        token, moves with it). Anything else (another client's edit, a card without an ETag)
+        keeps the cursor, and the next read fetches those changes as usual.
+
+        With ETags only: the cursor's ETags of the cards we wrote become the ETags our writes
+        returned, without a request. A card changed by someone after our write no longer has
+        that ETag and is read next time; every other card keeps the ETag it was read with.
+        """
+        self.object_type(obj)
+        own, self._own = self._own, {}
+        if not own or cursor.get("v") != CURSOR_VERSION:
+            return None
+        collection = await self.collection()
+        if cursor.get("collection") != collection:
+            return None
+        token = cursor.get("sync_token")
+        if isinstance(token, str):
+            try:
+                changed, removed, new_token = await self._sync(collection, token)
+            except InvalidSyncToken:
+                return None
+            if new_token == token:
+                return None
+            ours = all(etag is not None and own.get(name, "") == etag for name, etag in changed.items())
+            ours = ours and all(name in own and own[name] is None for name in removed)
+            if not ours:
+                return None
+            index = self._index
+            if index is not None and index.token == token:
+                index.drop(removed)
+                index.token = new_token
+            return self._cursor(collection, new_token, {})
+        etags = cursor.get("etags")
+        if not isinstance(etags, dict):
+            return None
+        moved: dict[str, str] = dict(etags)
+        for name, etag in own.items():
+            if etag is None:
+                moved.pop(name, None)
+            else:
+                moved[name] = etag
+        return self._cursor(collection, None, moved)
+
     async def get(self, obj: str, ids: Sequence[str]) -> list[RemoteRecord]:
         self.object_type(obj)
         if not ids:
@@ -438,7 +511,13 @@ class CardDavConnector(HttpConnector[CardDavConfig]):
         return index
 
     def _written(self, records: Sequence[RemoteRecord]) -> None:
-        """Enter the connector's own writes in the index, with the ETags the server returned."""
+        """Remember the connector's own writes, and enter them in the index, with the ETags the
+        server returned."""
+        for record in records:
+            if record.deleted or record.version is not None:
+                self._own[record.id] = None if record.deleted else record.version
+            else:
+                self._own.pop(record.id, None)  # no version to recognise it by: read it again
         index = self._index
         if index is None:
             return

@@ -199,6 +199,19 @@ class Connector(ABC, Generic[ConfigT]):
     async def find(self, obj: str, path: str, values: Sequence[str]) -> list[RemoteRecord]:
         """Records whose field at ``path`` equals one of ``values`` (case-insensitive, trimmed)."""
 
+    async def cursor_after_writes(self, obj: str, cursor: Cursor) -> Cursor | None:
+        """A cursor past this connector's own writes, or None to keep ``cursor`` as it is.
+
+        Called once a cycle's writes are settled (each success recorded as the record's new
+        baseline), with the cursor saved for ``obj``. The next read would return those writes
+        only for the engine to recognise them as echoes; a connector that can tell that every
+        change after ``cursor`` is exactly one of its own writes (same record, same version as
+        the write returned) may return a cursor past them, so the next read skips them. It
+        returns None as soon as anything else may have changed: a cursor never skips a change
+        that is not the connector's own. The default keeps the cursor.
+        """
+        return None
+
     async def list_ids(self, obj: str) -> list[str]:
         """Every record id of ``obj`` (no fields): a cheap complete listing that finds hard deletes.
 

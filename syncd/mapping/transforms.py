@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Final, Literal
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 Transform = Callable[[Any], Any]
@@ -223,6 +222,9 @@ def _collapse_whitespace(text: str) -> str:
 
 
 def _e164_factory(arg: Any) -> Transform:
+    # Imported by the mappings that use the transform: loading its metadata costs every CLI run.
+    import phonenumbers
+
     region: str | None = None
     if arg is not MISSING:
         if not isinstance(arg, str):
@@ -248,6 +250,8 @@ def _e164_factory(arg: Any) -> Transform:
 
 
 def _e164_probes(arg: Any) -> tuple[Any, ...]:
+    import phonenumbers
+
     probes: list[Any] = ["+14155550100"]
     if isinstance(arg, str):
         example = phonenumbers.example_number(arg.upper())

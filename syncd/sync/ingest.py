@@ -185,6 +185,34 @@ class Ingester:
             store.set_cursor(mapping.name, app, cursor)
             return True
 
+    async def skip_own_writes(self, mapping: SyncMapping, app: str) -> bool:
+        """Let ``app``'s connector move its saved cursor past the writes this cycle made there.
+
+        Runs after the outbox is drained: every write that succeeded has its baseline committed,
+        so reading it back could only find an echo. The cursor moves only if it is still the one
+        the connector was shown (compare and set in one unit of work). True if it moved.
+        """
+        if self.ctx.dry_run:
+            return False
+        saved = await self.ctx.store.call(lambda s: s.get_cursor(mapping.name, app))
+        if saved is None:
+            return False
+        try:
+            moved = await self.ctx.connectors[app].cursor_after_writes(mapping.object_of(app), saved)
+        except ConnectorError as exc:
+            log.info("cursor kept: could not check the app's changes", app=app, error=str(exc))
+            return False
+        if moved is None or moved == saved:
+            return False
+
+        def swap(store: StateStore) -> bool:
+            if store.get_cursor(mapping.name, app) != saved:
+                return False
+            store.set_cursor(mapping.name, app, moved)
+            return True
+
+        return bool(await self.ctx.store.call(swap))
+
     async def _ingest_checked(
         self,
         mapping: SyncMapping,

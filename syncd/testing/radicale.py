@@ -67,6 +67,11 @@ class RadicaleServer:
         self.log = self.root / "radicale.log"
 
     @property
+    def pid(self) -> int | None:
+        """The Radicale process's id while it runs (the benchmark reads its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
