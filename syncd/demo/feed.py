@@ -31,6 +31,10 @@ def format_change(entry: ChangeRow, key: str | None) -> str:
     """One change-log entry as a line: time, customer, field, old → new, reason."""
     at = str(entry["at"])[11:19]
     who = key or f"entity {entry['entity_id']}"
+    if entry["field"] == "*" and isinstance(entry["new"], dict) and entry["new"]:
+        # A new record's one row carries all its values: show them, as per-field rows did.
+        values = ", ".join(f"{k}: {_value(v)}" for k, v in sorted(entry["new"].items()))
+        return f"{at}  {who}  {entry['reason']}: {values}"
     if entry["field"] in _PSEUDO:
         return f"{at}  {who}  {entry['reason']}"
     change = f"{_value(entry['old'])} → {_value(entry['new'])}"

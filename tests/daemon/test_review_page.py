@@ -34,8 +34,19 @@ POSTS = [
     "/conflicts/prefer",
     "/deadletters/preview",
     "/deadletters/apply",
+    "/deletes/preview",
+    "/deletes/apply",
 ]
-GETS = ["/", "/conflicts", "/deadletters", "/customers", "/activity", "/activity.json", "/conflicts/prefer"]
+GETS = [
+    "/",
+    "/conflicts",
+    "/deadletters",
+    "/deletes",
+    "/customers",
+    "/activity",
+    "/activity.json",
+    "/conflicts/prefer",
+]
 
 
 class Page:

@@ -1,6 +1,6 @@
 """The review web page in a real browser: Debian's headless Chromium driven through its matching
 chromedriver (Selenium). Logs in, resolves a conflict, bulk-resolves a filter, replays a dead
-letter, and screenshots every page at desktop (1280×800) and phone (390×844) widths into
+letter, approve held deletes, and screenshots every page at desktop (1280×800) and phone (390×844) widths into
 ``test-artifacts/screenshots/`` at the repository root (the path is printed at the end of the run).
 
 Without chromium, chromedriver or selenium the test is skipped, except under ``CI=true``, where it
@@ -280,6 +280,27 @@ async def test_in_chromium_log_in_resolve_bulk_resolve_replay_and_screenshot_eve
 
         activity = await browse(other_pages)
         assert "Dee Refused" in activity
+
+        sample = [{"entity_id": 1, "key": "ada@example.com", "remote_id": "1"}]
+        hold = await daemon.store.call(
+            lambda s: s.hold_deletes(
+                "people", "alpha", linked=4, missing=3, sample=sample, records=["1", "2", "3"], run_id=None
+            )
+        )
+
+        def approve_held_deletes() -> str:
+            driver.get(f"{url}/deletes")
+            wait(lambda d: d.find_elements(By.CSS_SELECTOR, f"#hold-{hold} button.replay"))
+            shots("deletes")
+            driver.find_element(By.CSS_SELECTOR, f"#hold-{hold} button.replay").click()
+            wait(lambda d: d.find_elements(By.ID, "planned"))
+            submit_why("old leads removed on purpose")
+            return str(driver.find_element(By.ID, "summary").text)
+
+        assert await browse(approve_held_deletes) == "1 approved."
+        decided = await daemon.store.call(lambda s: s.held_delete(hold))
+        assert decided is not None
+        assert decided["status"] == "approved"
 
         def log_out() -> str:
             driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()

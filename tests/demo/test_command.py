@@ -69,6 +69,7 @@ def test_demo_with_the_same_seed_prints_the_same_story(tmp_path: Path) -> None:
         # ports, paths, tokens and timings differ between runs; the data and the counts must not
         text = re.sub(r"127\.0\.0\.1:\d+", "HOST", proc.stdout)
         text = re.sub(r"Bearer [\w-]+", "Bearer TOKEN", text.replace(str(folder.resolve()), "DIR"))
+        text = re.sub(r"admin token: [\w-]+", "admin token: TOKEN", text)
         text = re.sub(r"syncd-demo-\w+", "WS", text)
         return [re.sub(r"[\d.]+ s\b", "N s", line) for line in text.splitlines()]
 

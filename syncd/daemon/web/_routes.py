@@ -23,13 +23,15 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from syncd.errors import ConflictClosed, ConflictNotFound, NotASide, RefusedValue
+from syncd.errors import ConflictClosed, ConflictNotFound, HoldDecided, HoldNotFound, NotASide, RefusedValue
 from syncd.runner import Runner
 from syncd.settings import Settings
 from syncd.store import AsyncStore, StateStore
 from syncd.sync.operations import (
+    decide_held_delete,
     drop_dead_letters,
     entity_view,
+    held_deletes,
     replay,
     resolve_conflict,
     resolve_conflicts_bulk,
@@ -65,7 +67,18 @@ COOKIE = "syncd_session"
 LOGIN_COOKIE = "syncd_login"
 #: First path segments the review page serves (``""`` is ``/``); the rest stays the admin API's.
 SEGMENTS = frozenset(
-    {"", "login", "logout", "conflicts", "deadletters", "customers", "activity", "activity.json", "static"}
+    {
+        "",
+        "login",
+        "logout",
+        "conflicts",
+        "deadletters",
+        "deletes",
+        "customers",
+        "activity",
+        "activity.json",
+        "static",
+    }
 )
 #: Where a request keeps its session (a typed key where aiohttp has them, 3.13 on).
 SESSION: Any = web.RequestKey("syncd_session", Session) if hasattr(web, "RequestKey") else "syncd_session"
@@ -193,6 +206,9 @@ class ReviewPage:
             web.get("/deadletters", self.deadletters),
             web.post("/deadletters/preview", self.deadletters_preview),
             web.post("/deadletters/apply", self.deadletters_apply),
+            web.get("/deletes", self.deletes),
+            web.post("/deletes/preview", self.deletes_preview),
+            web.post("/deletes/apply", self.deletes_apply),
             web.get("/customers", self.customers),
             web.get("/activity", self.activity),
             web.get("/activity.json", self.activity_json),
@@ -651,6 +667,60 @@ class ReviewPage:
             failed=failed,
             verb="replayed" if verb == "replay" else "dropped",
             back="/deadletters",
+        )
+
+    # -- deletes held by the mass-delete guard ---------------------------------------------------
+
+    async def deletes(self, request: web.Request) -> web.Response:
+        rows = await self._call(held_deletes)
+        show_all = request.query.get("all") == "1"
+        holds = [r for r in rows if show_all or r["status"] in ("held", "approved")]
+        return await self._render(request, "deletes.html", holds=holds, show_all=show_all)
+
+    async def deletes_preview(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        verb = str(form.get("choice") or "")
+        if verb not in ("approve", "reject"):
+            return self._refusal(400, "choose approve or reject")
+        [hold_id, *_] = _ids(form, "id") or [0]
+        hold = await self._call(lambda s: s.held_delete(hold_id))
+        if hold is None:
+            return self._refusal(404, f"no held deletes #{hold_id}")
+        return await self._render(request, "deletes_confirm.html", hold=hold, verb=verb)
+
+    async def deletes_apply(self, request: web.Request) -> web.Response:
+        session: Session = request[SESSION]
+        form = await request.post()
+        verb = str(form.get("choice") or "")
+        why = " ".join(str(form.get("why") or "").split())[:500]
+        if verb not in ("approve", "reject"):
+            return self._refusal(400, "choose approve or reject")
+        if not why:
+            return self._refusal(400, "say why (it goes into the change log with your name)")
+        [hold_id, *_] = _ids(form, "id") or [0]
+        try:
+            hold = await self._call(decide_held_delete, hold_id, verb == "approve", session.who, why)
+        except HoldNotFound as exc:
+            return self._refusal(404, str(exc))
+        except HoldDecided as exc:  # decided meanwhile, by another admin or the CLI
+            return self._refusal(409, str(exc))
+        log.info("review page: held deletes " + verb + "d", hold=hold_id, app=hold["app"], who=session.who)
+        note = (
+            f"The next complete listing of {hold['app']} deletes, in the other apps, those of the "
+            f"{hold['missing']} records that are still missing (once)."
+            if verb == "approve"
+            else f"The {hold['missing']} records are kept; their absence from {hold['app']} deletes "
+            "nothing and raises no more alerts."
+        )
+        return await self._render(
+            request,
+            "done.html",
+            title="Held deletes",
+            done=[hold_id],
+            failed=[],
+            verb=verb + "d",
+            note=note,
+            back="/deletes",
         )
 
     async def customers(self, request: web.Request) -> web.Response:
