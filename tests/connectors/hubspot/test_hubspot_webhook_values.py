@@ -129,3 +129,15 @@ async def test_a_change_of_a_property_syncd_does_not_read_is_no_news(
     await connector.get("contacts", [ada])
     connector.parse_webhook({}, _event(ada, "hs_lead_status", "NEW", 2_000_000_000_000))
     assert connector.records_from_webhooks("contacts", [ada]) == []
+
+
+async def test_a_property_change_without_its_value_is_re_read_never_taken_as_a_cleared_property(
+    fake: HubSpotFake, connector: HubSpotConnector
+) -> None:
+    ada = fake.seed({"email": "ada@example.com", "firstname": "Ada"})
+    (read,) = await connector.get("contacts", [ada])
+    assert read.updated_at is not None
+    body = json.loads(_event(ada, "firstname", "unused", int(read.updated_at.timestamp() * 1000) + 10))
+    del body[0]["propertyValue"]
+    connector.parse_webhook({}, json.dumps(body).encode())
+    assert connector.records_from_webhooks("contacts", [ada]) == [], "a value it was not told"
