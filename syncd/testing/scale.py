@@ -168,14 +168,23 @@ list_id = {json.dumps(LIST_ID)}
         return out
 
     def hubspot_creates(self) -> Counter[str]:
-        return Counter(str(i["properties"]["email"]).lower() for i in self.hubspot_inputs("create"))
+        """Per email, how many times HubSpot was asked to create the contact (``batch/create``,
+        or ``batch/upsert`` by email, which creates a contact the first time)."""
+        inputs = self.hubspot_inputs("create") + self.hubspot_inputs("upsert")
+        return Counter(str(i["properties"]["email"]).lower() for i in inputs)
 
     def mailchimp_member_posts(self) -> int:
-        return sum(
+        """Members Mailchimp created: single ``POST …/members`` plus batch-subscribe creations."""
+        single = sum(
             1
             for m, p in self.mailchimp.requests
             if m == "POST" and p.split("?")[0].rstrip("/").endswith("/members")
         )
+        return single + sum(1 for _, what in self.mailchimp.batch_members if what == "created")
+
+    def mailchimp_member_updates(self) -> Counter[str]:
+        """Per email, the member updates Mailchimp received in batch subscribes."""
+        return Counter(email for email, what in self.mailchimp.batch_members if what == "updated")
 
     def requests(self) -> dict[str, int]:
         return {"crm": len(self.hubspot.requests), "email": len(self.mailchimp.requests)}

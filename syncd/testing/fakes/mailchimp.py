@@ -297,6 +297,8 @@ class MailchimpFake(FakeApp):
         self.default_list_id = list_ids[0]
         #: Addresses that were sent a double opt-in confirmation email, in order.
         self.confirmations: list[str] = []
+        #: Each member a batch subscribe created or updated, in order: (email, "created" or "updated").
+        self.batch_members: list[tuple[str, str]] = []
         #: Requests refused because ``max_in_flight`` requests were already running.
         self.throttled = 0
         #: How injected 429s look, used in turn: JSON problem, empty 429, empty 403.
@@ -1204,12 +1206,14 @@ class MailchimpFake(FakeApp):
                     if tags is not None:
                         self._set_tags(audience, existing, list(dict.fromkeys(tags)))
                     updated.append(self._member_json(audience, existing))
+                    self.batch_members.append((existing.email.lower(), "updated"))
                 else:
                     status = entry.get("status_if_new") or entry.get("status")
                     member = self._create(
                         audience, entry, status=status, tags=entry.get("tags"), skip_merge_validation=skip
                     )
                     created.append(self._member_json(audience, member))
+                    self.batch_members.append((member.email.lower(), "created"))
             except Problem as problem:
                 error: dict[str, Any] = {
                     "email_address": email if isinstance(email, str) else "",
