@@ -148,7 +148,11 @@ def changes(body: bytes, served: Iterable[str]) -> list[dict[str, Any]]:
             entry: dict[str, Any] = {"object": obj, "action": action, "record_id": record_id}
             # The event's value stands in for a re-read only when it carries one: an event without
             # ``propertyValue`` (or its time) says only that something changed, and is re-read.
-            if action == "propertyChange" and event.get("occurredAt") is not None and "propertyValue" in event:
+            if (
+                action == "propertyChange"
+                and event.get("occurredAt") is not None
+                and "propertyValue" in event
+            ):
                 entry |= {
                     "property": event.get("propertyName"),
                     "value": event.get("propertyValue"),

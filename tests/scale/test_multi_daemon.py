@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -46,8 +47,16 @@ async def test_three_daemons_on_one_postgresql_converge_without_duplicates_or_do
     edits: Counter[str] = Counter()
     q = apps.quarter
 
-    def edit_some(n: int) -> None:
-        """Edit ``n`` people in each app (different people on each side)."""
+    last_round = [0.0]
+
+    async def edit_some(n: int) -> None:
+        """Edit ``n`` people in each app (different people on each side).
+
+        Rounds are at least a second apart, as people's edits are: the conflict policy is
+        ``newest`` and Mailchimp's ``last_changed`` has one-second resolution, so two edits of one
+        person within a second cannot be ordered by either app's timestamps."""
+        await wait_for(lambda: time.time() >= last_round[0] + 1.1, 5, what="a second between rounds")
+        last_round[0] = time.time()
         people = rng.sample(sorted(expected), 2 * n)
         ids = apps.hubspot_ids()
         for email in people[:n]:
@@ -67,23 +76,29 @@ async def test_three_daemons_on_one_postgresql_converge_without_duplicates_or_do
         await wait_for(
             lambda: apps.held() >= 4 * q + q // 3, 600, what="the initial sync under way", every=0.2
         )
-        edit_some(100)
+        await edit_some(100)
         daemons[0].kill()  # mid-run: what it held in flight is taken over by the others
         await wait_for(
             lambda: apps.held() >= 4 * q + q, 600, what="the sync to go on after a kill", every=0.2
         )
-        edit_some(100)
+        await edit_some(100)
         await wait_for(lambda: apps.held() >= 2 * apps.people, 900, what="everyone in both apps", every=0.5)
         daemons[1].kill()  # later: the last daemon carries on alone
-        edit_some(50)
+        await edit_some(50)
         try:
-            await wait_for(lambda: apps.converged(expected), 300, what="both apps to hold every edit", every=0.5)
+            await wait_for(
+                lambda: apps.converged(expected), 300, what="both apps to hold every edit", every=0.5
+            )
         except AssertionError:
             crm, mail = apps.hubspot_names(), apps.mailchimp_names()
             wrong = sorted(e for e in expected if crm.get(e) != expected[e] or mail.get(e) != expected[e])
             for email in wrong[:10]:
-                print(f"{email}: expected {expected[email]!r}, crm {crm.get(email)!r}, list {mail.get(email)!r}")
-            raise AssertionError(f"{len(wrong)} people differ from their last edit (first 10 printed)") from None
+                print(
+                    f"{email}: expected {expected[email]!r}, crm {crm.get(email)!r}, list {mail.get(email)!r}"
+                )
+            raise AssertionError(
+                f"{len(wrong)} people differ from their last edit (first 10 printed)"
+            ) from None
 
         async with daemons[2].client() as admin:
             status = (await admin.get("/api/status")).json()
