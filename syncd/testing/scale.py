@@ -23,9 +23,13 @@ LIST_ID = "a1b2c3d4e5"
 #: HubSpot's documented requests per rolling ten seconds for a private app.
 HUBSPOT_LIMIT = 190
 
+# People are edited in both apps while the initial sync runs, so a person can be edited before
+# syncd has read both of their records: those first matches are settled by the policy (newest),
+# as a team migrating live data would choose, not parked for review (the default).
 MAPPING = """
 name = "contacts"
 key = "email"
+initial_conflict = "policy"
 [apps.crm]
 object = "contacts"
 [apps.email]
