@@ -844,6 +844,18 @@ class Store:
         sql = "SELECT 1 FROM outbox WHERE entity_id = ? AND app = ? AND status IN ('pending', 'inflight') LIMIT 1"
         return bool(self._q(sql, (entity_id, app)))
 
+    def sent_creates(self, app: str, entity_ids: Sequence[int]) -> dict[int, Intent]:
+        out: dict[int, Intent] = {}
+        for chunk in _chunks(sorted(set(entity_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT * FROM outbox WHERE app = ? AND op = 'create' AND attempts > 0 "
+                f"AND status IN ('pending', 'inflight') AND entity_id IN ({marks}) ORDER BY id"
+            )
+            for row in self._q(sql, [app, *chunk]):
+                out[row["entity_id"]] = self._intent(row)
+        return out
+
     # -- daemon: webhook inbox -----------------------------------------------------------------
 
     def inbox_add(self, app: str, events: Iterable[tuple[str, str, str, bool]]) -> int:

@@ -887,6 +887,13 @@ class PgStore:
         sql = "SELECT 1 FROM outbox WHERE entity_id = %s AND app = %s AND status IN ('pending', 'inflight') LIMIT 1"
         return bool(self._q(sql, (entity_id, app)))
 
+    def sent_creates(self, app: str, entity_ids: Sequence[int]) -> dict[int, Intent]:
+        sql = (
+            "SELECT * FROM outbox WHERE app = %s AND op = 'create' AND attempts > 0 "
+            "AND status IN ('pending', 'inflight') AND entity_id = ANY(%s) ORDER BY id"
+        )
+        return {row["entity_id"]: self._intent(row) for row in self._q(sql, (app, list(set(entity_ids))))}
+
     def count_dead_letters(self) -> int:
         return int(self._q("SELECT count(*) AS n FROM outbox WHERE status = 'dead'")[0]["n"])
 

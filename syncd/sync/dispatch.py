@@ -306,7 +306,8 @@ class OutboxDispatch:
     ) -> None:
         with store.transaction():
             taken = store.links_by_remote(mapping.name, app, [r.id for _, r in pairs])
-            fresh = []
+            fresh: list[RemoteRecord] = []
+            found: list[Intent] = []
             for intent, record in pairs:
                 if record.id in taken and taken[record.id].entity_id == intent.entity_id:
                     # Linked to this very entity already (a crash between create and commit, then a
@@ -323,9 +324,13 @@ class OutboxDispatch:
                     )
                     continue
                 fresh.append(record)
-                _settle(store, intent, "done")
+                found.append(intent)
                 self.ctx.stats.apps[app].linked += 1
+            # Ingested while the intents are still open: a record our own earlier attempt made
+            # takes what that attempt sent as its baseline (``Ingester._ingest``).
             self.ingester._ingest(store, mapping, app, fresh, store.latest_run())
+            for intent in found:
+                _settle(store, intent, "done")
 
     def _after_creates(
         self,

@@ -21,6 +21,7 @@ from syncd.engine import (
     Conflict,
     Entity,
     Link,
+    baseline_after_write,
     canonical_values,
     clashing_records,
     in_scope_after,
@@ -29,6 +30,7 @@ from syncd.engine import (
     needs_write,
     new_entity_values,
     new_key,
+    same,
     tombstone,
 )
 from syncd.engine.model import Candidate, ReasonCode
@@ -564,6 +566,8 @@ class Ingester:
         matched = [e.id for e in by_key.values() if e.id not in all_links]
         for eid, app_link in store.app_links(matched, app).items():
             all_links.setdefault(eid, {})[app] = app_link
+        # A create of ours sent before, whose answer was lost: the record it made shows up here.
+        sent = store.sent_creates(app, [e for e in matched if e not in all_links]) if matched else {}
         parked = store.parked_fields(entities)
         touched: dict[int, Entity] = {}
         dirty: set[int] = set()
@@ -745,9 +749,23 @@ class Ingester:
                         remote_updated_at=at,
                         alias=record.alias,
                     )
-                    outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
-                    changes.append(
-                        Change(
+                    own = sent.get(entity.id)
+                    if own is not None and _made_by(mapping, app, own.payload, obs):
+                        # Our own earlier create: what it sent is the baseline, as after any
+                        # create, so an edit made elsewhere since is a change against it, not a
+                        # first match settled by a timestamp the app stamped when syncd wrote it.
+                        baseline_after_write(mapping, link, own.values, own.payload, record.fields)
+                        found = Change(
+                            entity.id,
+                            "*",
+                            None,
+                            record.id,
+                            app,
+                            f"created in {app} (found by key: the create's answer was lost)",
+                            code=ReasonCode.CREATED,
+                        )
+                    else:
+                        found = Change(
                             entity.id,
                             "*",
                             None,
@@ -756,7 +774,8 @@ class Ingester:
                             f"linked existing {app} record by key",
                             code=ReasonCode.LINKED,
                         )
-                    )
+                    outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
+                    changes.append(found)
                     changes += outcome.changes
                     conflicts += outcome.conflicts
                 stats.linked += 1
@@ -1043,3 +1062,10 @@ class Ingester:
         gone = [RemoteRecord(id=i, fields={}, deleted=True) for i in ids if i not in found]
         await self.ingest(mapping, app, [*out, *gone])
         await self._relink_pending(mapping, app)
+
+
+def _made_by(mapping: SyncMapping, app: str, payload: Mapping[str, Any], observed: Mapping[str, Any]) -> bool:
+    """True if ``observed`` (a record's canonical values) holds every value ``payload`` (what a
+    create sent to ``app``) set: the record is, as far as anyone can tell, the one it made."""
+    sent = mapping.to_canonical(app, payload)
+    return bool(sent) and all(same(observed.get(name), value) for name, value in sent.items())

@@ -329,6 +329,20 @@ class StoreContract:
         assert store.held_delete_records(999_999) == []
         assert not store.decide_held_delete(999_999, "approved", "ada", "no such hold")
 
+    def test_sent_creates_are_the_open_creates_claimed_at_least_once(self, store: StateStore) -> None:
+        sent, waiting, other = (store.new_entity("people", k) for k in ("a", "b", "c"))
+        store.enqueue([_intent("c1", sent.id, op="create", remote_id="")])
+        [claimed] = store.claim("crm", None, 1)
+        store.enqueue([_intent("c2", waiting.id, op="create", remote_id="")])
+        store.enqueue([_intent("c3", other.id, app="mail", op="create", remote_id="")])
+        found = store.sent_creates("crm", [sent.id, waiting.id, other.id])
+        assert list(found) == [sent.id], "claimed, still open, of this app"
+        assert found[sent.id].id == claimed.id
+        assert found[sent.id].payload == {"p": [1]}
+        assert found[sent.id].values == {"email": "c1"}
+        store.settle(claimed.id, "done")
+        assert store.sent_creates("crm", [sent.id]) == {}
+
     def test_enqueue_is_idempotent_by_key_and_supersedes_pending(self, store: StateStore) -> None:
         e = store.new_entity("people", "a")
         assert store.enqueue([_intent("k1", e.id)]) == 1
@@ -341,6 +355,7 @@ class StoreContract:
         assert store.pending_apps() == ["crm"]
         assert store.entity_has_open_intent(e.id, "crm")
         assert not store.entity_has_open_intent(e.id, "mail")
+        assert store.sent_creates("crm", [e.id]) == {}, "an update, never claimed"
         [claimed] = store.claim("crm", None, 10)
         assert claimed.key == "k2"
         assert claimed.values == {"email": "k2"}

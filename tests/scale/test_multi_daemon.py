@@ -35,13 +35,6 @@ SEED = int(os.environ.get("SYNCD_SCALE_SEED", "20261130"))
 
 
 @pytest.mark.timeout(1500)
-@pytest.mark.xfail(
-    reason="open trust defect: after kill -9 with a Mailchimp create in flight, the create is "
-    "adopted by key and its first match settled by `newest` against the member's last_changed, "
-    "which is the time syncd created it: a HubSpot edit made between syncd's read and that create "
-    "can lose (1 of 20,000 people in the last run). Kept running so the defect stays visible.",
-    strict=False,
-)
 async def test_three_daemons_on_one_postgresql_converge_without_duplicates_or_double_writes(
     tmp_path: Path, postgres_url: str
 ) -> None:
