@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import sql_sync
+from . import bench_batch_writes, bench_budget_throughput, bench_webhook_latency, sql_sync
 from ._machine import machine
 
 Scenario = Callable[..., dict[str, Any]]
@@ -23,6 +23,10 @@ Scenario = Callable[..., dict[str, Any]]
 #: Scenario name -> function(quick=..., full=...) returning its JSON-ready result.
 SCENARIOS: dict[str, Scenario] = {
     "sql_sync": sql_sync.run,
+    # The app scenarios (HubSpot and Mailchimp fakes on loopback) have one size and a quick one.
+    "batch_writes": lambda quick, full, sizes: bench_batch_writes.run(quick),
+    "budget_throughput": lambda quick, full, sizes: bench_budget_throughput.run(quick),
+    "webhook_latency": lambda quick, full, sizes: bench_webhook_latency.run(quick),
 }
 
 

@@ -1,6 +1,6 @@
 """Benchmark: API calls per app for creates and updates, against the batch minimum.
 
-    python benchmarks/bench_batch_writes.py [--quick] [--rows 5000] [--out benchmarks/results/batch_writes.json]
+    python -m benchmarks.bench_batch_writes [--quick] [--rows 5000] [--out benchmarks/results/batch_writes.json]
 
 A SQL table of ``rows`` people syncs to HubSpot contacts and to a Mailchimp audience (both
 fakes on loopback, in this process). Four cycles: the initial sync (``rows`` creates in each
@@ -19,7 +19,6 @@ import asyncio
 import json
 import math
 import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from syncd.app import open_runner
 from syncd.settings import load_settings
 from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd.testing.fakes.mailchimp import MailchimpFake
+
+from ._machine import machine
 
 TOKEN = "pat-bench"
 SECRET = "bench-client-secret"
@@ -95,24 +96,6 @@ base_url = "{mailchimp}"
 list_id = "{list_id}"
 status_if_new = "subscribed"
 """
-
-
-def machine() -> dict[str, Any]:
-    """Cores, memory and Python of the machine the figures come from."""
-    memory = None
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemTotal:"):
-                    memory = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": memory,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def _kind(app: str, method: str, path: str) -> str:

@@ -1,6 +1,6 @@
 """Benchmark: budget-bound throughput, records/s into HubSpot against its documented ceiling.
 
-    python benchmarks/bench_budget_throughput.py [--quick] [--rows 20000] [--out benchmarks/results/budget_throughput.json]
+    python -m benchmarks.bench_budget_throughput [--quick] [--rows 20000] [--out benchmarks/results/budget_throughput.json]
 
 A SQL table of ``rows`` people is synced into a HubSpot fake that enforces HubSpot's documented
 budget of 190 requests per rolling 10 s (a 429 beyond), with the connector configured to that
@@ -30,8 +30,7 @@ from syncd.app import open_runner
 from syncd.settings import load_settings
 from syncd.testing.fakes.hubspot import HubSpotFake
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_batch_writes import machine
+from ._machine import machine
 
 TOKEN = "pat-bench"
 SECRET = "bench-client-secret"

@@ -1,6 +1,6 @@
 """Benchmark: sustained webhook latency, from an edit in HubSpot to the write in a SQL table.
 
-    python benchmarks/bench_webhook_latency.py [--quick] [--rates 10 100 300] [--seconds 10]
+    python -m benchmarks.bench_webhook_latency [--quick] [--rates 10 100 300] [--seconds 10]
         [--out benchmarks/results/webhook_latency.json]
 
 For each rate, a HubSpot fake edits a different contact every ``1/rate`` seconds for ``seconds``
@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sqlite3
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from syncd.testing.fakes.hubspot import HubSpotFake
+
+from ._machine import machine
 
 TOKEN = "pat-bench"
 SECRET = "bench-client-secret"
@@ -82,23 +83,6 @@ url = "sqlite:///{root}/product.db"
 table = "users"
 updated_at = "updated_at"
 """
-
-
-def machine() -> dict[str, Any]:
-    memory = None
-    try:
-        with open("/proc/meminfo") as info:
-            for line in info:
-                if line.startswith("MemTotal:"):
-                    memory = round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "memory_gib": memory,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def names(db: Path) -> dict[str, str]:

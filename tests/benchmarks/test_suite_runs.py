@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -45,3 +47,37 @@ def test_quick_suite_writes_each_scenarios_figures_with_the_machine(tmp_path: Pa
     assert set(result["ratios"]["records_per_second_vs_smallest"]) == {
         str(e["size"]) for e in result["sizes"]
     }
+
+
+@pytest.mark.slow
+def test_quick_app_scenarios_write_their_counts_from_the_fakes(tmp_path: Path) -> None:
+    """The HubSpot and Mailchimp scenarios at their quick sizes, through the suite's one command.
+    Counts (calls, 429s, edits seen) are checked, not times."""
+    names = ["batch_writes", "budget_throughput", "webhook_latency"]
+    only = [arg for name in names for arg in ("--only", name)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", *only, "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = {name: json.loads((tmp_path / f"{name}.quick.json").read_text()) for name in names}
+    for result in results.values():
+        assert result["mode"] == "quick"
+        assert result["machine"]["cores"] >= 1
+    batch = results["batch_writes"]["summary"]
+    assert batch["mailchimp_batch_minimum"] >= 1
+    assert batch["echo_writes"] == 0
+    for app in ("mailchimp", "hubspot"):
+        for kind in ("create", "update"):
+            assert batch[f"{app}_{kind}_write_calls_vs_minimum"] >= 1.0
+    budget = results["budget_throughput"]
+    for phase in ("creates", "updates"):
+        assert budget[phase]["records"] == budget["rows"]
+        assert budget[phase]["hubspot_429s"] == 0
+    latency = results["webhook_latency"]["rates"]
+    assert [r["rate_per_second"] for r in latency] == [10, 100, 300]
+    assert all(r["edits"] > 0 and r["p50_ms"] > 0 and r["hubspot_429s"] == 0 for r in latency)
