@@ -53,6 +53,7 @@ from .lease import Holder, Lease, LeaseHeld
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .stopping import Stopping, StopSwitch
+from .throttle import FailedAuthThrottle
 from .web import ActivityLog, ReviewPage, is_page
 from .webhooks import WebhookIntake
 
@@ -336,11 +337,12 @@ class Daemon:
             return server()
 
         limiter = ConnectionLimiter(handler, daemon.max_connections)
-        page = ReviewPage(self, body_timeout=daemon.body_timeout)
+        throttle = FailedAuthThrottle()
+        page = ReviewPage(self, body_timeout=daemon.body_timeout, throttle=throttle)
         app = web.Application(
             middlewares=[
                 limiter.middleware,
-                auth_middleware(daemon.admin_token, pages=is_page),
+                auth_middleware(daemon.admin_token, pages=is_page, throttle=throttle),
                 page.middleware(),
                 error_middleware,
             ]
