@@ -34,7 +34,7 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.app import build_connectors, load_all_mappings, used_apps
+from syncd.app import build_connectors, load_all_mappings, mapping_digest, used_apps
 from syncd.connector.http import share_budget
 from syncd.log import register_secret
 from syncd.progress import SyncProgress
@@ -65,6 +65,8 @@ HOUSEKEEPING_INTERVAL = 3600.0
 ACTIVITY = "activity-log"
 #: Seconds between looks for work other daemons left for this one (a shared state only).
 SHARED_NUDGE_INTERVAL = 0.5
+#: Seconds between two looks at the mapping files (a change is reloaded, as on SIGHUP).
+MAPPING_WATCH_INTERVAL = 2.0
 
 
 class DaemonError(Exception):
@@ -116,6 +118,9 @@ class Daemon:
         self.started_at = time.time()
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.last_drift: dict[str, int] = {}
+        #: The digest of the mapping files in use (``syncd.app.mapping_digest``), published.
+        self.mapping_digest: str | None = None
+        self._rejected_digest: str | None = None
         self._runner: Runner | None = None
         self._cluster: Cluster | None = None
         self._store: AsyncStore | None = None
@@ -235,8 +240,10 @@ class Daemon:
             await lease.acquire()  # LeaseHeld propagates: nothing else is touched
             self._exit.push_async_callback(lease.release)
 
+        digest = await asyncio.to_thread(mapping_digest, settings)
         mappings = await asyncio.to_thread(load_all_mappings, settings, self.source)
         connectors = build_connectors(settings, used_apps(mappings), self.source)
+        self.mapping_digest = digest
 
         store = await AsyncStore(settings.state).open()
         self._exit.push_async_callback(store.close)
@@ -274,6 +281,7 @@ class Daemon:
         self._spawn(self.dispatcher.run(), "dispatcher")
         self._spawn(self.worker.run(), "inbox")
         self._spawn(ActivityLog(store, leads=self._leads_activity if shared else None).run(), "activity")
+        self._spawn(self._watch_mappings(), "mapping watch")
         if shared:
             self._spawn(self.cluster.run(), "cluster")
             self._spawn(self._nudge(), "nudge")
@@ -428,7 +436,12 @@ class Daemon:
 
     def _published(self) -> dict[str, Any]:
         """What this daemon tells the others (and ``/api/status``) about itself."""
-        return {"url": self.url, "version": __version__, "started_at": _iso(self.started_at)}
+        return {
+            "url": self.url,
+            "version": __version__,
+            "started_at": _iso(self.started_at),
+            "mappings": self.mapping_digest,
+        }
 
     def _serve_now(self, app: str) -> None:
         """This daemon just took over ``app``: read what changed there since, and send its writes."""
@@ -691,16 +704,32 @@ class Daemon:
             return
         self._spawn(self.reload(), "reload")
 
+    async def _watch_mappings(self) -> None:
+        """Reload the mapping files when they change on disk: daemons sharing the files (the
+        review page's "always prefer" writes them on one daemon) follow within seconds, without
+        SIGHUP. A rejected version is not retried until the files change again."""
+        while not self.switch.requested:
+            await asyncio.sleep(MAPPING_WATCH_INTERVAL)
+            if self.stopping or self._runner is None:
+                continue
+            digest = await asyncio.to_thread(mapping_digest, self.settings)
+            if digest not in (self.mapping_digest, self._rejected_digest):
+                log.info("mapping files changed on disk; reloading", mappings=digest)
+                await self.reload()
+
     async def reload(self) -> bool:
         """Reload the mapping files; keep the current ones if any file is bad. True if applied."""
         runner = self.runner
+        digest = await asyncio.to_thread(mapping_digest, self.settings)
         try:
             mappings = await asyncio.to_thread(load_all_mappings, self.settings, self.source)
             added = [a for a in used_apps(mappings) if not runner.syncs(a)]
             connectors = build_connectors(self.settings, added, self.source)
         except ConfigFileError as exc:
+            self._rejected_digest = digest
             log.error("mapping reload rejected; keeping the last good mappings", problems=exc.problems)
             return False
+        self.mapping_digest, self._rejected_digest = digest, None
         before = set(self.apps())
         runner.reload(mappings, connectors)
         now = set(self.apps())
