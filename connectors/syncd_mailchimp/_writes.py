@@ -197,7 +197,7 @@ class MemberWriter:
         path = self.member_path(member_id)
         try:
             if permanent or self._config.delete_mode == "permanent":
-                await self._http.post(path + "/actions/delete-permanent")
+                await self._http.post(path + "/actions/delete-permanent", repeatable=True)
             else:
                 await self._http.delete(path)
         except NotFound:
