@@ -180,6 +180,7 @@ class Ingester:
                     or record.version is None
                     or link is None
                     or link.version != record.version
+                    or not _holds_baseline(mapping, app, record, link)
                 ):
                     return False
             if cursor is None:
@@ -1062,6 +1063,18 @@ class Ingester:
         gone = [RemoteRecord(id=i, fields={}, deleted=True) for i in ids if i not in found]
         await self.ingest(mapping, app, [*out, *gone])
         await self._relink_pending(mapping, app)
+
+
+def _holds_baseline(mapping: SyncMapping, app: str, record: RemoteRecord, link: Link) -> bool:
+    """True if ``record`` holds exactly the values syncd recorded for it. Its version alone does
+    not tell: an app that stamps whole seconds (Mailchimp's ``last_changed``) gives a person's edit
+    made in the same second as syncd's write the version of that write."""
+    try:
+        observed = mapping.to_canonical(app, record.fields)
+    except Exception:  # a value that cannot be read: the next cycle's read quarantines it
+        return False
+    baseline = link.baseline
+    return all(same(observed.get(name), baseline.get(name)) for name in {*observed, *baseline})
 
 
 def _made_by(mapping: SyncMapping, app: str, payload: Mapping[str, Any], observed: Mapping[str, Any]) -> bool:

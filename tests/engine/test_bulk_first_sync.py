@@ -135,3 +135,33 @@ async def test_a_change_made_after_syncds_writes_is_still_read_by_the_next_cycle
     after = await w.cycle()
     assert after.apps["b"].read >= 1, "the edit made after syncd's write is read, not stepped over"
     assert [r["name"] for r in w.by_email("a").values()].count("Edited") == 1
+
+
+async def test_an_edit_stamped_with_the_version_of_syncds_write_is_still_read_by_the_next_cycle(
+    tmp_path: Path,
+) -> None:
+    # Mailchimp stamps whole seconds: a person's edit made in the same second as syncd's write
+    # leaves the record at the version syncd recorded. Stepping past it by version alone would
+    # skip the edit for good.
+    w = World(tmp_path, apps=("a", "b"))
+    for i in range(12):
+        w.apps["a"].seed(OBJ, person(f"p{i}@example.com"))
+
+    def edit_within_the_same_second(runner: Runner) -> None:
+        connector = runner.connectors["b"]
+        real = connector.create
+
+        async def create(obj: str, items: Any) -> Any:
+            results = await real(obj, items)
+            rid = results[0].record.id
+            row = w.apps["b"].table(OBJ)[rid]
+            version = row.version
+            w.apps["b"].edit(OBJ, rid, {"props": {**w.records("b")[rid]["props"], "full_name": "Edited"}})
+            row.version = version  # the same stamp as syncd's own write
+            return results
+
+        connector.create = create  # type: ignore[method-assign]
+
+    await w.cycle(before=edit_within_the_same_second)
+    await w.cycle()
+    assert [r["name"] for r in w.by_email("a").values()].count("Edited") == 1
