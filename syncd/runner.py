@@ -218,21 +218,12 @@ class Runner:
                         await self.ingester.read_app(mapping, app, full=full, run=ctx.run_id)
             await self.plan()
             await self.drain()
-            if not ctx.dry_run:
-                # Settle in one cycle: the writes just made would come back in the next read, only to
-                # be found echoes; step each written app's cursor past them.
-                for mapping in ctx.mappings:
-                    for app in mapping.apps:
-                        written = ctx.stats.apps.get(app)
-                        if (
-                            written is not None
-                            and written.writes
-                            and app not in ctx.paused
-                            and ctx.serves(app)
-                        ) and not await self.ingester.skip_own_writes(mapping, app):
-                            # The connector could not vouch for its own writes: step the cursor
-                            # past pages that are exactly what syncd recorded, where there are.
-                            await self.ingester.catch_up(mapping, app)
+            # Settle in one cycle: the writes just made would come back in the next read, only to
+            # be found echoes; step each written app's cursor past them.
+            for app in dict.fromkeys(a for m in ctx.mappings for a in m.apps):
+                written = ctx.stats.apps.get(app)
+                if written is not None and written.writes:
+                    await self.settle_own_writes(app)
         finally:
             # What a listing proved holds for this cycle's dispatch only.
             ctx.listed.clear()
@@ -240,6 +231,20 @@ class Runner:
         ctx.stats.paused = sorted(ctx.paused)
         await ctx.store.call(lambda s: s.finish_run(ctx.run_id, ctx.stats.as_dict()))
         return ctx.stats
+
+    async def settle_own_writes(self, app: str) -> None:
+        """Move ``app``'s cursors past the writes syncd made there, so the next read does not
+        fetch them only to find echoes: the connector's own answer (``cursor_after_writes``)
+        where it has one, else past the pages that are exactly what syncd recorded. Call it once
+        the writes are settled (the outbox drained, no write to ``app`` in flight)."""
+        ctx = self.ctx
+        if ctx.dry_run or app in ctx.paused or not ctx.serves(app):
+            return
+        for mapping in ctx.mappings:
+            if app in mapping.apps and not await self.ingester.skip_own_writes(mapping, app):
+                # The connector could not vouch for its own writes: step the cursor
+                # past pages that are exactly what syncd recorded, where there are.
+                await self.ingester.catch_up(mapping, app)
 
     async def read_app(
         self, mapping: SyncMapping, app: str, *, full: bool = False, run: int | None = None

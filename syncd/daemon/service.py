@@ -24,7 +24,7 @@ import signal
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -258,7 +258,7 @@ class Daemon:
                 share_budget(app, self.cluster.budget(app))
             self._exit.callback(self._unshare_budgets)
 
-        self._dispatcher = Dispatcher(self.runner, switch=self.switch)
+        self._dispatcher = Dispatcher(self.runner, switch=self.switch, on_written=self._settle_written)
         if self.progress_every is not None and not shared:
             await self._watch_first_sync(self.progress_every)
         inbox = Inbox(store)
@@ -622,6 +622,22 @@ class Daemon:
         got = stats.read - read
         (log.info if got or not ok else log.debug)("poll", app=app, read=got, ok=ok)
         self.dispatcher.wake()
+
+    async def _settle_written(self, apps: Sequence[str]) -> list[str]:
+        """The dispatcher wrote to ``apps`` and nothing is in flight: step their cursors past
+        syncd's own writes, so the next poll does not read them back (as ``syncd sync`` does
+        after its cycle). An app being polled right now is left for the next lull."""
+        later: list[str] = []
+        for app in apps:
+            lock = self.locks[app]
+            if lock.locked():
+                later.append(app)
+                continue
+            if self.stopping or app not in self.apps():
+                continue
+            async with lock:
+                await self.runner.settle_own_writes(app)
+        return later
 
     async def _record_failure(self, app: str, exc: Exception) -> None:
         """Keep a poll's unexpected failure in the state, where ``syncd status`` reads it."""
