@@ -232,16 +232,16 @@ class Runner:
         await ctx.store.call(lambda s: s.finish_run(ctx.run_id, ctx.stats.as_dict()))
         return ctx.stats
 
-    async def settle_own_writes(self, app: str) -> None:
+    async def settle_own_writes(self, app: str, *, catch_up: bool = True) -> None:
         """Move ``app``'s cursors past the writes syncd made there, so the next read does not
         fetch them only to find echoes: the connector's own answer (``cursor_after_writes``)
-        where it has one, else past the pages that are exactly what syncd recorded. Call it once
-        the writes are settled (the outbox drained, no write to ``app`` in flight)."""
+        where it has one, else (``catch_up``) past the pages that are exactly what syncd
+        recorded. Call it once the writes are settled (the outbox drained, nothing in flight)."""
         ctx = self.ctx
         if ctx.dry_run or app in ctx.paused or not ctx.serves(app):
             return
         for mapping in ctx.mappings:
-            if app in mapping.apps and not await self.ingester.skip_own_writes(mapping, app):
+            if app in mapping.apps and not await self.ingester.skip_own_writes(mapping, app) and catch_up:
                 # The connector could not vouch for its own writes: step the cursor
                 # past pages that are exactly what syncd recorded, where there are.
                 await self.ingester.catch_up(mapping, app)

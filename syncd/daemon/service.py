@@ -624,9 +624,10 @@ class Daemon:
         self.dispatcher.wake()
 
     async def _settle_written(self, apps: Sequence[str]) -> list[str]:
-        """The dispatcher wrote to ``apps`` and nothing is in flight: step their cursors past
-        syncd's own writes, so the next poll does not read them back (as ``syncd sync`` does
-        after its cycle). An app being polled right now is left for the next lull."""
+        """The dispatcher wrote to ``apps`` and nothing is in flight: let their connectors step
+        the cursors past syncd's own writes (``cursor_after_writes``, as ``syncd sync`` asks
+        after its cycle), so the next poll does not read them back. An app being polled right
+        now is left for the next lull."""
         later: list[str] = []
         for app in apps:
             lock = self.locks[app]
@@ -636,7 +637,11 @@ class Daemon:
             if self.stopping or app not in self.apps():
                 continue
             async with lock:
-                await self.runner.settle_own_writes(app)
+                # Only where the connector vouches for its writes: the fallback compares versions
+                # alone, and an app whose versions are coarse (Mailchimp's last_changed has
+                # one-second resolution) can show someone's edit made in the second of our write
+                # at that write's version; a live daemon meets that, and would skip the edit.
+                await self.runner.settle_own_writes(app, catch_up=False)
         return later
 
     async def _record_failure(self, app: str, exc: Exception) -> None:
