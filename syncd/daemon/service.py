@@ -24,7 +24,7 @@ import signal
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -266,7 +266,7 @@ class Daemon:
                 share_budget(app, self.cluster.budget(app))
             self._exit.callback(self._unshare_budgets)
 
-        self._dispatcher = Dispatcher(self.runner, switch=self.switch)
+        self._dispatcher = Dispatcher(self.runner, switch=self.switch, on_written=self._settle_written)
         if self.progress_every is not None and not shared:
             await self._watch_first_sync(self.progress_every)
         inbox = Inbox(store)
@@ -637,6 +637,27 @@ class Daemon:
         got = stats.read - read
         (log.info if got or not ok else log.debug)("poll", app=app, read=got, ok=ok)
         self.dispatcher.wake()
+
+    async def _settle_written(self, apps: Sequence[str]) -> list[str]:
+        """The dispatcher wrote to ``apps`` and nothing is in flight: let their connectors step
+        the cursors past syncd's own writes (``cursor_after_writes``, as ``syncd sync`` asks
+        after its cycle), so the next poll does not read them back. An app being polled right
+        now is left for the next lull."""
+        later: list[str] = []
+        for app in apps:
+            lock = self.locks[app]
+            if lock.locked():
+                later.append(app)
+                continue
+            if self.stopping or app not in self.apps():
+                continue
+            async with lock:
+                # Only where the connector vouches for its writes: the fallback compares versions
+                # alone, and an app whose versions are coarse (Mailchimp's last_changed has
+                # one-second resolution) can show someone's edit made in the second of our write
+                # at that write's version; a live daemon meets that, and would skip the edit.
+                await self.runner.settle_own_writes(app, catch_up=False)
+        return later
 
     async def _record_failure(self, app: str, exc: Exception) -> None:
         """Keep a poll's unexpected failure in the state, where ``syncd status`` reads it."""
