@@ -756,25 +756,11 @@ class Ingester:
                         # create, so an edit made elsewhere since is a change against it, not a
                         # first match settled by a timestamp the app stamped when syncd wrote it.
                         baseline_after_write(mapping, link, own.values, own.payload, record.fields)
-                        found = Change(
-                            entity.id,
-                            "*",
-                            None,
-                            record.id,
-                            app,
-                            f"created in {app} (found by key: the create's answer was lost)",
-                            code=ReasonCode.CREATED,
-                        )
+                        why = f"created in {app} (found by key: the create's answer was lost)"
+                        code = ReasonCode.CREATED
                     else:
-                        found = Change(
-                            entity.id,
-                            "*",
-                            None,
-                            record.id,
-                            app,
-                            f"linked existing {app} record by key",
-                            code=ReasonCode.LINKED,
-                        )
+                        why, code = f"linked existing {app} record by key", ReasonCode.LINKED
+                    found = Change(entity.id, "*", None, record.id, app, why, code=code)
                     outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                     changes.append(found)
                     changes += outcome.changes
