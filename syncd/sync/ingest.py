@@ -1087,9 +1087,10 @@ class Ingester:
         with store.transaction():
             run = store.latest_run()
             for mapping, app, records in pages:
-                if self._identity_clashes(store, mapping, app, records):
+                clashes, canonical = self._identity_clashes(store, mapping, app, records)
+                if clashes:
                     raise ClashByKey(app)
-                self._ingest_page(store, mapping, app, records, None, run)
+                self._ingest_page(store, mapping, app, records, None, run, canonical=canonical)
 
     async def relink_pending(self, mapping: SyncMapping, app: str) -> None:
         """Read again the records an ended identity conflict left standing (after ``ingest_in``)."""
