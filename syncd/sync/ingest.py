@@ -572,6 +572,7 @@ class Ingester:
         are their values if already computed (aligned with ``records``)."""
         sync = mapping.name
         stats = self.ctx.stats.apps[app]
+        stamped = self.ctx.connectors[app].capabilities.stamped_by_app
         stats.read += len(records)
         observed, records = self._readable(store, mapping, app, records, canonical)
         self._follow_replacements(store, mapping, app, records)
@@ -632,6 +633,14 @@ class Ingester:
                 seen.append(record.id)
                 entity = entities[link.entity_id]
                 held = parked.get(entity.id, set())
+                if stamped and _read_before_known(record, at, link):
+                    # Read before a state syncd already recorded for this record (its own write,
+                    # or a read of another daemon's): the app holds something newer, which a later
+                    # read brings. Merging it would take back values the app no longer has.
+                    stats.stale += 1
+                    if entity.id not in dirty and needs_write(mapping, entity, link, held):
+                        dirty.add(entity.id)
+                    continue
                 outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                 link.version, link.remote_updated_at = record.version, at
                 link.alias = record.alias or link.alias
@@ -1099,6 +1108,26 @@ class Ingester:
 
 class ClashByKey(Exception):
     """``Ingester.ingest_in`` met records sharing a key with linked ones (see there)."""
+
+
+def _read_before_known(record: RemoteRecord, at: str | None, link: Link) -> bool:
+    """Whether ``record`` (stamped ``at``) is older than what ``link`` last recorded of it.
+
+    Only a read of the same record counts: one that took over other ids (a merge) is a newer
+    state whatever its stamp, and one composed from webhook events (no version) is the
+    connector's to vouch for. Equal stamps are not older (an app stamping in whole seconds gives
+    a write of ours and a person's edit in the same second one stamp).
+    """
+    known = link.remote_updated_at
+    return (
+        at is not None
+        and known is not None
+        and record.version is not None
+        and at < known
+        and record.version != link.version
+        and record.id == link.remote_id
+        and not record.replaces
+    )
 
 
 def _holds_baseline(mapping: SyncMapping, app: str, record: RemoteRecord, link: Link) -> bool:
