@@ -220,9 +220,22 @@ class TrustMachine(RuleBasedStateMachine):
         # A person's later edit of the same field supersedes an earlier one in the app itself
         # (unless a sync read it in between, when the earlier one was checked by then anyway).
         self.edits = [e for e in self.edits if e[:3] != (app, rid, field)]
-        if not same(before, mapping.to_canonical(app, patch).get(field)):
-            self.edits.append((app, rid, field, mapping.to_canonical(app, patch).get(field)))
+        after = mapping.to_canonical(app, patch).get(field)
+        if not same(before, after) and not self._as_last_read(app, rid, field, after):
+            self.edits.append((app, rid, field, after))
         self.dirty = True
+
+    def _as_last_read(self, app: str, rid: str, field: str, value: Any) -> bool:
+        """Whether syncd last read ``value`` in this field of the record: edits that took it
+        away and back between two reads cannot be seen by a sync that reads records' states (the
+        record is as it was when read), so they are not expected to be recorded."""
+        store = self.world.store()
+        try:
+            link = store.links_by_remote(self.world.mapping.name, app, [rid]).get(rid)
+        finally:
+            store.close()
+        # A field syncd never read a value of is empty as far as it knows.
+        return link is not None and same(link.baseline.get(field), value)
 
     @rule(data=st.data(), lifecycle=st.sampled_from(LIFECYCLES))
     def flip_scope(self, data: st.DataObject, lifecycle: str) -> None:
