@@ -45,6 +45,7 @@ from .base import (
     RunRow,
     StateStore,
 )
+from .encoding import FOLDABLE, pack_provenance, plan_changelog, unfold_changes, unpack_provenance
 from .location import is_postgres_url
 from .migrations import migrations
 
@@ -134,6 +135,13 @@ def _after(now_text: str, seconds: float) -> str:
     """The ISO timestamp ``seconds`` after ``now_text`` (same format as ``now_iso``)."""
     at = datetime.fromisoformat(now_text.replace("Z", "+00:00")) + timedelta(seconds=seconds)
     return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+#: What settling an intent as done (or superseding it) also clears: the values and payload it
+#: carried. Nothing reads them once it is over (crash recovery reads pending and in-flight
+#: intents, ``syncd deadletters`` dead ones; the change log holds what was written); the key
+#: stays, so enqueueing the same intent again is still a no-op.
+_FORGET = {False: "", True: ", \"values\" = '{}', payload = '{}'"}
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -239,8 +247,8 @@ class Store:
             id=row["id"],
             sync=row["sync"],
             key=row["key"],
-            values=_loads(row["values"]),
-            provenance=_loads(row["provenance"]),
+            values=(values := _loads(row["values"])),
+            provenance=unpack_provenance(values, _loads(row["provenance"])),
             state=row["state"],
             excluded=_loads(row["excluded"]),
         )
@@ -273,7 +281,15 @@ class Store:
     def save_entities(self, entities: Iterable[Entity], *, dirty: bool | None = None) -> None:
         stamp = now_iso()
         rows = [
-            (e.key, _dumps(e.values), _dumps(e.provenance), e.state, _dumps(e.excluded), stamp, e.id)
+            (
+                e.key,
+                _dumps(e.values),
+                _dumps(pack_provenance(e.values, e.provenance)),
+                e.state,
+                _dumps(e.excluded),
+                stamp,
+                e.id,
+            )
             for e in entities
         ]
         self.conn.executemany(
@@ -460,8 +476,30 @@ class Store:
 
     # -- change log ----------------------------------------------------------------------------
 
+    def _fold_anchors(
+        self, sync: str, run_id: int | None, entity_ids: Iterable[int]
+    ) -> dict[int, tuple[int, list[list[Any]]]]:
+        """Entities whose latest change-log row is their ``new_record`` row of ``run_id``."""
+        out: dict[int, tuple[int, list[list[Any]]]] = {}
+        if run_id is None:
+            return out
+        for chunk in _chunks(sorted(set(entity_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT id, entity_id, folded FROM changelog WHERE id IN (SELECT max(id) FROM changelog "
+                f"WHERE entity_id IN ({marks}) GROUP BY entity_id) AND code = 'new_record' AND run_id = ? AND sync = ?"
+            )
+            for row in self._q(sql, [*chunk, run_id, sync]):
+                out[row["entity_id"]] = (row["id"], _loads(row["folded"]) or [])
+        return out
+
     def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
+        """Append change-log rows (rows that go with a new entity's first read are stored in
+        that read's row: ``encoding.plan_changelog``). Returns how many changes were logged."""
         stamp = now_iso()
+        changes = list(changes)
+        foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
+        plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
         rows = [
             (
                 stamp,
@@ -475,15 +513,20 @@ class Store:
                 c.reason,
                 str(c.code),
                 _dumps(c.detail) if c.detail is not None else None,
+                _dumps(r.folded) if r.folded else None,
             )
-            for c in changes
+            for r in plan.rows
+            for c in (r.change,)
         ]
         self.conn.executemany(
-            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, folded) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        return len(rows)
+        self.conn.executemany(
+            "UPDATE changelog SET folded = ? WHERE id = ?", [(_dumps(f), i) for i, f in plan.updates.items()]
+        )
+        return len(changes)
 
     def changelog(
         self,
@@ -493,18 +536,31 @@ class Store:
         limit: int = 100,
         before: int | None = None,
     ) -> list[ChangeRow]:
+        """Change-log rows, newest first. ``limit`` counts stored rows: a row that tells others
+        (``encoding.plan_changelog``) comes with all of them, so paging by id loses none."""
         where, params = _where(("entity_id = ?", entity_id), ("sync = ?", sync), ("id < ?", before))
         sql = f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT ?"
         out = []
         for row in self._q(sql, [*params, limit]):
             item = dict(row)
+            folded = _loads(item.pop("folded"))
             for k in ("old", "new", "detail"):
                 item[k] = _loads(item[k])
-            out.append(cast(ChangeRow, item))
+            out += [cast(ChangeRow, r) for r in unfold_changes(item, folded)]
         return out
 
     def prune_changelog(self, older_than: str) -> int:
-        return self.conn.execute("DELETE FROM changelog WHERE at < ?", (older_than,)).rowcount
+        """Drop change-log rows stamped before ``older_than``, oldest first.
+
+        Rows are stamped as they are added, so their ids follow their times: the walk in id order
+        stops at the first row to keep (no index on the time needed). A row stamped out of order
+        (by a daemon whose clock lags) goes in a later prune, once the rows before it have gone.
+        """
+        first_kept = self._q("SELECT id FROM changelog WHERE at >= ? ORDER BY id LIMIT 1", (older_than,))
+        if not first_kept:
+            return self.conn.execute("DELETE FROM changelog WHERE at < ?", (older_than,)).rowcount
+        sql = "DELETE FROM changelog WHERE id < ? AND at < ?"
+        return self.conn.execute(sql, (first_kept[0]["id"], older_than)).rowcount
 
     # -- conflicts -----------------------------------------------------------------------------
 
@@ -643,7 +699,7 @@ class Store:
         n = 0
         for key, sync, app, obj, op, entity_id, remote_id, values, payload, expected in intents:
             self.conn.execute(
-                "UPDATE outbox SET status = 'superseded', updated_at = ? "
+                f"UPDATE outbox SET status = 'superseded', updated_at = ?{_FORGET[True]} "
                 "WHERE entity_id = ? AND app = ? AND op = ? AND status = 'pending' AND key != ?",
                 (stamp, entity_id, app, op, key),
             )
@@ -798,7 +854,8 @@ class Store:
         still theirs: False, and nothing changed, once another daemon took it over."""
         fence, fparams = _fence(owner, epoch)
         cur = self.conn.execute(
-            f"UPDATE outbox SET status = ?, last_error = ?, error_kind = ?, updated_at = ? WHERE id = ?{fence}",
+            f"UPDATE outbox SET status = ?, last_error = ?, error_kind = ?, updated_at = ?{_FORGET[status == 'done']} "
+            f"WHERE id = ?{fence}",
             (status, error, kind, now_iso(), intent_id, *fparams),
         )
         return cur.rowcount == 1

@@ -70,6 +70,7 @@ from .base import (
     StateStore,
 )
 from .db import (
+    _FORGET,
     TABLES,
     _after,
     _dumps,
@@ -80,6 +81,7 @@ from .db import (
     now_iso,
     refill,
 )
+from .encoding import FOLDABLE, pack_provenance, plan_changelog, unfold_changes, unpack_provenance
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -293,8 +295,8 @@ class PgStore:
             id=row["id"],
             sync=row["sync"],
             key=row["key"],
-            values=_loads(row["values"]),
-            provenance=_loads(row["provenance"]),
+            values=(values := _loads(row["values"])),
+            provenance=unpack_provenance(values, _loads(row["provenance"])),
             state=row["state"],
             excluded=_loads(row["excluded"]),
         )
@@ -326,7 +328,15 @@ class PgStore:
     def save_entities(self, entities: Iterable[Entity], *, dirty: bool | None = None) -> None:
         stamp = now_iso()
         rows = [
-            (e.key, _dumps(e.values), _dumps(e.provenance), e.state, _dumps(e.excluded), stamp, e.id)
+            (
+                e.key,
+                _dumps(e.values),
+                _dumps(pack_provenance(e.values, e.provenance)),
+                e.state,
+                _dumps(e.excluded),
+                stamp,
+                e.id,
+            )
             for e in entities
         ]
         self._many(
@@ -518,8 +528,30 @@ class PgStore:
 
     # -- change log ----------------------------------------------------------------------------
 
+    def _fold_anchors(
+        self, sync: str, run_id: int | None, entity_ids: Iterable[int]
+    ) -> dict[int, tuple[int, list[list[Any]]]]:
+        """Entities whose latest change-log row is their ``new_record`` row of ``run_id``."""
+        out: dict[int, tuple[int, list[list[Any]]]] = {}
+        if run_id is None:
+            return out
+        ids = sorted(set(entity_ids))
+        for start in range(0, len(ids), 500):
+            sql = (
+                "SELECT id, entity_id, folded FROM changelog WHERE id IN (SELECT max(id) FROM changelog "
+                "WHERE entity_id = ANY(%s) GROUP BY entity_id) AND code = 'new_record' AND run_id = %s AND sync = %s"
+            )
+            for row in self._q(sql, (ids[start : start + 500], run_id, sync)):
+                out[row["entity_id"]] = (row["id"], _loads(row["folded"]) or [])
+        return out
+
+    @_atomic()
     def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
+        """Append change-log rows, folding as the SQLite store does (``encoding.plan_changelog``)."""
         stamp = now_iso()
+        changes = list(changes)
+        foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
+        plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
         rows = [
             (
                 stamp,
@@ -533,15 +565,21 @@ class PgStore:
                 c.reason,
                 str(c.code),
                 _dumps(c.detail) if c.detail is not None else None,
+                _dumps(r.folded) if r.folded else None,
             )
-            for c in changes
+            for r in plan.rows
+            for c in (r.change,)
         ]
         self._many(
-            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, folded) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
-        return len(rows)
+        self._many(
+            "UPDATE changelog SET folded = %s WHERE id = %s",
+            [(_dumps(f), i) for i, f in plan.updates.items()],
+        )
+        return len(changes)
 
     def changelog(
         self,
@@ -551,16 +589,25 @@ class PgStore:
         limit: int = 100,
         before: int | None = None,
     ) -> list[ChangeRow]:
+        """Change-log rows, newest first; ``limit`` counts stored rows (see the SQLite store)."""
         where, params = _where(("entity_id = %s", entity_id), ("sync = %s", sync), ("id < %s", before))
         out = []
         for item in self._q(f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT %s", [*params, limit]):
+            folded = _loads(item.pop("folded"))
             for k in ("old", "new", "detail"):
                 item[k] = _loads(item[k])
-            out.append(cast(ChangeRow, item))
+            out += [cast(ChangeRow, r) for r in unfold_changes(item, folded)]
         return out
 
+    @_atomic()
     def prune_changelog(self, older_than: str) -> int:
-        return self._x("DELETE FROM changelog WHERE at < %s", (older_than,))
+        """Drop change-log rows stamped before ``older_than`` (see the SQLite store: a walk in id
+        order that stops at the first row to keep)."""
+        first_kept = self._q("SELECT id FROM changelog WHERE at >= %s ORDER BY id LIMIT 1", (older_than,))
+        if not first_kept:
+            return self._x("DELETE FROM changelog WHERE at < %s", (older_than,))
+        sql = "DELETE FROM changelog WHERE id < %s AND at < %s"
+        return self._x(sql, (first_kept[0]["id"], older_than))
 
     def count_drift(self, run_id: int, app: str) -> int:
         sql = (
@@ -700,7 +747,7 @@ class PgStore:
         n = 0
         for key, sync, app, obj, op, entity_id, remote_id, values, payload, expected in intents:
             self._x(
-                "UPDATE outbox SET status = 'superseded', updated_at = %s "
+                f"UPDATE outbox SET status = 'superseded', updated_at = %s{_FORGET[True]} "
                 "WHERE entity_id = %s AND app = %s AND op = %s AND status = 'pending' AND key != %s",
                 (stamp, entity_id, app, op, key),
             )
@@ -840,8 +887,8 @@ class PgStore:
         fence, fparams = _fence(owner, epoch, "%s")
         return bool(
             self._x(
-                "UPDATE outbox SET status = %s, last_error = %s, error_kind = %s, updated_at = %s "
-                f"WHERE id = %s{fence}",
+                f"UPDATE outbox SET status = %s, last_error = %s, error_kind = %s, updated_at = %s"
+                f"{_FORGET[status == 'done']} WHERE id = %s{fence}",
                 (status, error, kind, now_iso(), intent_id, *fparams),
             )
         )

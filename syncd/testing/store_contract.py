@@ -72,6 +72,29 @@ class StoreContract:
         assert store.find_entity("people", "nobody") is None
         assert store.count_entities("people") == {"deleted": 1}
 
+    def test_provenance_round_trips_whether_one_read_or_many_gave_the_values(self, store: StateStore) -> None:
+        one_read = {"app": "crm", "at": "2026-01-01T00:00:00Z", "run": 3}
+        shapes: list[dict[str, dict[str, Any]]] = [
+            {},
+            {"a": dict(one_read), "b": dict(one_read)},
+            {
+                "a": dict(one_read),
+                "b": {**one_read, "app": "mail"},
+                "c": {"app": "admin", "at": "t", "run": None},
+            },
+            {"a": {**one_read, "prev": NESTED["nested"], "flips": 2}, "b": dict(one_read)},
+            {"a": dict(one_read), "gone": dict(one_read)},  # a field no longer among the values
+            {"a": {"app": "crm"}},
+        ]
+        for provenance in shapes:
+            e = store.new_entity("people", None)
+            e.values = {"a": 1, "b": None, "c": [2]}
+            e.provenance = provenance
+            store.save_entities([e])
+            got = store.entities([e.id])[e.id]
+            assert got.provenance == provenance
+            assert got == e
+
     def test_natural_key_is_unique_per_sync(self, store: StateStore) -> None:
         store.new_entity("people", "a@x")
         store.new_entity("other", "a@x")
@@ -226,6 +249,23 @@ class StoreContract:
         assert store.count_drift(run, "mail") == 1
         assert store.prune_changelog("0000") == 0
         assert store.prune_changelog("9999") == 5
+
+    def test_pruning_the_change_log_keeps_rows_from_the_cutoff_on(self, store: StateStore) -> None:
+        a = store.new_entity("people", "a")
+        for n in range(3):
+            store.log_changes(
+                "people",
+                [Change(a.id, f"f{n}", None, n, "crm", "changed in crm", code=ReasonCode.CHANGED)],
+                None,
+            )
+        rows = store.changelog(limit=10)[::-1]
+        cutoff = rows[2]["at"]
+        older = [r["field"] for r in rows if r["at"] < cutoff]  # stamps may tie within a microsecond
+        assert store.prune_changelog(cutoff) == len(older)
+        assert [r["field"] for r in store.changelog(limit=10)][::-1] == [
+            r["field"] for r in rows if r["field"] not in older
+        ]
+        assert store.prune_changelog(cutoff) == 0
 
     # -- conflicts -----------------------------------------------------------------------------
 
@@ -399,6 +439,13 @@ class StoreContract:
         assert store.settle(9999, "done") is False
         [dead] = store.dead_letters()
         assert dead.key == "k1"
+        assert dead.values == {"email": "k1"}  # what it would have written stays for a replay
+        assert dead.payload == {"p": [1]}
+        done = store.intent(two.id)
+        assert done is not None
+        assert done.status == "done"
+        assert (done.values, done.payload, done.key) == ({}, {}, "k2")  # over: only its key stays
+        assert store.enqueue([_intent("k2", e.id, app="mail")]) == 0  # still idempotent by key
         assert dead.last_error == "400 bad email"
         assert dead.error_kind == "permanent"
         assert store.count_dead_letters() == 1
