@@ -137,6 +137,27 @@ def _after(now_text: str, seconds: float) -> str:
     return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+#: A link's baseline as read: stored in full, or ``''`` when it was the same JSON text as its
+#: entity's values (the usual case once a record is in sync), then read from the entity. The
+#: SQLite store writes ``''`` only in one statement that compares with the entity's values, and
+#: puts the text back in full before it changes those values (``save_entities``).
+LINK_COLUMNS = (
+    "links.*, CASE WHEN links.baseline = '' THEN (SELECT e.\"values\" FROM entities e WHERE e.id = links.entity_id) "
+    "ELSE links.baseline END AS known_baseline"
+)
+
+#: Before an entity's values change: each of its links whose baseline is stored as ``''`` gets
+#: the values it stands for (the entity's values before the change), in full.
+KEEP_BASELINES = (
+    'UPDATE links SET baseline = (SELECT e."values" FROM entities e WHERE e.id = links.entity_id) '
+    "WHERE entity_id = {m} AND baseline = '' AND (SELECT e.\"values\" FROM entities e WHERE e.id = links.entity_id) "
+    "IS DISTINCT FROM {m}"
+)
+
+#: A baseline to store: ``''`` when it is the JSON text of the entity's values (parameters: the
+#: baseline's text, the entity id, the text again).
+_SAME_AS_ENTITY = "CASE WHEN ? = (SELECT e.\"values\" FROM entities e WHERE e.id = ?) THEN '' ELSE ? END"
+
 #: What settling an intent as done (or superseding it) also clears: the values and payload it
 #: carried. Nothing reads them once it is over (crash recovery reads pending and in-flight
 #: intents, ``syncd deadletters`` dead ones; the change log holds what was written); the key
@@ -292,13 +313,15 @@ class Store:
             )
             for e in entities
         ]
-        self.conn.executemany(
-            'UPDATE entities SET key = ?, "values" = ?, provenance = ?, state = ?, excluded = ?, updated_at = ? '
-            "WHERE id = ?",
-            rows,
-        )
-        if dirty is not None:
-            self.mark_dirty([r[-1] for r in rows], dirty)
+        with self.transaction():
+            self.conn.executemany(KEEP_BASELINES.format(m="?"), [(r[-1], r[1]) for r in rows])
+            self.conn.executemany(
+                'UPDATE entities SET key = ?, "values" = ?, provenance = ?, state = ?, excluded = ?, updated_at = ? '
+                "WHERE id = ?",
+                rows,
+            )
+            if dirty is not None:
+                self.mark_dirty([r[-1] for r in rows], dirty)
 
     def mark_dirty(self, ids: Iterable[int], dirty: bool = True) -> None:
         """Flag entities for planning (each flagging bumps the dirty generation), or clear the flag."""
@@ -382,7 +405,7 @@ class Store:
             entity_id=row["entity_id"],
             app=row["app"],
             remote_id=row["remote_id"],
-            baseline=_loads(row["baseline"]),
+            baseline=_loads(row["known_baseline"]),
             version=row["version"],
             remote_updated_at=row["remote_updated_at"],
             coerced=_loads(row["coerced"]),
@@ -393,7 +416,7 @@ class Store:
         out: dict[str, Link] = {}
         for chunk in _chunks(sorted(set(aliases))):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM links WHERE sync = ? AND app = ? AND alias IN ({marks})"
+            sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = ? AND app = ? AND alias IN ({marks})"
             for row in self._q(sql, [sync, app, *chunk]):
                 out[row["alias"]] = self._link(row)
         return out
@@ -402,7 +425,7 @@ class Store:
         out: dict[str, Link] = {}
         for chunk in _chunks(sorted(set(remote_ids))):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM links WHERE sync = ? AND app = ? AND remote_id IN ({marks})"
+            sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = ? AND app = ? AND remote_id IN ({marks})"
             for row in self._q(sql, [sync, app, *chunk]):
                 out[row["remote_id"]] = self._link(row)
         return out
@@ -411,7 +434,7 @@ class Store:
         out: dict[int, dict[str, Link]] = {}
         for chunk in _chunks(sorted(set(entity_ids))):
             marks = ",".join("?" * len(chunk))
-            for row in self._q(f"SELECT * FROM links WHERE entity_id IN ({marks})", chunk):
+            for row in self._q(f"SELECT {LINK_COLUMNS} FROM links WHERE entity_id IN ({marks})", chunk):
                 out.setdefault(row["entity_id"], {})[row["app"]] = self._link(row)
         return out
 
@@ -421,7 +444,7 @@ class Store:
         for chunk in _chunks(sorted(set(entity_ids))):
             marks = ",".join("?" * len(chunk))
             for row in self._q(
-                f"SELECT * FROM links WHERE app = ? AND entity_id IN ({marks})", [app, *chunk]
+                f"SELECT {LINK_COLUMNS} FROM links WHERE app = ? AND entity_id IN ({marks})", [app, *chunk]
             ):
                 out[row["entity_id"]] = self._link(row)
         return out
@@ -429,8 +452,11 @@ class Store:
     def save_links(self, sync: str, links: Iterable[Link], run_id: int | None = None) -> None:
         """Insert or update links (by ``(sync, app, remote_id)``); sets ``link.id`` on new ones."""
         for link in links:
+            baseline = _dumps(link.baseline)
             params = (
-                _dumps(link.baseline),
+                baseline,
+                link.entity_id,
+                baseline,
                 link.version,
                 link.remote_updated_at,
                 _dumps(link.coerced),
@@ -440,14 +466,15 @@ class Store:
             if link.id is None:
                 cur = self.conn.execute(
                     "INSERT INTO links (baseline, version, remote_updated_at, coerced, alias, seen_run, sync, "
-                    "app, remote_id, entity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"app, remote_id, entity_id) VALUES ({_SAME_AS_ENTITY}, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*params, sync, link.app, link.remote_id, link.entity_id),
                 )
                 link.id = int(cur.lastrowid or 0)
             else:
                 self.conn.execute(
-                    "UPDATE links SET baseline = ?, version = ?, remote_updated_at = ?, coerced = ?, alias = ?, "
-                    "seen_run = max(coalesce(seen_run, 0), coalesce(?, 0)), remote_id = ?, entity_id = ? WHERE id = ?",
+                    f"UPDATE links SET baseline = {_SAME_AS_ENTITY}, version = ?, remote_updated_at = ?, coerced = ?, "
+                    "alias = ?, seen_run = max(coalesce(seen_run, 0), coalesce(?, 0)), remote_id = ?, entity_id = ? "
+                    "WHERE id = ?",
                     (*params, link.remote_id, link.entity_id, link.id),
                 )
 
@@ -465,7 +492,8 @@ class Store:
 
     def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]:
         rows = self._q(
-            "SELECT * FROM links WHERE sync = ? AND app = ? AND (seen_run IS NULL OR seen_run < ?) ORDER BY id LIMIT ?",
+            f"SELECT {LINK_COLUMNS} FROM links WHERE sync = ? AND app = ? AND (seen_run IS NULL OR seen_run < ?) "
+            "ORDER BY id LIMIT ?",
             (sync, app, run_id, limit),
         )
         return [self._link(r) for r in rows]

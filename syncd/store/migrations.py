@@ -211,7 +211,8 @@ DRIFT_CODES = "('changed', 'merged', 'unsubscribed', 'conflict', 'missing')"
 def m012_compact_state(db: Database) -> None:
     """A denser state with nothing lost: provenance grouped by the read that gave the values
     (``encoding.pack_provenance``); finished intents without the values and payload nobody reads
-    again; change-log rows that tell the rows folded in them (``encoding.plan_changelog``); no
+    again; link baselines equal to their entity's values stored as a reference to them
+    (``db.LINK_COLUMNS``); change-log rows that tell the rows folded in them (``encoding.plan_changelog``); no
     index on change-log times (pruning walks ids); drift counted from an index of the drift rows
     only."""
     db.executescript(
@@ -221,6 +222,7 @@ def m012_compact_state(db: Database) -> None:
         DROP INDEX IF EXISTS changelog_run;
         CREATE INDEX changelog_drift ON changelog (run_id, app, code) WHERE code IN {DRIFT_CODES};
         UPDATE outbox SET "values" = '{{}}', payload = '{{}}' WHERE status IN ('done', 'superseded');
+        UPDATE links SET baseline = '' WHERE baseline = (SELECT e."values" FROM entities e WHERE e.id = links.entity_id);
         """
     )
     from .db import _dumps, _loads  # the store module imports this one

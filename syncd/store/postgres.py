@@ -71,6 +71,8 @@ from .base import (
 )
 from .db import (
     _FORGET,
+    KEEP_BASELINES,
+    LINK_COLUMNS,
     TABLES,
     _after,
     _dumps,
@@ -339,6 +341,10 @@ class PgStore:
             )
             for e in entities
         ]
+        # Links whose baseline a copied SQLite state stored as '' (this store writes baselines in
+        # full: under REPEATABLE READ, a baseline that points at another row could pair with
+        # values another daemon changes at the same time).
+        self._many(KEEP_BASELINES.format(m="%s"), [(r[-1], r[1]) for r in rows])
         self._many(
             'UPDATE entities SET key = %s, "values" = %s, provenance = %s, state = %s, excluded = %s, '
             "updated_at = %s WHERE id = %s",
@@ -433,7 +439,7 @@ class PgStore:
             entity_id=row["entity_id"],
             app=row["app"],
             remote_id=row["remote_id"],
-            baseline=_loads(row["baseline"]),
+            baseline=_loads(row["known_baseline"]),
             version=row["version"],
             remote_updated_at=row["remote_updated_at"],
             coerced=_loads(row["coerced"]),
@@ -444,14 +450,14 @@ class PgStore:
         wanted = sorted(set(aliases))
         if not wanted:
             return {}
-        sql = "SELECT * FROM links WHERE sync = %s AND app = %s AND alias = ANY(%s::text[]) ORDER BY id"
+        sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = %s AND app = %s AND alias = ANY(%s::text[]) ORDER BY id"
         return {r["alias"]: self._link(r) for r in self._q(sql, (sync, app, wanted))}
 
     def links_by_remote(self, sync: str, app: str, remote_ids: Iterable[str]) -> dict[str, Link]:
         wanted = sorted(set(remote_ids))
         if not wanted:
             return {}
-        sql = "SELECT * FROM links WHERE sync = %s AND app = %s AND remote_id = ANY(%s::text[]) ORDER BY id"
+        sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = %s AND app = %s AND remote_id = ANY(%s::text[]) ORDER BY id"
         return {r["remote_id"]: self._link(r) for r in self._q(sql, (sync, app, wanted))}
 
     def links_of(self, entity_ids: Iterable[int]) -> dict[int, dict[str, Link]]:
@@ -459,7 +465,9 @@ class PgStore:
         out: dict[int, dict[str, Link]] = {}
         if not wanted:
             return out
-        for row in self._q("SELECT * FROM links WHERE entity_id = ANY(%s::bigint[]) ORDER BY id", (wanted,)):
+        for row in self._q(
+            f"SELECT {LINK_COLUMNS} FROM links WHERE entity_id = ANY(%s::bigint[]) ORDER BY id", (wanted,)
+        ):
             out.setdefault(row["entity_id"], {})[row["app"]] = self._link(row)
         return out
 
@@ -467,7 +475,7 @@ class PgStore:
         wanted = sorted(set(entity_ids))
         if not wanted:
             return {}
-        sql = "SELECT * FROM links WHERE app = %s AND entity_id = ANY(%s::bigint[]) ORDER BY id"
+        sql = f"SELECT {LINK_COLUMNS} FROM links WHERE app = %s AND entity_id = ANY(%s::bigint[]) ORDER BY id"
         return {r["entity_id"]: self._link(r) for r in self._q(sql, (app, wanted))}
 
     @_atomic()
@@ -516,7 +524,7 @@ class PgStore:
 
     def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]:
         rows = self._q(
-            "SELECT * FROM links WHERE sync = %s AND app = %s AND (seen_run IS NULL OR seen_run < %s) "
+            f"SELECT {LINK_COLUMNS} FROM links WHERE sync = %s AND app = %s AND (seen_run IS NULL OR seen_run < %s) "
             "ORDER BY id LIMIT %s",
             (sync, app, run_id, limit),
         )

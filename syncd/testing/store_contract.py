@@ -135,6 +135,106 @@ class StoreContract:
         store.drop_links([link.id])
         assert store.links_of([e.id]) == {}
 
+    def test_a_baseline_equal_to_the_entitys_values_keeps_its_own_value_when_they_change(
+        self, store: StateStore
+    ) -> None:
+        e, other = store.new_entity("people", "a@x"), store.new_entity("people", "b@x")
+        e.values = {"email": "a@x", "name": NESTED["name"], "big": 2**70}
+        other.values = {"email": "b@x"}
+        store.save_entities([e, other])
+        in_sync = Link(None, e.id, "crm", "r-1", baseline=dict(e.values), version="1")
+        behind = Link(None, e.id, "mail", "m-1", baseline={"email": "a@x"}, version="1")
+        store.save_links("people", [in_sync, behind])
+        assert store.links_of([e.id]) == {e.id: {"crm": in_sync, "mail": behind}}
+        before = dict(e.values)
+        e.values["name"] = "Changed"
+        store.save_entities([e])  # the record in crm still holds what it held
+        assert store.links_by_remote("people", "crm", ["r-1"])["r-1"].baseline == before
+        assert store.app_links([e.id], "mail")[e.id].baseline == {"email": "a@x"}
+        in_sync.baseline = dict(e.values)
+        store.save_links("people", [in_sync])
+        e.values = {}
+        store.save_entities([e])
+        assert store.links_of([e.id])[e.id]["crm"].baseline == {**before, "name": "Changed"}
+        in_sync.entity_id = other.id  # the record now belongs to another entity
+        in_sync.baseline = {"email": "b@x"}
+        store.save_links("people", [in_sync])
+        other.values = {"email": "b@x", "name": "B"}
+        store.save_entities([other])
+        assert store.links_of([other.id])[other.id]["crm"].baseline == {"email": "b@x"}
+        assert store.unseen_links("people", "crm", 10**6, 10)[0].baseline == {"email": "b@x"}
+
+    def test_rows_of_a_new_entitys_first_run_are_one_stored_row_and_read_back_in_order(
+        self, store: StateStore
+    ) -> None:
+        a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
+        run = store.begin_run("cycle")
+        values = {"email": "a", "tags": [2**70]}
+        store.log_changes(
+            "people",
+            [
+                Change(a.id, "*", None, values, "crm", "new record in crm", code=ReasonCode.NEW_RECORD),
+                Change(
+                    b.id, "*", None, {"email": "b"}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD
+                ),
+                Change(
+                    a.id,
+                    "*",
+                    None,
+                    "m-1",
+                    "mail",
+                    "linked existing mail record by key",
+                    code=ReasonCode.LINKED,
+                ),
+            ],
+            run,
+        )
+        store.log_changes(
+            "people",
+            [
+                Change(a.id, "phone", None, "+1", "mail", "written to mail", code=ReasonCode.WRITTEN),
+                Change(
+                    b.id,
+                    "*",
+                    None,
+                    "m-2",
+                    "mail",
+                    "created in mail",
+                    detail={"n": 1},
+                    code=ReasonCode.CREATED,
+                ),
+                Change(b.id, "email", "b", "c", "crm", "changed in crm", code=ReasonCode.CHANGED),
+                Change(b.id, "*", None, "s-2", "shop", "created in shop", code=ReasonCode.CREATED),
+            ],
+            run,
+        )
+        # A later run's create is a row of its own.
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, "s-1", "shop", "created in shop", code=ReasonCode.CREATED)],
+            store.begin_run("cycle"),
+        )
+        assert store.count_rows("changelog") == 5
+        history = [
+            (r["code"], r["app"], r["field"], r["new"], r["detail"]) for r in store.changelog(entity_id=a.id)
+        ]
+        assert history == [
+            ("created", "shop", "*", "s-1", None),
+            ("written", "mail", "phone", "+1", None),
+            ("linked", "mail", "*", "m-1", None),
+            ("new_record", "crm", "*", values, None),
+        ]
+        rows = store.changelog(entity_id=b.id)
+        assert [(r["code"], r["app"], r["detail"]) for r in rows] == [
+            ("created", "shop", None),
+            ("changed", "crm", None),
+            ("created", "mail", {"n": 1}),
+            ("new_record", "crm", None),
+        ]
+        assert all(r["run_id"] == run and r["sync"] == "people" for r in rows[1:])
+        assert store.count_drift(run, "crm") == 1
+        assert len(store.changelog(limit=100)) == 8
+
     def test_one_link_per_remote_record(self, store: StateStore) -> None:
         a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
         store.save_links("people", [Link(None, a.id, "crm", "r-1")])

@@ -13,7 +13,7 @@ import pytest
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from syncd.engine.model import Entity
+from syncd.engine.model import Entity, Link
 from syncd.store import StateStore, connect, pg_migrations
 from syncd.store import migrations as sqlite_steps
 from syncd.store.postgres import PgStore
@@ -48,6 +48,11 @@ def _old_rows(execute: Any, mark: str) -> None:
                 STAMP,
             ),
         )
+    execute(
+        "INSERT INTO links (sync, app, remote_id, entity_id, baseline) "
+        f"VALUES ('people', 'right', 'r-1', 2, {mark}), ('people', 'mail', 'm-1', 2, {mark})",
+        (json.dumps(VALUES, sort_keys=True), json.dumps({"email": "old"})),
+    )
     for key, status in (
         ("sent", "done"),
         ("waiting", "pending"),
@@ -77,6 +82,13 @@ def _reads_back_the_same(store: StateStore) -> None:
         assert (intents[key].values, intents[key].payload) == ({"email": key}, {"email_address": key})
     for key in ("sent", "replaced"):  # over: the key and the outcome stay
         assert (intents[key].values, intents[key].payload) == ({}, {})
+    links = store.links_of([2])[2]
+    assert (links["right"].baseline, links["mail"].baseline) == (VALUES, {"email": "old"})
+    entity = got[2]
+    entity.values = {"email": "new"}
+    store.save_entities([entity])  # the records keep what they held
+    links = store.links_of([2])[2]
+    assert (links["right"].baseline, links["mail"].baseline) == (VALUES, {"email": "old"})
     assert store.count_drift(1, "left") == 1
     assert [r["code"] for r in store.changelog(entity_id=1)] == ["new_record", "changed"]
     assert store.prune_changelog("2026-01-02") == 2
@@ -107,6 +119,23 @@ def test_sqlite_state_from_before_m012_reads_back_the_same(tmp_path: Path) -> No
     assert "changelog_run" not in indexes
     assert "changelog_drift" in indexes
     assert json.loads(packed) == [["left", "2026-01-01T00:00:00.000Z", 1, "*"]]
+
+
+def test_sqlite_stores_a_baseline_equal_to_the_entitys_values_once(tmp_path: Path) -> None:
+    store = connect(tmp_path / "state.db")
+    try:
+        entity = store.new_entity("people", "a")
+        entity.values = dict(VALUES)
+        store.save_entities([entity])
+        same = Link(None, entity.id, "crm", "r-1", baseline=dict(VALUES))
+        other = Link(None, entity.id, "mail", "m-1", baseline={**VALUES, "phone": "+1"})
+        store.save_links("people", [same, other])
+        stored = dict(store.conn.execute("SELECT app, baseline FROM links").fetchall())
+        assert stored["crm"] == ""
+        assert json.loads(stored["mail"])["phone"] == "+1"
+        assert store.links_of([entity.id])[entity.id] == {"crm": same, "mail": other}
+    finally:
+        store.close()
 
 
 def test_postgres_state_from_before_m012_reads_back_the_same(
