@@ -147,11 +147,12 @@ LINK_COLUMNS = (
 )
 
 #: Before an entity's values change: each of its links whose baseline is stored as ``''`` gets
-#: the values it stands for (the entity's values before the change), in full.
+#: the values it stands for (the entity's values before the change), in full. (Plain ``!=``:
+#: neither side is ever NULL, and ``IS DISTINCT FROM`` needs SQLite 3.39.)
 KEEP_BASELINES = (
     'UPDATE links SET baseline = (SELECT e."values" FROM entities e WHERE e.id = links.entity_id) '
     "WHERE entity_id = {m} AND baseline = '' AND (SELECT e.\"values\" FROM entities e WHERE e.id = links.entity_id) "
-    "IS DISTINCT FROM {m}"
+    "!= {m}"
 )
 
 #: A baseline to store: ``''`` when it is the JSON text of the entity's values (parameters: the
