@@ -8,6 +8,7 @@ lines, which the CLI prints before exiting with code 2.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -39,6 +40,20 @@ def mapping_files(settings: Settings) -> list[Path]:
         else:
             files.append(entry)
     return files
+
+
+def mapping_digest(settings: Settings) -> str:
+    """A short digest of the mapping files (names and contents, not folders): daemons publishing
+    the same digest run the same mappings, wherever their files live."""
+    digest = hashlib.sha256()
+    for file in mapping_files(settings):
+        digest.update(file.name.encode() + b"\0")
+        try:
+            digest.update(file.read_bytes())
+        except OSError:
+            digest.update(b"\0missing")
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
 
 
 def load_all_mappings(settings: Settings, source: str = "config.toml") -> list[SyncMapping]:

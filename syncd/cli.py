@@ -19,7 +19,7 @@ import click
 
 from syncd import __version__
 from syncd.errors import ConfigFileError
-from syncd.log import configure
+from syncd.log import configure, load_libraries
 
 if TYPE_CHECKING:
     from syncd.settings import Settings
@@ -110,6 +110,7 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
     Example: syncd --config config.toml status
     """
+    load_libraries()
     ctx.ensure_object(dict)["config"] = config
 
 

@@ -16,14 +16,43 @@ aiohttp is loaded).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any, Literal
 
-__all__ = ["configure", "get_logger", "register_secret"]
+__all__ = ["configure", "get_logger", "load_libraries", "register_secret"]
 
 #: Libraries whose per-request info lines are noise in a daemon's log.
 _QUIET = ("httpx", "httpcore")
+
+#: What httpx and structlog load, when it is installed, for features a JSON log never uses.
+_TERMINAL_ONLY = ("rich", "pygments")
+
+
+def _import_without_terminal_libraries(*names: str) -> None:
+    """Import ``names`` (httpx, structlog) with rich and pygments kept out.
+
+    Both libraries import rich and pygments whenever they are installed (and syncd installs rich
+    for its terminal output): httpx for its command-line client, structlog for pretty console
+    tracebacks. A process that logs JSON (a service, a pipe, a benchmark) uses neither, and the
+    two cost a sync about 16 MiB of memory and a tenth of a second at start-up. Each library
+    imports them inside ``try/except ImportError``, so an entry of None in ``sys.modules`` for the
+    time of the import makes it go without; rich can still be imported afterwards by code that
+    draws on a terminal. Nothing is done once rich or one of ``names`` is loaded.
+    """
+    loaded = set(sys.modules)
+    if any(name in loaded for name in (*_TERMINAL_ONLY, *names)):
+        return
+    for name in _TERMINAL_ONLY:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        for name in names:
+            importlib.import_module(name)
+    finally:
+        for name in _TERMINAL_ONLY:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
 
 
 class _SyncdHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -58,12 +87,14 @@ def configure(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info", stream: Any = None
 ) -> None:
     """Configure structlog, and the standard library's logging, for the process."""
-    import structlog
+    out = stream or sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    if as_json:
+        _import_without_terminal_libraries("structlog", "httpx")
+    structlog = _structlog()
 
     from syncd.connector.redact import redact_secrets
 
-    out = stream or sys.stderr
-    as_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
@@ -106,10 +137,35 @@ def configure(
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
 
-def get_logger(name: str = "syncd") -> Any:
+def load_libraries() -> None:
+    """Import structlog and httpx now, without rich and pygments when stderr is not a terminal.
+
+    The command line calls this before any command runs: syncd's modules import structlog (for
+    their loggers) and httpx as they load, so this is the one point that comes before them all.
+    """
+    _structlog()
+
+
+def _structlog() -> Any:
+    """structlog; imported without rich when stderr, where the log goes, is not a terminal
+    (modules ask for their logger when imported, often before ``configure`` runs)."""
+    if "structlog" not in sys.modules and not _is_terminal(sys.stderr):
+        _import_without_terminal_libraries("structlog", "httpx")
     import structlog
 
-    return structlog.get_logger(name)
+    return structlog
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def get_logger(name: str = "syncd") -> Any:
+    return _structlog().get_logger(name)
 
 
 def register_secret(value: str | None) -> None:

@@ -19,22 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO
 
 from syncd.sync.stats import RunStats
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn, TaskID
+
+# rich is imported only for the terminal display: a sync writing JSON lines (a service, a pipe)
+# does not load it.
 
 #: The shortest time between two redraws on a terminal (about ten a second at most).
 REDRAW_EVERY = 0.1
@@ -92,12 +85,17 @@ def snapshot(stats: RunStats, elapsed: float, phase_elapsed: float) -> Snapshot:
     return Snapshot(elapsed, "writing" if writing else "reading", apps, done, planned, rate, eta)
 
 
-class _Rate(ProgressColumn):
-    """Items per second of a task, as rich measures it."""
+def _rate_column() -> ProgressColumn:
+    """A column showing items per second of a task, as rich measures it."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+    class _Rate(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+    return _Rate()
 
 
 class SyncProgress:
@@ -132,12 +130,15 @@ class SyncProgress:
     def __enter__(self) -> SyncProgress:
         self._start = self._phase_start = self._last_line = self.clock()
         if self.terminal:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
             console = Console(file=self.stream, force_terminal=True)
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                _Rate(),
+                _rate_column(),
                 TimeRemainingColumn(),
                 console=console,
                 auto_refresh=False,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -26,7 +27,7 @@ from syncd.connector import Connector, RemoteRecord, WebhookHint
 from syncd.engine import IDENTITY
 from syncd.errors import RefusedValue
 from syncd.mapping import Mapping as SyncMapping
-from syncd.store import AsyncStore, ConflictRow
+from syncd.store import AsyncStore, ConflictRow, StateStore
 from syncd.sync import (
     AppStats,
     Claims,
@@ -37,10 +38,35 @@ from syncd.sync import (
     SyncContext,
     resolve_conflict,
 )
+from syncd.sync.ingest import ClashByKey
 
-__all__ = ["IDENTITY", "AppStats", "RefusedValue", "RunStats", "Runner"]
+__all__ = ["IDENTITY", "AppStats", "HintPart", "RefusedValue", "RunStats", "Runner", "WebhookWork"]
 
 log = structlog.get_logger("syncd.runner")
+
+
+@dataclass(frozen=True)
+class HintPart:
+    """Webhook hints of one app for one mapping: records the events told, ids to re-read."""
+
+    mapping: SyncMapping
+    known: tuple[RemoteRecord, ...]
+    reread: tuple[str, ...]
+    #: Per id to re-read, the ids that record took over (a merge the webhook reported).
+    replaces: Mapping[str, list[str]]
+
+
+@dataclass(frozen=True)
+class WebhookWork:
+    """What a batch of one app's webhook hints asks for (``Runner.told_by_events``)."""
+
+    app: str
+    parts: tuple[HintPart, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Whether the events told everything: nothing is left to re-read."""
+        return not any(p.reread for p in self.parts)
 
 
 class Runner:
@@ -192,21 +218,12 @@ class Runner:
                         await self.ingester.read_app(mapping, app, full=full, run=ctx.run_id)
             await self.plan()
             await self.drain()
-            if not ctx.dry_run:
-                # Settle in one cycle: the writes just made would come back in the next read, only to
-                # be found echoes; step each written app's cursor past them.
-                for mapping in ctx.mappings:
-                    for app in mapping.apps:
-                        written = ctx.stats.apps.get(app)
-                        if (
-                            written is not None
-                            and written.writes
-                            and app not in ctx.paused
-                            and ctx.serves(app)
-                        ) and not await self.ingester.skip_own_writes(mapping, app):
-                            # The connector could not vouch for its own writes: step the cursor
-                            # past pages that are exactly what syncd recorded, where there are.
-                            await self.ingester.catch_up(mapping, app)
+            # Settle in one cycle: the writes just made would come back in the next read, only to
+            # be found echoes; step each written app's cursor past them.
+            for app in dict.fromkeys(a for m in ctx.mappings for a in m.apps):
+                written = ctx.stats.apps.get(app)
+                if written is not None and written.writes:
+                    await self.settle_own_writes(app)
         finally:
             # What a listing proved holds for this cycle's dispatch only.
             ctx.listed.clear()
@@ -214,6 +231,20 @@ class Runner:
         ctx.stats.paused = sorted(ctx.paused)
         await ctx.store.call(lambda s: s.finish_run(ctx.run_id, ctx.stats.as_dict()))
         return ctx.stats
+
+    async def settle_own_writes(self, app: str, *, catch_up: bool = True) -> None:
+        """Move ``app``'s cursors past the writes syncd made there, so the next read does not
+        fetch them only to find echoes: the connector's own answer (``cursor_after_writes``)
+        where it has one, else (``catch_up``) past the pages that are exactly what syncd
+        recorded. Call it once the writes are settled (the outbox drained, nothing in flight)."""
+        ctx = self.ctx
+        if ctx.dry_run or app in ctx.paused or not ctx.serves(app):
+            return
+        for mapping in ctx.mappings:
+            if app in mapping.apps and not await self.ingester.skip_own_writes(mapping, app) and catch_up:
+                # The connector could not vouch for its own writes: step the cursor
+                # past pages that are exactly what syncd recorded, where there are.
+                await self.ingester.catch_up(mapping, app)
 
     async def read_app(
         self, mapping: SyncMapping, app: str, *, full: bool = False, run: int | None = None
@@ -248,10 +279,11 @@ class Runner:
         await self.plan()
         return complete
 
-    async def handle_hints(self, app: str, hints: Sequence[WebhookHint]) -> None:
-        """Act on webhook hints: re-read the records they name (never apply payloads blindly,
-        since deliveries come late, twice and out of order) unless the connector vouches for
-        their current state from the events (``records_from_webhooks``), then plan."""
+    def told_by_events(self, app: str, hints: Sequence[WebhookHint]) -> WebhookWork:
+        """What ``hints`` of ``app`` ask for: per mapping, the records the connector vouches for
+        from the events themselves (``records_from_webhooks``; asking consumes what the events
+        told, so the answer must be used) and the ids to re-read."""
+        parts: list[HintPart] = []
         for mapping in self.ctx.mappings:
             if app not in mapping.apps:
                 continue
@@ -263,16 +295,58 @@ class Runner:
                     replaces.setdefault(hint.record_id, set()).update(hint.replaces)
             # What the events themselves tell needs no re-read (merges always get one).
             known = self.ctx.connectors[app].records_from_webhooks(obj, [i for i in ids if i not in replaces])
-            if known:
-                await self.ingester.refetch(mapping, app, [], known=known)
             told = {r.id for r in known}
-            ids = [i for i in ids if i not in told]
-            for start in range(0, len(ids), 100):
-                chunk = ids[start : start + 100]
+            parts.append(
+                HintPart(
+                    mapping,
+                    tuple(known),
+                    tuple(i for i in ids if i not in told),
+                    {i: sorted(olds) for i, olds in replaces.items()},
+                )
+            )
+        return WebhookWork(app, tuple(parts))
+
+    async def handle_hints(
+        self, app: str, hints: Sequence[WebhookHint], *, told: WebhookWork | None = None
+    ) -> None:
+        """Act on webhook hints: re-read the records they name (never apply payloads blindly,
+        since deliveries come late, twice and out of order) unless the connector vouches for
+        their current state from the events (``records_from_webhooks``), then plan. ``told`` is
+        ``told_by_events(app, hints)`` when the caller asked already."""
+        work = told if told is not None else self.told_by_events(app, hints)
+        for part in work.parts:
+            if part.known:
+                await self.ingester.refetch(part.mapping, app, [], known=part.known)
+            for start in range(0, len(part.reread), 100):
+                chunk = part.reread[start : start + 100]
                 await self.ingester.refetch(
-                    mapping, app, chunk, {i: sorted(replaces[i]) for i in chunk if i in replaces}
+                    part.mapping, app, chunk, {i: part.replaces[i] for i in chunk if i in part.replaces}
                 )
         await self.plan()
+
+    async def apply_told(self, works: Sequence[WebhookWork], finish: Callable[[StateStore], None]) -> bool:
+        """Merge what webhook events told (``told_by_events``, nothing left to re-read), plan, and
+        run ``finish`` (marking the events processed), all in one unit of work: several apps'
+        deliveries cost one store round trip. False, with nothing changed, where this cannot be
+        done in one unit (records sharing a key with linked ones must be checked with the app
+        first; a state shared by daemons plans with claims): use ``handle_hints`` per app."""
+        if self.ctx.claims is not None or any(not w.complete for w in works):
+            return False
+        pages = [(p.mapping, w.app, p.known) for w in works for p in w.parts if p.known]
+
+        def unit(store: StateStore) -> None:
+            with store.transaction():
+                self.ingester.ingest_in(store, pages)
+                self.planner.plan_in(store)
+                finish(store)
+
+        try:
+            await self.ctx.store.call(unit)
+        except ClashByKey:
+            return False
+        for mapping, app, _records in pages:
+            await self.ingester.relink_pending(mapping, app)
+        return True
 
     async def plan(self) -> int:
         """Turn every dirty entity into outbox intents; returns how many were queued."""

@@ -10,8 +10,10 @@ not how long it takes (timings live in benchmarks/).
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +94,50 @@ def test_version_prints_the_version_with_the_light_start_up() -> None:
         [sys.executable, "-m", "syncd.cli", "--version"], capture_output=True, text=True, check=True
     )
     assert "syncd, version" in out.stdout
+
+
+def test_a_sync_logging_json_loads_neither_rich_nor_pygments(tmp_path: Path) -> None:
+    # httpx (for its command-line client) and structlog (for console tracebacks) import rich and
+    # pygments when installed; a sync whose log is not a terminal must not pay for them.
+    from tests.cli.sqlworld import SqlWorld, mapping
+
+    world = SqlWorld(tmp_path, mapping())
+    world.insert("a", email="ada@example.org", name="Ada")
+    code = (
+        "import json, sys\n"
+        "from syncd.cli import main\n"
+        "try:\n"
+        "    main(['--config', 'config.toml', 'sync', '--once'], standalone_mode=False)\n"
+        "finally:\n"
+        "    print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    modules = json.loads(out.stdout.splitlines()[-1])
+    assert "created 1" in out.stdout, out.stdout + out.stderr
+    assert {"structlog", "httpx", "syncd_sql"} <= set(modules)
+    assert _heavy(modules, ("rich", "pygments")) == []
+    rows = sqlite3.connect(tmp_path / "b.db").execute("SELECT email, name FROM b").fetchall()
+    assert rows == [("ada@example.org", "Ada")]
+
+
+def test_a_json_log_still_carries_the_traceback_without_rich() -> None:
+    code = (
+        "import sys\n"
+        "from syncd.log import configure, get_logger, load_libraries\n"
+        "load_libraries()\n"
+        "configure('json')\n"
+        "try:\n"
+        "    1 / 0\n"
+        "except ZeroDivisionError:\n"
+        "    get_logger('t').exception('failed')\n"
+        "import rich.console\n"
+        "print('rich' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    line = json.loads(out.stderr.strip().splitlines()[-1])
+    assert line["event"] == "failed"
+    assert "ZeroDivisionError: division by zero" in line["exception"]
+    # rich stays importable for the code that draws on a terminal.
+    assert out.stdout.strip() == "True"

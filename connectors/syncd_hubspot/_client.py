@@ -91,7 +91,9 @@ class HubSpotApi:
     async def search(self, obj: str, request: Mapping[str, Any]) -> JsonObject:
         if self.search_limiter is not None:
             await self.search_limiter.acquire()
-        body: JsonObject = (await self.http.post(f"{self._objects(obj)}/search", json=request)).json()
+        body: JsonObject = (
+            await self.http.post(f"{self._objects(obj)}/search", json=request, repeatable=True)
+        ).json()
         return body
 
     async def batch(
@@ -100,8 +102,12 @@ class HubSpotApi:
         """``POST /batch/{action}``; the 200/201/207 body (empty for a 204)."""
         if len(inputs) > BATCH_LIMIT:
             raise ValueError(f"a HubSpot batch holds at most {BATCH_LIMIT} inputs, not {len(inputs)}")
+        # Reading and archiving may be sent again after a lost answer; creates, updates and
+        # upserts may not (the engine retries those safely: see ``OutcomeUnknown``).
         response = await self.http.post(
-            f"{self._objects(obj)}/batch/{action}", json={"inputs": list(inputs), **extra}
+            f"{self._objects(obj)}/batch/{action}",
+            json={"inputs": list(inputs), **extra},
+            repeatable=action in ("read", "archive"),
         )
         if response.status_code == 204 or not response.content:
             return {}
@@ -119,7 +125,9 @@ class HubSpotApi:
         return list(body.get("results") or [])
 
     async def gdpr_delete(self, obj: str, object_id: str) -> None:
-        await self.http.post(f"{self._objects(obj)}/gdpr-delete", json={"objectId": object_id})
+        await self.http.post(
+            f"{self._objects(obj)}/gdpr-delete", json={"objectId": object_id}, repeatable=True
+        )
 
     async def ensure_property(self, obj: str, definition: Mapping[str, Any]) -> None:
         """Create a custom property unless it exists already."""
@@ -130,7 +138,7 @@ class HubSpotApi:
         except NotFound:
             pass
         try:
-            await self.http.post(f"/crm/v3/properties/{obj}", json=dict(definition))
+            await self.http.post(f"/crm/v3/properties/{obj}", json=dict(definition), repeatable=True)
         except PermanentError as exc:
             if exc.status != 409:  # created meanwhile by another syncd instance
                 raise

@@ -359,8 +359,19 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
                     done[index] = record  # nothing to change: nothing is sent
             except PermanentError as exc:
                 done[index] = exc
+        readded: dict[int, str] = {}
+        refused: dict[int, PermanentError] = {}
         for index, outcome in (await self._batches.send(entries)).items():
-            done[index] = outcome if isinstance(outcome, ConnectorError) else outcome.record()
+            if isinstance(outcome, Written) and outcome.created:
+                # The member left the audience between the read and this call (a person archived
+                # it): batch subscribe, an upsert, added it back. An update must not undo a delete.
+                readded[index] = str(outcome.member["id"])
+            elif isinstance(outcome, PermanentError):
+                refused[index] = outcome
+            else:
+                done[index] = outcome if isinstance(outcome, ConnectorError) else outcome.record()
+        done.update(await self._each({i: self._archive_again(m) for i, m in readded.items()}))
+        done.update(await self._gone_or_refused(obj, {i: (items[i], e) for i, e in refused.items()}))
 
         async def one(item: WriteItem) -> RemoteRecord:
             assert item.id is not None
@@ -368,6 +379,37 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
 
         done.update(await self._each({i: one(items[i]) for i in single}))
         return self._results(items, done)
+
+    async def _gone_or_refused(
+        self, obj: str, refused: Mapping[int, tuple[WriteItem, PermanentError]]
+    ) -> dict[int, ConnectorError]:
+        """A batched update refused for a member that left the audience after the read (no
+        status to add it back with) is not found, not a bad value: re-read those members."""
+        if not refused:
+            return {}
+        ids = list(dict.fromkeys(str(item.id) for item, _ in refused.values()))
+        present = {r.id for r in await self.get(obj, ids) if not r.deleted}
+        outcome: dict[int, ConnectorError] = {}
+        for index, (item, error) in refused.items():
+            if item.id in present:
+                outcome[index] = error
+            else:
+                self._recent.forget(str(item.id))
+                outcome[index] = NotFound(
+                    f"mailchimp: member {item.id} left the audience before the update arrived", status=404
+                )
+        return outcome
+
+    async def _archive_again(self, member_id: str) -> RemoteRecord:
+        """Archive a member an update re-added; its item fails with NotFound, so the engine
+        re-reads the member and sees the delete it would otherwise have undone."""
+        self._recent.forget(member_id)
+        await self._http.delete(self._writer.member_path(member_id))
+        raise NotFound(
+            f"mailchimp: member {member_id} left the audience before the update arrived; "
+            "the update re-added it and it was archived again",
+            status=404,
+        )
 
     async def _each(
         self, calls: Mapping[int, Awaitable[RemoteRecord]]

@@ -16,7 +16,10 @@ rest is one request chain per member.
   keyed by the address; the member id is its hash, so the result names the old id in
   ``replaces``), one that moves the status towards subscribed or pending (the consent rule
   needs the current status, read fresh) and one that asks for ``expected_version`` (a best-effort
-  check: Mailchimp has no conditional write, batch or not).
+  check: Mailchimp has no conditional write, batch or not). A member archived by someone
+  between the read and a batched update is not brought back: batch subscribe would re-add it
+  (the connector archives it again) or refuse it for want of a status; either way the item
+  fails with NotFound, and the engine re-reads the member and sees the delete.
 * **delete** archives the member or deletes it permanently, per ``delete_mode``; a member that is
   already gone counts as deleted.
 """
@@ -194,7 +197,7 @@ class MemberWriter:
         path = self.member_path(member_id)
         try:
             if permanent or self._config.delete_mode == "permanent":
-                await self._http.post(path + "/actions/delete-permanent")
+                await self._http.post(path + "/actions/delete-permanent", repeatable=True)
             else:
                 await self._http.delete(path)
         except NotFound:

@@ -6,7 +6,8 @@ The tree::
     ├── ConfigError                the connector's settings are wrong (not retryable)
     ├── AuthError                  credentials rejected or scope missing (pause the app, no retry storm)
     ├── TransientError             network failure, timeout, 5xx: retry with backoff
-    │   └── RateLimited            429 or the app's equivalent; ``retry_after`` seconds if the app said so
+    │   ├── RateLimited            429 or the app's equivalent; ``retry_after`` seconds if the app said so
+    │   └── OutcomeUnknown         a write whose answer was lost: it may have taken effect
     ├── PermanentError             the app rejected this record (validation 4xx): dead-letter it
     │   ├── NotFound               the record does not exist (any more)
     │   └── PreconditionFailed     conditional write refused: the record changed since we read it
@@ -40,6 +41,14 @@ class AuthError(ConnectorError):
 
 class TransientError(ConnectorError):
     """A failure worth retrying: connection error, timeout, 5xx, 408, 409 in flight."""
+
+
+class OutcomeUnknown(TransientError):
+    """A write that may or may not have taken effect: the answer was lost (a timeout after the
+    request was sent, a dropped connection, a 500/502/504, a cut-off body). The client does not
+    send such a write again by itself: a person may have edited the record since it took effect,
+    and a blind resend would overwrite that. The engine retries it the safe way (a create looks
+    its key up first, an update re-reads the record first)."""
 
 
 class RateLimited(TransientError):

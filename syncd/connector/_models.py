@@ -131,8 +131,8 @@ class Capabilities:
     requests_per_second: float | None = None
     #: ``create`` is an idempotent upsert by the object's natural key: sent twice, or for a key
     #: that some record already has, it updates that record instead of adding a second one. The
-    #: engine then looks the key up before a create only when the intent was sent before (in
-    #: flight at a crash, or retried), not before every create.
+    #: engine still looks the key up before a first create unless the cycle listed the app
+    #: completely: an upsert would otherwise write over a record made since the last read.
     upsert_by_key: bool = False
 
 

@@ -3,7 +3,9 @@
 One place decides what is worth retrying (connection errors, timeouts, 408, 429, 5xx) and how
 long to wait (exponential backoff with jitter, or the app's ``Retry-After``), so connectors only
 declare their quirks: a ``classify`` hook maps an app's odd status/body combinations to a typed
-error before the defaults apply. Every failed attempt is logged; credentials never are.
+error before the defaults apply. A write whose answer was lost (it may have taken effect) is not
+sent again: it raises ``OutcomeUnknown`` for the engine to retry safely (``HttpClient.request``).
+Every failed attempt is logged; credentials never are.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ._errors import (
     ConfigError,
     ConnectorError,
     NotFound,
+    OutcomeUnknown,
     PermanentError,
     PreconditionFailed,
     RateLimited,
@@ -40,6 +43,24 @@ from ._errors import (
 from .redact import is_sensitive_key, redact_text, redact_value, register_secret
 
 Sleep = Callable[[float], Awaitable[None]]
+
+#: Methods that only read: repeating one after an unknown outcome changes nothing.
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "REPORT"})
+#: Headers that make a write safe to send again: a conditional write is refused once the first
+#: attempt took effect, an idempotency key makes the app answer the first attempt's result.
+_REPEATABLE_HEADERS = ("if-match", "if-none-match", "idempotency-key")
+#: Statuses of a request the app refused before acting on it (too slow to arrive, in conflict
+#: with another request in flight, slow down, come back later).
+_NOT_APPLIED_STATUSES = frozenset({408, 409, 429, 503})
+
+
+def _repeatable(method: str, headers: Mapping[str, str] | None) -> bool:
+    """Whether a request may be sent again after an unknown outcome (see ``OutcomeUnknown``)."""
+    if method in _READ_METHODS or method == "DELETE":
+        return True
+    names = {name.lower() for name in headers or {}}
+    return any(name in names for name in _REPEATABLE_HEADERS)
+
 
 #: How much of an app's error body goes into an exception message.
 _MAX_ERROR_TEXT = 500
@@ -338,17 +359,25 @@ class HttpClient:
         data: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         content: bytes | str | None = None,
+        repeatable: bool | None = None,
     ) -> httpx.Response:
         """Send one request, retrying transient failures; raise a typed ``ConnectorError`` on failure.
 
         Any method name goes (WebDAV's ``PROPFIND``, ``REPORT``...); ``content`` is a raw body
         (XML, vCard) for apps that speak neither JSON nor forms.
+
+        A write whose answer is lost is not sent again here (``OutcomeUnknown`` is raised, for
+        the engine to retry safely) unless it is ``repeatable``: by default reads, DELETE, and
+        writes carrying ``If-Match``, ``If-None-Match`` or ``Idempotency-Key``; pass
+        ``repeatable=True`` for a POST that only reads (a search). Requests the app refused
+        before acting (429, 503, no connection) are retried either way.
         """
         method = method.upper()
+        again = _repeatable(method, headers) if repeatable is None else repeatable
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.retry.attempts),
             wait=self._wait,
-            retry=self._should_retry,
+            retry=functools.partial(self._should_retry, again),
             sleep=self._sleep,
             before_sleep=lambda state: self._log_retry(method, path, state),
             reraise=True,
@@ -357,7 +386,14 @@ class HttpClient:
             async for attempt in retrying:
                 with attempt:
                     return await self._attempt(
-                        method, path, params=params, json=json, data=data, headers=headers, content=content
+                        method,
+                        path,
+                        params=params,
+                        json=json,
+                        data=data,
+                        headers=headers,
+                        content=content,
+                        unknown=TransientError if again else OutcomeUnknown,
                     )
         except TransientError as exc:
             self._log.warning(
@@ -397,7 +433,10 @@ class HttpClient:
         data: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
         content: bytes | str | None = None,
+        unknown: type[TransientError] = TransientError,
     ) -> httpx.Response:
+        """One request. ``unknown`` is the error raised when the request may have taken effect
+        but its answer was lost (``OutcomeUnknown`` for a write that must not be sent again)."""
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
             budget = _shared_budgets.get(self.app)
@@ -409,14 +448,21 @@ class HttpClient:
                     response = await self._send(method, path, params, json, data, headers, content)
             else:
                 response = await self._send(method, path, params, json, data, headers, content)
-        except httpx.TimeoutException as exc:
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never sent: safe to send again whatever the request.
             raise TransientError(f"{self.app}: {method} {path} timed out ({type(exc).__name__})") from exc
+        except httpx.TimeoutException as exc:
+            raise unknown(f"{self.app}: {method} {path} timed out ({type(exc).__name__})") from exc
         except httpx.UnsupportedProtocol as exc:
             raise ConfigError(
                 f"{self.app}: bad base URL for {method} {path}: {redact_text(str(exc))}"
             ) from exc
-        except httpx.RequestError as exc:
+        except httpx.ConnectError as exc:
             raise TransientError(
+                f"{self.app}: {method} {path} failed: {type(exc).__name__}: {redact_text(str(exc))}"
+            ) from exc
+        except httpx.RequestError as exc:
+            raise unknown(
                 f"{self.app}: {method} {path} failed: {type(exc).__name__}: {redact_text(str(exc))}"
             ) from exc
         self._log.debug("http.response", method=method, path=path, status=response.status_code)
@@ -426,7 +472,7 @@ class HttpClient:
                     jsonlib.loads(response.content)
                 except ValueError as exc:
                     # A cut-off body (a dropped connection mid-page) is worth another try.
-                    raise TransientError(
+                    raise unknown(
                         f"{self.app}: {method} {path}: the response body is not complete JSON"
                     ) from exc
             return response
@@ -435,6 +481,13 @@ class HttpClient:
             error = default_error(self.app, method, path, response, now=self._clock())
         if isinstance(error, RateLimited) and self.rate_limiter is not None:
             self.rate_limiter.tighten()
+        if (
+            unknown is not TransientError
+            and type(error) is TransientError
+            and response.status_code not in _NOT_APPLIED_STATUSES
+        ):
+            # A 5xx to a write: it may have been carried out before the server failed.
+            raise unknown(error.message, status=error.status, detail=error.detail) from error
         raise error
 
     async def _send(
@@ -459,9 +512,9 @@ class HttpClient:
 
     # -- retry policy --------------------------------------------------------------------------
 
-    def _should_retry(self, state: RetryCallState) -> bool:
+    def _should_retry(self, repeatable: bool, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome is not None else None
-        if not isinstance(exc, TransientError):
+        if not isinstance(exc, TransientError) or (isinstance(exc, OutcomeUnknown) and not repeatable):
             return False
         return not (
             isinstance(exc, RateLimited)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
@@ -21,6 +22,8 @@ from pydantic import SecretStr
 
 from syncd.errors import ConflictClosed, ConflictNotFound, HoldDecided, HoldNotFound, NotASide, RefusedValue
 from syncd.store import AsyncStore, ChangeRow, ConflictRow, StateStore
+
+from .throttle import FailedAuthThrottle
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -77,10 +80,16 @@ def bearer_matches(header: str, secret: bytes) -> bool:
     return scheme.lower() == "bearer" and bool(presented) and bool(secret) and same
 
 
-def auth_middleware(token: SecretStr | None, pages: Callable[[str], bool] | None = None) -> Any:
+def auth_middleware(
+    token: SecretStr | None,
+    pages: Callable[[str], bool] | None = None,
+    throttle: FailedAuthThrottle | None = None,
+) -> Any:
     """Bearer-token check for every path but the open ones (see the module docstring). Paths for
-    which ``pages`` is true belong to the review web page, which checks its own sessions."""
+    which ``pages`` is true belong to the review web page, which checks its own sessions. An
+    address that presented too many wrong tokens lately gets 429 (``syncd.daemon.throttle``)."""
     secret = token.get_secret_value().strip().encode() if token is not None else b""
+    throttle = throttle or FailedAuthThrottle()
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -95,8 +104,21 @@ def auth_middleware(token: SecretStr | None, pages: Callable[[str], bool] | None
                 "the admin API is disabled: no admin token is configured (SYNCD_DAEMON__ADMIN_TOKEN)",
                 **challenge,
             )
-        if not bearer_matches(request.headers.get("Authorization", ""), secret):
+        header = request.headers.get("Authorization", "")
+        if not header.strip():
             return _error(401, "missing or wrong bearer token", **challenge)
+        wait = throttle.retry_after(request.remote)
+        if wait is not None:
+            seconds = str(math.ceil(wait))
+            return _error(
+                429,
+                f"too many wrong tokens from this address: retry in {seconds} s",
+                **{"Retry-After": seconds},
+            )
+        if not bearer_matches(header, secret):
+            throttle.failed(request.remote)
+            return _error(401, "missing or wrong bearer token", **challenge)
+        throttle.succeeded(request.remote)
         return await handler(request)
 
     return check

@@ -4,12 +4,19 @@ Whoever queues intents (a poll's plan, webhook re-reads, a resolved conflict) ca
 the loop then runs ``Runner.drain`` without waiting for back-offs, and sleeps until the next
 wake-up or the earliest retry time. It is the only caller of ``drain``: intents left in flight
 are claimed again by ``drain``, so two concurrent drains could send one write twice.
+
+After a round with no wake-up waiting (a lull), the apps written to since they were last
+settled are handed to ``on_written`` (the daemon steps their cursors past syncd's own writes):
+between two rounds no write is in flight. At most once per ``settle_every`` seconds, since that
+reads the app's latest changes: under a steady stream of webhooks it must not cost a read per
+round; when the writes stop, the loop wakes up for it on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -33,8 +40,18 @@ class Dispatcher:
         *,
         switch: StopSwitch | None = None,
         error_delays: tuple[float, float] = (1.0, 60.0),
+        on_written: Callable[[Sequence[str]], Awaitable[Sequence[str]]] | None = None,
+        settle_every: float = 1.0,
     ) -> None:
         self.runner = runner
+        #: Given the apps written to, settles them; returns those it could not settle yet.
+        self.on_written = on_written
+        #: Apps written to since they were last settled.
+        self.unsettled: set[str] = set()
+        self.settle_every = settle_every
+        #: True while ``on_written`` runs.
+        self.settling = False
+        self._settled_at = -settle_every
         self.switch = switch or StopSwitch()
         self.error_delays = error_delays
         self._wake = asyncio.Event()
@@ -65,6 +82,26 @@ class Dispatcher:
         wait = (datetime.fromisoformat(due) - datetime.now(UTC)).total_seconds()
         return max(wait, _MIN_WAIT) if wait <= 0 else wait
 
+    def _settle_in(self) -> float | None:
+        """Seconds until the unsettled apps may be settled (0: now); None if there are none."""
+        if not self.unsettled or self.on_written is None:
+            return None
+        return max(0.0, self._settled_at + self.settle_every - asyncio.get_running_loop().time())
+
+    async def _settle(self) -> None:
+        assert self.on_written is not None
+        self._settled_at = asyncio.get_running_loop().time()
+        apps, self.unsettled = sorted(self.unsettled), set()
+        self.settling = True
+        try:
+            self.unsettled.update(await self.on_written(apps))
+        except Stopping:
+            raise
+        except Exception:  # nothing is lost: the next read fetches the writes as echoes
+            log.warning("could not step cursors past syncd's own writes", apps=apps, exc_info=True)
+        finally:
+            self.settling = False
+
     async def run(self) -> None:
         """Drain on every wake-up until cancelled or stopped."""
         delay = self.error_delays[0]
@@ -74,7 +111,15 @@ class Dispatcher:
             self._busy = True
             try:
                 before = self.runner.total("writes"), self.runner.total("errors")
+                per_app = {app: self.runner.app_stats(app).writes for app in self.runner.apps()}
                 await self.runner.drain(max_wait=0.0)
+                self.unsettled.update(
+                    app
+                    for app in self.runner.apps()
+                    if self.runner.app_stats(app).writes > per_app.get(app, 0)
+                )
+                if self._settle_in() == 0.0 and not self._wake.is_set():
+                    await self._settle()
                 self._round_ended()
                 writes = self.runner.total("writes") - before[0]
                 errors = self.runner.total("errors") - before[1]
@@ -82,6 +127,10 @@ class Dispatcher:
                     log.info("outbox dispatched", writes=writes, errors=errors)
                 delay = self.error_delays[0]
                 timeout = await self._next_wait()
+                settle = self._settle_in()
+                if settle is not None:
+                    # Come back for the settling when it is allowed (a round with no writes is cheap).
+                    timeout = settle if timeout is None else min(timeout, settle)
             except Stopping:
                 return
             except Exception:

@@ -2,7 +2,9 @@
 
 ``Inbox.accept`` writes a delivery's hints to the store's ``inbox`` table (one row per event id,
 unique per app) before the HTTP answer goes out, so an acknowledged event survives a crash;
-a redelivery of an event id already stored is ignored. ``InboxWorker`` turns pending rows into
+a redelivery of an event id already stored is ignored. Deliveries that arrive while a write is
+under way are stored together in the next transaction (a group commit): each waits for the
+commit that holds its events, and one store round trip serves them all. ``InboxWorker`` turns pending rows into
 re-reads: hints are coalesced per record (ten events about one contact are one re-read), handed
 to ``Runner.handle_hints`` per app, and marked processed only once that committed. Pending rows
 left by a stopped daemon are processed at the next start.
@@ -20,7 +22,7 @@ import structlog
 
 from syncd.connector import AuthError, ConnectorError, TransientError, WebhookHint
 from syncd.runner import Runner
-from syncd.store import AsyncStore, InboxRow
+from syncd.store import AsyncStore, InboxRow, StateStore
 
 from .stopping import Stopping, StopSwitch
 
@@ -43,16 +45,63 @@ def coalesce(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[WebhookHint]]:
     return {app: list(hints.values()) for app, hints in by_app.items()}
 
 
+_Rows = list[tuple[str, str, str, bool]]
+
+
+def _add_all(store: StateStore, deliveries: Sequence[tuple[str, _Rows]]) -> list[int]:
+    """Store several deliveries' events in one transaction; how many were new, per delivery."""
+    with store.transaction():
+        return [store.inbox_add(app, rows) for app, rows in deliveries]
+
+
 class Inbox:
     """The durable side of webhook intake."""
 
     def __init__(self, store: AsyncStore) -> None:
         self.store = store
+        #: Deliveries waiting for the next group commit, each with the future its sender awaits.
+        self._queued: list[tuple[str, _Rows, asyncio.Future[int]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        #: Group commits made, and the deliveries they held (for tests and benchmarks).
+        self.commits = 0
+        self.committed = 0
 
     async def accept(self, app: str, hints: Sequence[WebhookHint]) -> int:
-        """Store ``hints`` (committed when this returns); returns how many events were new."""
+        """Store ``hints`` (committed when this returns); returns how many events were new.
+
+        A failed commit raises here for every delivery it held: none of them is acknowledged."""
         rows = [(h.event_id, h.object, h.record_id, h.deleted) for h in hints]
-        return await self.store.call(lambda s: s.inbox_add(app, rows))
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queued.append((app, rows, done))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued())
+        # A sender that hangs up does not cancel the commit the other deliveries wait for.
+        return await asyncio.shield(done)
+
+    async def _write_queued(self) -> None:
+        """Commit what is queued, then what queued up meanwhile, until nothing waits."""
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                try:
+                    added = await self.store.call(_add_all, [(app, rows) for app, rows, _ in batch])
+                except Exception as exc:
+                    for _, _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                except BaseException:
+                    for _, _, done in [*batch, *self._queued]:
+                        done.cancel()
+                    self._queued = []
+                    raise
+                self.commits += 1
+                self.committed += len(batch)
+                for (_, _, done), new in zip(batch, added, strict=True):
+                    if not done.done():
+                        done.set_result(new)
+        finally:
+            self._writer = None
 
     async def pending(self, limit: int = 1000, exclude: Sequence[str] = ()) -> list[InboxRow]:
         return await self.store.call(lambda s: s.inbox_pending(limit, list(exclude)))
@@ -106,15 +155,32 @@ class InboxWorker:
             return 0, False
         settled: list[int] = []
         failed = False
-        for app, hints in coalesce(rows).items():
+        batch = coalesce(rows)
+        for app in [a for a in batch if not self.runner.syncs(a)]:
             ids = [int(r["id"]) for r in rows if r["app"] == app]
-            if not self.runner.syncs(app):
-                log.warning("webhook events for an app no longer synced; dropped", app=app, events=len(ids))
-                settled += ids
-                continue
+            log.warning("webhook events for an app no longer synced; dropped", app=app, events=len(ids))
+            settled += ids
+            del batch[app]
+        told = {app: self.runner.told_by_events(app, hints) for app, hints in batch.items()}
+        # Where the events told everything, every app's records are merged, planned and their
+        # events marked processed in one unit of work (with the dropped events): one round trip.
+        done = [int(r["id"]) for r in rows if r["app"] in batch] + settled
+        try:
+            applied = await self.runner.apply_told(list(told.values()), lambda s: s.inbox_done(done))
+        except Exception as exc:  # nothing was changed: the per-app path below isolates the cause
+            log.info("webhook batch not applied in one unit; per app instead", error=type(exc).__name__)
+            applied = False
+        if applied:
+            for app, hints in batch.items():
+                log.info("webhook events applied", app=app, records=len(hints))
+            self.processed += len(done)
+            self.on_processed()
+            return len(done), False
+        for app, hints in batch.items():
+            ids = [int(r["id"]) for r in rows if r["app"] == app]
             app_rows = [r for r in rows if r["app"] == app]
             try:
-                await self.runner.handle_hints(app, hints)
+                await self.runner.handle_hints(app, hints, told=told[app])
             except AuthError as exc:
                 self.runner.pause(app, exc)
                 failed = True

@@ -24,7 +24,7 @@ import signal
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -34,7 +34,7 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.app import build_connectors, load_all_mappings, used_apps
+from syncd.app import build_connectors, load_all_mappings, mapping_digest, used_apps
 from syncd.connector.http import share_budget
 from syncd.log import register_secret
 from syncd.progress import SyncProgress
@@ -53,6 +53,7 @@ from .lease import Holder, Lease, LeaseHeld
 from .metrics import Metrics
 from .scheduler import Scheduler
 from .stopping import Stopping, StopSwitch
+from .throttle import FailedAuthThrottle
 from .web import ActivityLog, ReviewPage, is_page
 from .webhooks import WebhookIntake
 
@@ -64,6 +65,8 @@ HOUSEKEEPING_INTERVAL = 3600.0
 ACTIVITY = "activity-log"
 #: Seconds between looks for work other daemons left for this one (a shared state only).
 SHARED_NUDGE_INTERVAL = 0.5
+#: Seconds between two looks at the mapping files (a change is reloaded, as on SIGHUP).
+MAPPING_WATCH_INTERVAL = 2.0
 
 
 class DaemonError(Exception):
@@ -115,6 +118,9 @@ class Daemon:
         self.started_at = time.time()
         self.locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.last_drift: dict[str, int] = {}
+        #: The digest of the mapping files in use (``syncd.app.mapping_digest``), published.
+        self.mapping_digest: str | None = None
+        self._rejected_digest: str | None = None
         self._runner: Runner | None = None
         self._cluster: Cluster | None = None
         self._store: AsyncStore | None = None
@@ -234,8 +240,10 @@ class Daemon:
             await lease.acquire()  # LeaseHeld propagates: nothing else is touched
             self._exit.push_async_callback(lease.release)
 
+        digest = await asyncio.to_thread(mapping_digest, settings)
         mappings = await asyncio.to_thread(load_all_mappings, settings, self.source)
         connectors = build_connectors(settings, used_apps(mappings), self.source)
+        self.mapping_digest = digest
 
         store = await AsyncStore(settings.state).open()
         self._exit.push_async_callback(store.close)
@@ -258,7 +266,7 @@ class Daemon:
                 share_budget(app, self.cluster.budget(app))
             self._exit.callback(self._unshare_budgets)
 
-        self._dispatcher = Dispatcher(self.runner, switch=self.switch)
+        self._dispatcher = Dispatcher(self.runner, switch=self.switch, on_written=self._settle_written)
         if self.progress_every is not None and not shared:
             await self._watch_first_sync(self.progress_every)
         inbox = Inbox(store)
@@ -273,6 +281,7 @@ class Daemon:
         self._spawn(self.dispatcher.run(), "dispatcher")
         self._spawn(self.worker.run(), "inbox")
         self._spawn(ActivityLog(store, leads=self._leads_activity if shared else None).run(), "activity")
+        self._spawn(self._watch_mappings(), "mapping watch")
         if shared:
             self._spawn(self.cluster.run(), "cluster")
             self._spawn(self._nudge(), "nudge")
@@ -336,11 +345,12 @@ class Daemon:
             return server()
 
         limiter = ConnectionLimiter(handler, daemon.max_connections)
-        page = ReviewPage(self, body_timeout=daemon.body_timeout)
+        throttle = FailedAuthThrottle()
+        page = ReviewPage(self, body_timeout=daemon.body_timeout, throttle=throttle)
         app = web.Application(
             middlewares=[
                 limiter.middleware,
-                auth_middleware(daemon.admin_token, pages=is_page),
+                auth_middleware(daemon.admin_token, pages=is_page, throttle=throttle),
                 page.middleware(),
                 error_middleware,
             ]
@@ -426,7 +436,12 @@ class Daemon:
 
     def _published(self) -> dict[str, Any]:
         """What this daemon tells the others (and ``/api/status``) about itself."""
-        return {"url": self.url, "version": __version__, "started_at": _iso(self.started_at)}
+        return {
+            "url": self.url,
+            "version": __version__,
+            "started_at": _iso(self.started_at),
+            "mappings": self.mapping_digest,
+        }
 
     def _serve_now(self, app: str) -> None:
         """This daemon just took over ``app``: read what changed there since, and send its writes."""
@@ -623,6 +638,27 @@ class Daemon:
         (log.info if got or not ok else log.debug)("poll", app=app, read=got, ok=ok)
         self.dispatcher.wake()
 
+    async def _settle_written(self, apps: Sequence[str]) -> list[str]:
+        """The dispatcher wrote to ``apps`` and nothing is in flight: let their connectors step
+        the cursors past syncd's own writes (``cursor_after_writes``, as ``syncd sync`` asks
+        after its cycle), so the next poll does not read them back. An app being polled right
+        now is left for the next lull."""
+        later: list[str] = []
+        for app in apps:
+            lock = self.locks[app]
+            if lock.locked():
+                later.append(app)
+                continue
+            if self.stopping or app not in self.apps():
+                continue
+            async with lock:
+                # Only where the connector vouches for its writes: the fallback compares versions
+                # alone, and an app whose versions are coarse (Mailchimp's last_changed has
+                # one-second resolution) can show someone's edit made in the second of our write
+                # at that write's version; a live daemon meets that, and would skip the edit.
+                await self.runner.settle_own_writes(app, catch_up=False)
+        return later
+
     async def _record_failure(self, app: str, exc: Exception) -> None:
         """Keep a poll's unexpected failure in the state, where ``syncd status`` reads it."""
         from syncd.failures import failure
@@ -689,16 +725,32 @@ class Daemon:
             return
         self._spawn(self.reload(), "reload")
 
+    async def _watch_mappings(self) -> None:
+        """Reload the mapping files when they change on disk: daemons sharing the files (the
+        review page's "always prefer" writes them on one daemon) follow within seconds, without
+        SIGHUP. A rejected version is not retried until the files change again."""
+        while not self.switch.requested:
+            await asyncio.sleep(MAPPING_WATCH_INTERVAL)
+            if self.stopping or self._runner is None:
+                continue
+            digest = await asyncio.to_thread(mapping_digest, self.settings)
+            if digest not in (self.mapping_digest, self._rejected_digest):
+                log.info("mapping files changed on disk; reloading", mappings=digest)
+                await self.reload()
+
     async def reload(self) -> bool:
         """Reload the mapping files; keep the current ones if any file is bad. True if applied."""
         runner = self.runner
+        digest = await asyncio.to_thread(mapping_digest, self.settings)
         try:
             mappings = await asyncio.to_thread(load_all_mappings, self.settings, self.source)
             added = [a for a in used_apps(mappings) if not runner.syncs(a)]
             connectors = build_connectors(self.settings, added, self.source)
         except ConfigFileError as exc:
+            self._rejected_digest = digest
             log.error("mapping reload rejected; keeping the last good mappings", problems=exc.problems)
             return False
+        self.mapping_digest, self._rejected_digest = digest, None
         before = set(self.apps())
         runner.reload(mappings, connectors)
         now = set(self.apps())

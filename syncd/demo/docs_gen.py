@@ -263,6 +263,12 @@ def _default(schema: Mapping[str, Any], required: bool) -> str:
 # -- the document ------------------------------------------------------------------------------------
 
 
+def _description(description: str, where: str) -> list[str]:
+    """The model's docstring: its first paragraph with where the table goes, then the others."""
+    first, *rest = [" ".join(part.split()) for part in description.split("\n\n")]
+    return [f"{first} Where: {where}.", *(line for part in rest for line in ("", part))]
+
+
 def _model_section(name: str, model: Mapping[str, Any]) -> list[str]:
     section = SECTIONS.get(name)
     if section is None:
@@ -274,7 +280,7 @@ def _model_section(name: str, model: Mapping[str, Any]) -> list[str]:
     lines = [
         f"## {_code(section.heading)}",
         "",
-        f"{description} Where: {section.where}.",
+        *_description(description, section.where),
         "",
         "```toml",
         section.example,

@@ -120,7 +120,12 @@ class AppModel(_Model):
 
 
 class ConflictModel(_Model):
-    """How a conflict (a field changed to different values in several apps) is decided."""
+    """How a conflict (a field changed to different values in several apps) is decided.
+
+    `newest` orders the values by the time each app stamped its record. An app that stamps
+    whole seconds (Mailchimp's `last_changed`) cannot order two edits made within the same
+    second: such a tie goes to the app listed first in `priority`.
+    """
 
     policy: PolicyName = Field(description="owner | priority | newest | review")
     owner: str | None = Field(default=None, description="the app whose value wins (policy = 'owner')")

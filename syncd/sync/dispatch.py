@@ -255,12 +255,12 @@ class OutboxDispatch:
         # Look the natural key up first: a record made by a create whose commit we lost (crash,
         # timeout) or made by someone else meanwhile is linked, not duplicated. A first attempt
         # needs none for an app this cycle listed completely (the listing matched every record the
-        # app held by key: a bulk first sync makes no lookups), nor where the app's create is an
-        # upsert by the key (the create itself adopts a record with the key). An intent sent
-        # before can have made a record: it is always looked up, to be linked as it was.
+        # app held by key: a bulk first sync makes no lookups). An app whose create is an upsert
+        # by the key is no exception: the upsert would write over a record someone made since the
+        # last read, without the first-match rule ever comparing the two. An intent sent before can
+        # have made a record: it is always looked up, to be linked as it was.
         listed = (mapping.name, app) in self.ctx.listed
-        upserts = connector.capabilities.upsert_by_key
-        keyed = {i.id: k for i, k in todo if k and (i.attempts > 1 or not (listed or upserts))}
+        keyed = {i.id: k for i, k in todo if k and (i.attempts > 1 or not listed)}
         found: list[RemoteRecord] = []
         if keyed and len(mapping.key_fields) == 1:
             found = await connector.find(obj, mapping.key_path(app), sorted(set(keyed.values())))

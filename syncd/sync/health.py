@@ -237,6 +237,21 @@ def health_report(store: StateStore, apps: Mapping[str, AppInfo], now: float) ->
                 "command": "syncd conflicts resolve --all --take APP",
             }
         )
+    daemons = _daemons(store, now)
+    digests = sorted({str(d["mappings"]) for d in daemons if d.get("mappings")})
+    if len(digests) > 1:
+        running = "; ".join(
+            f"{d['id']} on {d.get('host') or '?'}: {d['mappings']}" for d in daemons if d.get("mappings")
+        )
+        attention.append(
+            {
+                "what": f"daemons run {len(digests)} different versions of the mapping files",
+                "why": "each daemon decides conflicts and deletes by its own files, so the outcome "
+                f"depends on which daemon serves an app ({running}); give every daemon the same "
+                "mapping files: each reloads them within seconds of a change (or on SIGHUP)",
+                "command": "syncd validate",
+            }
+        )
     return {
         "generated_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "apps": report_apps,
@@ -244,7 +259,7 @@ def health_report(store: StateStore, apps: Mapping[str, AppInfo], now: float) ->
         "pending_deletes": sum(held.values()),
         "dead_letters": sum(q["dead"] for q in outbox.values()),
         "outbox_depth": sum(q["pending"] for q in outbox.values()),
-        "daemons": _daemons(store, now),
+        "daemons": daemons,
         "attention": attention,
         "needs_attention": bool(attention),
     }

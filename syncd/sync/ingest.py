@@ -180,6 +180,7 @@ class Ingester:
                     or record.version is None
                     or link is None
                     or link.version != record.version
+                    or not _holds_baseline(mapping, app, record, link)
                 ):
                     return False
             if cursor is None:
@@ -755,25 +756,11 @@ class Ingester:
                         # create, so an edit made elsewhere since is a change against it, not a
                         # first match settled by a timestamp the app stamped when syncd wrote it.
                         baseline_after_write(mapping, link, own.values, own.payload, record.fields)
-                        found = Change(
-                            entity.id,
-                            "*",
-                            None,
-                            record.id,
-                            app,
-                            f"created in {app} (found by key: the create's answer was lost)",
-                            code=ReasonCode.CREATED,
-                        )
+                        why = f"created in {app} (found by key: the create's answer was lost)"
+                        code = ReasonCode.CREATED
                     else:
-                        found = Change(
-                            entity.id,
-                            "*",
-                            None,
-                            record.id,
-                            app,
-                            f"linked existing {app} record by key",
-                            code=ReasonCode.LINKED,
-                        )
+                        why, code = f"linked existing {app} record by key", ReasonCode.LINKED
+                    found = Change(entity.id, "*", None, record.id, app, why, code=code)
                     outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                     changes.append(found)
                     changes += outcome.changes
@@ -1063,6 +1050,40 @@ class Ingester:
         gone = [RemoteRecord(id=i, fields={}, deleted=True) for i in ids if i not in found]
         await self.ingest(mapping, app, [*out, *gone])
         await self._relink_pending(mapping, app)
+
+    def ingest_in(
+        self, store: StateStore, pages: Sequence[tuple[SyncMapping, str, Sequence[RemoteRecord]]]
+    ) -> None:
+        """Merge records fetched outside a listing (as ``ingest``) as part of a caller's unit of
+        work, several (mapping, app, records) at once. Raises ``ClashByKey`` if any of them shares
+        a key with a linked record (the app must be asked first: use ``ingest``); the caller's
+        transaction must then be rolled back."""
+        with store.transaction():
+            run = store.latest_run()
+            for mapping, app, records in pages:
+                if self._identity_clashes(store, mapping, app, records):
+                    raise ClashByKey(app)
+                self._ingest_page(store, mapping, app, records, None, run)
+
+    async def relink_pending(self, mapping: SyncMapping, app: str) -> None:
+        """Read again the records an ended identity conflict left standing (after ``ingest_in``)."""
+        await self._relink_pending(mapping, app)
+
+
+class ClashByKey(Exception):
+    """``Ingester.ingest_in`` met records sharing a key with linked ones (see there)."""
+
+
+def _holds_baseline(mapping: SyncMapping, app: str, record: RemoteRecord, link: Link) -> bool:
+    """True if ``record`` holds exactly the values syncd recorded for it. Its version alone does
+    not tell: an app that stamps whole seconds (Mailchimp's ``last_changed``) gives a person's edit
+    made in the same second as syncd's write the version of that write."""
+    try:
+        observed = mapping.to_canonical(app, record.fields)
+    except Exception:  # a value that cannot be read: the next cycle's read quarantines it
+        return False
+    baseline = link.baseline
+    return all(same(observed.get(name), baseline.get(name)) for name in {*observed, *baseline})
 
 
 def _made_by(mapping: SyncMapping, app: str, payload: Mapping[str, Any], observed: Mapping[str, Any]) -> bool:

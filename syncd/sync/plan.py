@@ -52,6 +52,22 @@ class Planner:
             await self._count_planned()
         return total
 
+    def plan_in(self, store: StateStore) -> int:
+        """``plan`` as part of a caller's unit of work (on the store thread), for a state that one
+        daemon plans alone (no ``claims``); returns how many intents were queued."""
+        assert self.ctx.claims is None, "several daemons plan with claims: use plan()"
+        total = 0
+        with store.transaction():
+            for mapping in self.ctx.mappings:
+                after = 0
+                while ids := store.dirty_ids(mapping.name, self.ctx.batch_size, after):
+                    total += self._plan_batch(store, mapping, ids)
+                    after = ids[-1]
+            if total:
+                stats = self.ctx.stats
+                stats.planned = max(stats.planned, stats.total("writes") + store.outbox_depth())
+        return total
+
     async def _count_planned(self) -> None:
         """Writes planned so far, for progress displays: those done plus those waiting (a write
         re-planned before it was sent supersedes its intent, so intents queued would overcount)."""

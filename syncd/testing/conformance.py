@@ -38,6 +38,7 @@ from syncd.connector import (
     ConnectorError,
     Cursor,
     NotFound,
+    OutcomeUnknown,
     Page,
     PreconditionFailed,
     RemoteRecord,
@@ -745,10 +746,33 @@ class ConnectorConformance:
         if self._caps(harness).create:
             assert harness.inject(kind, 2)
             fields = harness.sample_fields(1)
-            written = await self._create(harness, fields, "create-under-faults")
             key = get_path(fields, harness.natural_key_path)
+            written = await self._create_as_the_engine_does(harness, fields, key)
             matches = await harness.connector.find(self.object_name, harness.natural_key_path, [key])
             assert [r.id for r in matches] == [written.id], f"retrying a create after {kind} made duplicates"
+
+    async def _create_as_the_engine_does(
+        self, harness: Harness, fields: Mapping[str, Any], key: Any
+    ) -> RemoteRecord:
+        """Create a record as the engine would under faults: a create whose answer was lost
+        (``OutcomeUnknown``: the connector must not send it again blindly) is retried by looking
+        the key up first, and sent again only if the app does not have it."""
+        for attempt in range(4):
+            try:
+                (result,) = await self._write(
+                    "create", harness, [WriteItem(key=f"faults-{attempt}", fields=fields)]
+                )
+            except OutcomeUnknown:
+                result = None
+            if result is not None and result.ok:
+                assert result.record is not None, "a successful create must return the record as written"
+                return result.record
+            if result is not None and not isinstance(result.error, OutcomeUnknown):
+                raise AssertionError(f"create failed: {result.error!r}")
+            found = await harness.connector.find(self.object_name, harness.natural_key_path, [key])
+            if found:
+                return found[0]
+        raise AssertionError("a create under faults neither succeeded nor left its record after 4 attempts")
 
     # -- echo ----------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from syncd.connector import (
     ConfigError,
     ConnectorError,
     NotFound,
+    OutcomeUnknown,
     PermanentError,
     PreconditionFailed,
     RateLimited,
@@ -157,13 +158,84 @@ async def test_429_tightens_the_rate_limiter(api: respx.MockRouter, sleeps: Slee
 async def test_5xx_then_success_is_retried_with_backoff(
     api: respx.MockRouter, client: HttpClient, sleeps: Sleeps
 ) -> None:
-    route = api.post("/contacts").mock(
-        side_effect=[httpx.Response(503), httpx.Response(502), httpx.Response(201, json={"id": "7"})]
+    route = api.get("/contacts").mock(
+        side_effect=[httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"id": "7"})]
     )
-    response = await client.post("/contacts", json={"email": "a@b.c"})
-    assert response.status_code == 201
+    response = await client.get("/contacts")
+    assert response.status_code == 200
     assert route.call_count == 3
     assert sleeps == [0.5, 1.0]
+
+
+# -- writes whose answer was lost are not sent again blindly ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.Response(500),
+        httpx.Response(502),
+        httpx.Response(504),
+        httpx.ReadTimeout("read timed out"),
+        httpx.RemoteProtocolError("server disconnected"),
+        httpx.Response(201, content=b'{"id": "7", "em', headers={"content-type": "application/json"}),
+    ],
+    ids=["500", "502", "504", "read-timeout", "disconnected", "cut-off-body"],
+)
+@pytest.mark.parametrize("method", ["POST", "PATCH", "PUT"])
+async def test_a_write_whose_answer_was_lost_is_raised_as_outcome_unknown_and_sent_once(
+    api: respx.MockRouter, client: HttpClient, sleeps: Sleeps, method: str, failure: object
+) -> None:
+    # The first attempt may have taken effect; a person may have edited the record since. Sending
+    # it again would overwrite that edit: the engine retries it instead (lookup or re-read first).
+    route = api.route(method=method, path="/contacts/7").mock(
+        side_effect=[failure, httpx.Response(200, json={"id": "7"})]
+    )
+    with pytest.raises(OutcomeUnknown) as caught:
+        await client.request(method, "/contacts/7", json={"name": "Ada"})
+    assert isinstance(caught.value, TransientError)
+    assert route.call_count == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.Response(429), httpx.Response(503), httpx.Response(408), httpx.ConnectError("refused")],
+    ids=["429", "503", "408", "connect-error"],
+)
+async def test_a_write_the_app_refused_before_acting_is_sent_again(
+    api: respx.MockRouter, client: HttpClient, failure: object
+) -> None:
+    route = api.post("/contacts").mock(side_effect=[failure, httpx.Response(201, json={"id": "7"})])
+    response = await client.post("/contacts", json={"email": "a@b.c"})
+    assert response.status_code == 201
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "repeatable"),
+    [
+        ("POST", {"Idempotency-Key": "k-1"}, None),
+        ("PUT", {"If-Match": '"etag-1"'}, None),
+        ("PUT", {"If-None-Match": "*"}, None),
+        ("DELETE", {}, None),
+        ("POST", {}, True),
+    ],
+    ids=["idempotency-key", "if-match", "if-none-match", "delete", "declared-repeatable"],
+)
+async def test_a_repeatable_write_is_sent_again_after_a_lost_answer(
+    api: respx.MockRouter,
+    client: HttpClient,
+    method: str,
+    headers: dict[str, str],
+    repeatable: bool | None,
+) -> None:
+    route = api.route(method=method, path="/contacts/7").mock(
+        side_effect=[httpx.Response(502), httpx.ReadTimeout("slow"), httpx.Response(200, json={"id": "7"})]
+    )
+    response = await client.request(method, "/contacts/7", headers=headers, repeatable=repeatable)
+    assert response.status_code == 200
+    assert route.call_count == 3
 
 
 async def test_persistent_5xx_raises_transient_error_with_the_app_message(

@@ -48,6 +48,7 @@ def test_the_package_exports_the_interface_its_plugins_are_written_against() -> 
         "ConnectorError",
         "Cursor",
         "NotFound",
+        "OutcomeUnknown",
         "ObjectType",
         "Page",
         "PathProblem",

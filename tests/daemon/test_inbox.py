@@ -200,3 +200,85 @@ async def test_backed_off_events_do_not_hide_due_ones(runner: Runner, api: respx
     await worker.process_once()
     # crm's events wait out their back-off; the product event behind them is due now.
     assert [r["event_id"] for r in await inbox.pending()] == ["p1"]
+
+
+def property_change(rid: str, name: str, event_id: int) -> bytes:
+    """A HubSpot delivery: ``firstname`` of contact ``rid`` became ``name`` after the read copy."""
+    return json.dumps(
+        [
+            {
+                "eventId": event_id,
+                "subscriptionId": 7,
+                "portalId": 62515,
+                "occurredAt": 1_900_000_000_000,  # later than the contacts' updatedAt
+                "subscriptionType": "contact.propertyChange",
+                "attemptNumber": 0,
+                "objectId": int(rid),
+                "propertyName": "firstname",
+                "propertyValue": name,
+            }
+        ]
+    ).encode()
+
+
+async def _linked(runner: Runner, inbox: Inbox, ids: list[str]) -> None:
+    """Contacts read in full by the connector and written to the product table."""
+    await inbox.accept("crm", [hint(f"seed-{i}", i) for i in ids])
+    assert await InboxWorker(inbox, runner).process_once() == (len(ids), False)
+    await runner.drain(max_wait=0.0)
+
+
+def _product_names(tmp_path: Path) -> dict[str, str]:
+    return SqlTable(tmp_path / "product.db").names()  # the runner fixture's product table
+
+
+async def test_events_that_tell_the_new_values_are_applied_in_one_store_round_trip(
+    runner: Runner, api: respx.MockRouter, tmp_path: Path
+) -> None:
+    route = api.post(READ).mock(side_effect=batch_reply)
+    inbox = Inbox(runner.store)
+    await _linked(runner, inbox, ["101", "102", "103"])
+    reads = len(route.calls)
+    crm = runner.connectors["crm"]
+    for n, rid in enumerate(["101", "102", "103"]):
+        await inbox.accept("crm", crm.parse_webhook({}, property_change(rid, f"Edited {rid}", 10 + n)))
+    calls = 0
+    real_call = runner.store.call
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await real_call(fn, *args, **kwargs)
+
+    runner.store.call = counted  # type: ignore[method-assign]
+    try:
+        assert await InboxWorker(inbox, runner).process_once() == (3, False)
+    finally:
+        runner.store.call = real_call  # type: ignore[method-assign]
+    # One to fetch the pending events; one to merge, plan and mark all three processed.
+    assert calls == 2
+    assert len(route.calls) == reads, "the events told the values: no re-read"
+    assert await inbox.pending() == []
+    await runner.drain(max_wait=0.0)
+    assert _product_names(tmp_path) == {f"c{i}@example.com": f"Edited {i}" for i in ("101", "102", "103")}
+
+
+async def test_a_failure_in_the_one_unit_batch_loses_nothing_the_per_app_path_applies_the_events(
+    runner: Runner, api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    api.post(READ).mock(side_effect=batch_reply)
+    inbox = Inbox(runner.store)
+    await _linked(runner, inbox, ["101", "102"])
+    crm = runner.connectors["crm"]
+    await inbox.accept("crm", crm.parse_webhook({}, property_change("101", "Late", 20)))
+    await inbox.accept("crm", crm.parse_webhook({}, property_change("102", "Later", 21)))
+
+    def broken(store: object) -> int:
+        raise RuntimeError("planning failed half-way")
+
+    # The unit fails after merging: its transaction (merge and processed marks) is rolled back.
+    monkeypatch.setattr(runner.planner, "plan_in", broken)
+    assert await InboxWorker(inbox, runner).process_once() == (2, False)
+    assert await inbox.pending() == []
+    await runner.drain(max_wait=0.0)
+    assert _product_names(tmp_path) == {"c101@example.com": "Late", "c102@example.com": "Later"}

@@ -86,3 +86,23 @@ def test_full_reconciliation_drift_and_budget_use_per_app(tmp_path: Path) -> Non
         assert report["apps"]["crm"]["budget_used"] is None
     finally:
         store.close()
+
+
+def test_daemons_publishing_different_mapping_files_need_a_person(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    try:
+        store.heartbeat("d1", {"host": "a", "mappings": "1111aaaa2222bbbb"}, 1000.0, 30)
+        store.heartbeat("d2", {"host": "b", "mappings": "1111aaaa2222bbbb"}, 1000.0, 30)
+        assert health_report(store, APPS, 1001.0)["needs_attention"] is False
+        store.heartbeat("d2", {"host": "b", "mappings": "9999cccc0000dddd"}, 1002.0, 30)
+        report = health_report(store, APPS, 1003.0)
+        [item] = report["attention"]
+        assert item["what"] == "daemons run 2 different versions of the mapping files"
+        assert "d1 on a: 1111aaaa2222bbbb" in item["why"]
+        assert "d2 on b: 9999cccc0000dddd" in item["why"]
+        assert {d["id"]: d["mappings"] for d in report["daemons"]} == {
+            "d1": "1111aaaa2222bbbb",
+            "d2": "9999cccc0000dddd",
+        }
+    finally:
+        store.close()

@@ -1,8 +1,10 @@
 """Creates in an app whose create is an upsert by the natural key (``upsert_by_key``).
 
-The engine skips the key lookup before a first create there (the app adopts a record with the
-key by itself), and still looks up an intent that was sent before: a create in flight at a
-crash is linked as it was made, never duplicated.
+A first create needs no key lookup after a complete listing of the app in the same cycle; after
+an incremental read it is looked up, as in any app, so that a record someone made since the last
+read goes through the first-match rule instead of being written over by the upsert. An intent
+sent before is always looked up: a create in flight at a crash is linked as it was made, never
+duplicated.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from syncd.connector import TransientError, WriteItem, WriteResult
 from syncd.testing.memory import MemoryConnector
 
-from .world import OBJ, World, person
+from .world import OBJ, World, b_person, person
 
 
 class UpsertingConnector(MemoryConnector):
@@ -120,3 +123,34 @@ async def test_a_create_retried_after_a_lost_response_is_looked_up_before_it_is_
     assert ops == [("create", ("b-1", "b-2", "b-3")), ("find", emails)], (
         "the retried intents were looked up, found and linked: no second create"
     )
+
+
+async def test_a_record_made_since_the_last_read_is_linked_by_key_not_written_over_by_the_upsert(
+    tmp_path: Path,
+) -> None:
+    # A signup form adds Bea to both apps; syncd reads a's new record, but b's arrives after b was
+    # read. The create in b is an upsert by email: sent blindly it would put a's values over b's
+    # record without the first-match rule ever seeing them.
+    w = UpsertWorld(tmp_path, apps=("a", "b"))
+    w.apps["a"].seed(OBJ, person("ada@example.com", "Ada"))
+    await w.settle()
+    w.apps["a"].seed(OBJ, person("bea@example.com", "Bea from a"))
+
+    def b_record_arrives_after_b_is_read(runner: Any) -> None:
+        connector = runner.connectors["b"]
+        real = connector.read_changes
+
+        async def read_changes(obj: str, cursor: Any) -> Any:
+            async for page in real(obj, cursor):
+                yield page
+            connector.read_changes = real  # once: later reads (the catch-up) see the record
+            w.apps["b"].seed(OBJ, b_person("bea@example.com", "Bea from b"))
+
+        connector.read_changes = read_changes
+
+    await w.cycle(before=b_record_arrives_after_b_is_read)
+    assert ("bea@example.com",) in _finds(w, "b")
+    newest = next(e for e in w.changelog() if e["app"] == "b" and e["code"] in ("linked", "created"))
+    assert newest["code"] == "linked", newest
+    assert "linked existing b record by key" in newest["reason"]
+    assert len([r for r in w.by_email("b") if r == "bea@example.com"]) == 1

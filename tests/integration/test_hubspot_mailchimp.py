@@ -151,3 +151,30 @@ async def test_hubspot_value_with_a_lone_surrogate_is_quarantined_and_the_rest_s
     hubspot.edit(hubspot_emails(hubspot)["p1@acme.io"], {"firstname": "Edited"})
     code, out, err = await _syncd(cfg, "sync", "--once", "--json")
     assert mailchimp.member("p1@acme.io")["merge_fields"]["FNAME"] == "Edited"
+
+
+async def test_a_create_whose_answer_was_lost_is_not_resent_over_an_edit_made_since(
+    tmp_path: Path, fakes: tuple[HubSpotFake, MailchimpFake]
+) -> None:
+    # Ada is on the list only; syncd creates her in the CRM with a batch upsert, which HubSpot
+    # carries out but whose answer is lost (502). A salesperson then renames her in the CRM. A
+    # blind resend of the upsert would put the old name back over the edit; syncd must instead
+    # look the email up on its next attempt, find the contact and keep the salesperson's name.
+    hubspot, mailchimp = fakes
+    mailchimp.seed("ada@acme.io", merge_fields={"FNAME": "Ada", "LNAME": "List"})
+    upsert = "/crm/v3/objects/contacts/batch/upsert"
+    hubspot.lose_responses(1, upsert)
+    cfg = _config(tmp_path, hubspot, mailchimp)
+
+    code, out, err = await _syncd(cfg, "sync", "--once", "--json")
+    assert code == 1, f"a write whose outcome is unknown is an error of this run\n{out}\n{err}"
+    upserts = [c for c in hubspot.captured if c.method == "POST" and c.path == upsert]
+    assert len(upserts) == 1, "the upsert whose answer was lost was sent again"
+    made = hubspot_emails(hubspot)["ada@acme.io"]
+    hubspot.edit(made, {"firstname": "Augusta"})
+
+    await _syncd(cfg, "sync", "--once", "--json")
+    await _syncd(cfg, "sync", "--once", "--json")
+    assert hubspot.record(made)["properties"]["firstname"] == "Augusta"
+    assert list(hubspot_emails(hubspot)) == ["ada@acme.io"]
+    assert [c for c in hubspot.captured if c.method == "POST" and c.path == upsert] == upserts

@@ -16,9 +16,11 @@ SIGKILL mid-run and another later. Asserted at the end, black-box, at the fakes:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,6 +50,8 @@ async def test_three_daemons_on_one_postgresql_converge_without_duplicates_or_do
     q = apps.quarter
 
     last_round = [0.0]
+    #: For each HubSpot edit, how many requests HubSpot had received when it was made.
+    edited_at: dict[str, int] = {}
 
     async def edit_some(n: int) -> None:
         """Edit ``n`` people in each app (different people on each side).
@@ -63,6 +67,7 @@ async def test_three_daemons_on_one_postgresql_converge_without_duplicates_or_do
             if email in ids:
                 name = f"crm edit {edits[email]} {email}"
                 apps.hubspot.edit(ids[email], {"firstname": name})
+                edited_at[email] = len(apps.hubspot.captured)
                 expected[email], edits[email] = name, edits[email] + 1
         for email in people[n:]:
             if apps.mailchimp.member(email) is not None:
@@ -96,6 +101,33 @@ async def test_three_daemons_on_one_postgresql_converge_without_duplicates_or_do
                 print(
                     f"{email}: expected {expected[email]!r}, crm {crm.get(email)!r}, list {mail.get(email)!r}"
                 )
+            ids = apps.hubspot_ids()
+            for email in wrong[:3]:
+                # Every HubSpot request naming them, in order, against when the edit was made.
+                print(f"{email} (id {ids.get(email)}): edited after request #{edited_at.get(email)}")
+                for n, req in enumerate(apps.hubspot.captured):
+                    if email.encode() in req.body or f'"{ids.get(email)}"'.encode() in req.body:
+                        print(f"  #{n} {req.method} {req.path} {req.body[:300]!r}")
+            retries = [
+                e for d in daemons for e in d.events() if e.get("event") in ("http.retry", "http.gave_up")
+            ]
+            print(f"{len(retries)} retries:", *retries[:8], sep="\n  ")
+            for email in wrong[:3]:
+                # What syncd recorded about them: their history and links, from the state.
+                shown = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "syncd.cli",
+                    "--config",
+                    str(config),
+                    "show",
+                    email,
+                    env=env,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                out, _ = await shown.communicate()
+                print(out.decode(errors="replace")[-6000:])
             raise AssertionError(
                 f"{len(wrong)} people differ from their last edit (first 10 printed)"
             ) from None

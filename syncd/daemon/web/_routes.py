@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import ipaddress
 import json
+import math
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
@@ -38,6 +39,7 @@ from syncd.sync.operations import (
 )
 
 from ..dispatcher import Dispatcher
+from ..throttle import FailedAuthThrottle
 from ._activity import entry_view, recent_entries
 from ._masking import mask_prose, mask_value
 from ._review import (
@@ -170,8 +172,16 @@ def _ids(form: Mapping[str, Any], name: str = "ids") -> list[int]:
 class ReviewPage:
     """The page's handlers over a ``WebBackend`` (see the module docstring)."""
 
-    def __init__(self, backend: WebBackend, *, body_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        backend: WebBackend,
+        *,
+        body_timeout: float = 10.0,
+        throttle: FailedAuthThrottle | None = None,
+    ) -> None:
         self.backend = backend
+        #: Wrong tokens per address, shared with the admin API (``syncd.daemon.throttle``).
+        self.throttle = throttle or FailedAuthThrottle()
         daemon = backend.settings.daemon
         self.admin_token = daemon.admin_token
         self.readonly_token = daemon.readonly_token
@@ -324,11 +334,24 @@ class ReviewPage:
         given = form.get("csrf")
         if not (nonce and isinstance(given, str) and hmac.compare_digest(nonce.encode(), given.encode())):
             return self._refusal(403, "missing or wrong CSRF token: open /login again and retry")
+        wait = self.throttle.retry_after(request.remote)
+        if wait is not None:
+            log.warning("review page: login throttled", remote=request.remote)
+            response = await self.login_page(
+                request,
+                error=f"Too many wrong tokens from your address: try again in {math.ceil(wait)} s.",
+                status=429,
+            )
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
         token = form.get("token")
         role = role_for(token if isinstance(token, str) else "", self.admin_token, self.readonly_token)
         if role is None:
+            if token:
+                self.throttle.failed(request.remote)
             log.warning("review page: login refused", remote=request.remote)
             return await self.login_page(request, error="That token opens nothing here.", status=401)
+        self.throttle.succeeded(request.remote)
         name = form.get("name")
         session = self.sessions.create(role, name if isinstance(name, str) else "")
         log.info("review page: logged in", role=role, who=session.who, remote=request.remote)

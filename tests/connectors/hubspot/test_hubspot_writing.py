@@ -10,6 +10,7 @@ import pytest
 from syncd.connector import (
     AuthError,
     NotFound,
+    OutcomeUnknown,
     PermanentError,
     PreconditionFailed,
     RateLimited,
@@ -111,15 +112,25 @@ async def test_create_of_an_existing_email_adopts_the_existing_contact_instead_o
     assert len(posts(fake, BATCH_UPSERT)) == 1, "one upsert, no lookup, no 409 round trip"
 
 
-async def test_create_whose_response_was_lost_is_adopted_on_retry_not_duplicated(
+async def test_a_create_whose_answer_was_lost_is_not_sent_again_and_its_contact_is_found_by_email(
     fake: HubSpotFake, connector: HubSpotConnector
 ) -> None:
+    # The upsert took effect but its answer was lost. Sending it again would overwrite any edit
+    # made since (an upsert is an update for an existing contact): the connector reports the
+    # outcome as unknown and leaves the retry to the engine, which looks the email up first.
     fake.lose_responses(1, BATCH_UPSERT)
-    (result,) = await connector.create("contacts", [contact("k", "lost@example.com")])
-    assert result.ok
-    assert result.record is not None
-    assert fake.live_ids() == [result.record.id]
-    assert len(posts(fake, BATCH_UPSERT)) == 2, "the retry updated the contact the lost call made"
+    try:
+        (result,) = await connector.create("contacts", [contact("k", "lost@example.com", firstname="Ada")])
+        error = result.error
+    except OutcomeUnknown as exc:
+        error = exc
+    assert isinstance(error, OutcomeUnknown)
+    assert len(posts(fake, BATCH_UPSERT)) == 1, "a create whose answer was lost was sent again"
+    [made] = fake.live_ids()
+    fake.edit(made, {"firstname": "Ada (edited)"})
+    [found] = await connector.find("contacts", "properties.email", ["lost@example.com"])
+    assert found.id == made
+    assert found.fields["properties"]["firstname"] == "Ada (edited)"
 
 
 async def test_the_same_email_twice_in_one_create_goes_in_two_upserts_and_makes_one_contact(

@@ -394,3 +394,35 @@ async def test_an_update_of_a_member_archived_since_the_read_is_not_found_and_wr
     (result,) = await connector.update("members", [_item("k1", member_id, merge_fields={"FNAME": "X"})])
     assert isinstance(result.error, NotFound)
     assert _writes(fake) == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "how"),
+    [
+        # A status in the entry: the upsert adds the member back; it is archived again.
+        ({"status": "unsubscribed", "merge_fields": {"FNAME": "Ade"}}, "re-added"),
+        # No status: Mailchimp refuses to add a member without one; not a bad value.
+        ({"merge_fields": {"FNAME": "Ade"}}, "left the audience"),
+    ],
+)
+async def test_a_member_archived_after_the_read_is_not_found_and_stays_archived_after_a_batched_update(
+    fake: MailchimpFake, connector: MailchimpConnector, fields: dict[str, Any], how: str
+) -> None:
+    # The update goes in a batch subscribe call (an upsert) built from the copy read moments
+    # before; a person archives the member in between. The item must come back not found (the
+    # engine re-reads and sees the delete), and the member must stay archived.
+    member_id = fake.seed("ada@lovelace.io", merge_fields={"FNAME": "Ada"})
+    (read,) = await connector.get("members", [member_id])
+    assert read.fields["merge_fields"]["FNAME"] == "Ada"
+    fake.remove(member_id)
+    (result,) = await connector.update("members", [_item("k1", member_id, **fields)])
+    assert isinstance(result.error, NotFound), result.error
+    assert how in str(result.error)
+    member = fake.member(member_id)
+    assert member is not None
+    assert member["status"] == "archived"
+    assert _batch_calls(fake) == 1
+    # The next update reads the member afresh (no stale copy kept) and sends nothing.
+    (again,) = await connector.update("members", [_item("k1", member_id, **fields)])
+    assert isinstance(again.error, NotFound)
+    assert _batch_calls(fake) == 1
