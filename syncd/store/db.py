@@ -45,7 +45,15 @@ from .base import (
     RunRow,
     StateStore,
 )
-from .encoding import FOLDABLE, pack_provenance, plan_changelog, unfold_changes, unpack_provenance
+from .encoding import (
+    FOLDABLE,
+    follow_parts,
+    pack_provenance,
+    plan_changelog,
+    stamp_folds,
+    unfold_changes,
+    unpack_provenance,
+)
 from .location import is_postgres_url
 from .migrations import migrations
 
@@ -164,6 +172,14 @@ _SAME_AS_ENTITY = "CASE WHEN ? = (SELECT e.\"values\" FROM entities e WHERE e.id
 #: intents, ``syncd deadletters`` dead ones; the change log holds what was written); the key
 #: stays, so enqueueing the same intent again is still a no-op.
 _FORGET = {False: "", True: ", \"values\" = '{}', payload = '{}'"}
+
+
+def _change_item(row: Any) -> dict[str, Any]:
+    """A stored change-log row with its JSON columns decoded (``folded`` included)."""
+    item = dict(row)
+    for k in ("old", "new", "detail", "folded"):
+        item[k] = _loads(item[k])
+    return item
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -524,38 +540,72 @@ class Store:
 
     def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
         """Append change-log rows (rows that go with a new entity's first read are stored in
-        that read's row: ``encoding.plan_changelog``). Returns how many changes were logged."""
+        that read's row: ``encoding.plan_changelog``). Returns how many changes were logged.
+
+        Positions: a new row's is its id; a row folded into moves to a fresh position (``seq``)
+        drawn from the same count, so a follower sees it again (``changes_after``). Ids are
+        given here, above every position so far, in the write transaction: SQLite has one writer
+        at a time, so positions are committed in the order they are given."""
         stamp = now_iso()
         changes = list(changes)
-        foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
-        plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
-        rows = [
-            (
-                stamp,
-                run_id,
-                sync,
-                c.entity_id,
-                c.field,
-                _dumps(c.old),
-                _dumps(c.new),
-                c.app,
-                c.reason,
-                str(c.code),
-                _dumps(c.detail) if c.detail is not None else None,
-                _dumps(r.folded) if r.folded else None,
+        with self.transaction():
+            foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
+            plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
+            top = self.changelog_position()
+            rows = [
+                (
+                    top + n,
+                    stamp,
+                    run_id,
+                    sync,
+                    c.entity_id,
+                    c.field,
+                    _dumps(c.old),
+                    _dumps(c.new),
+                    c.app,
+                    c.reason,
+                    str(c.code),
+                    _dumps(c.detail) if c.detail is not None else None,
+                    _dumps(r.folded) if r.folded else None,
+                )
+                for n, r in enumerate(plan.rows, start=1)
+                for c in (r.change,)
+            ]
+            self.conn.executemany(
+                "INSERT INTO changelog (id, at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, "
+                "folded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
-            for r in plan.rows
-            for c in (r.change,)
-        ]
-        self.conn.executemany(
-            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, folded) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        self.conn.executemany(
-            "UPDATE changelog SET folded = ? WHERE id = ?", [(_dumps(f), i) for i, f in plan.updates.items()]
-        )
+            top += len(rows)
+            folds = [
+                (_dumps(stamp_folds(plan, row_id, seq)), seq, row_id)
+                for seq, row_id in enumerate(sorted(plan.updates), start=top + 1)
+            ]
+            self.conn.executemany("UPDATE changelog SET folded = ?, seq = ? WHERE id = ?", folds)
         return len(changes)
+
+    def changelog_position(self) -> int:
+        """The highest position given so far (one writer at a time: all of them are visible)."""
+        row = self._q(
+            "SELECT max(id) AS top, (SELECT max(seq) FROM changelog WHERE seq IS NOT NULL) AS folded FROM changelog"
+        )[0]
+        return max(row["top"] or 0, row["folded"] or 0)
+
+    def changes_after(self, after: int, limit: int = 200) -> tuple[list[ChangeRow], int]:
+        horizon = self.changelog_position()
+        if horizon <= after:
+            return [], after
+        ids = self._q("SELECT id FROM changelog WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        seqs = self._q("SELECT seq FROM changelog WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        marks = sorted({r[0] for r in ids} | {r[0] for r in seqs})
+        upto = marks[limit - 1] if len(marks) >= limit else horizon
+        # Every part written in (after, upto] is in a row with an id up to ``upto`` and a position
+        # above ``after``: a row added since (by id), or an older row folded into since (by seq).
+        rows = self._q(
+            "SELECT * FROM changelog WHERE id > ? AND id <= ? UNION ALL SELECT * FROM changelog WHERE seq > ? AND id <= ?",
+            (after, upto, after, after),
+        )
+        return [cast(ChangeRow, r) for r in follow_parts((_change_item(r) for r in rows), after, upto)], upto
 
     def changelog(
         self,
@@ -571,11 +621,8 @@ class Store:
         sql = f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT ?"
         out = []
         for row in self._q(sql, [*params, limit]):
-            item = dict(row)
-            folded = _loads(item.pop("folded"))
-            for k in ("old", "new", "detail"):
-                item[k] = _loads(item[k])
-            out += [cast(ChangeRow, r) for r in unfold_changes(item, folded)]
+            item = _change_item(row)
+            out += [cast(ChangeRow, r) for r in unfold_changes(item, item.pop("folded"))]
         return out
 
     def prune_changelog(self, older_than: str) -> int:

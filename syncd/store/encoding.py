@@ -17,6 +17,9 @@ is a JSON object is provenance stored in full (states written before this form, 
 it reads back as it is.
 
 The change log keeps one stored row per new entity for its first run (see ``plan_changelog``).
+Folding a row into one already committed must not hide it from whoever follows the log: every
+row has a position in one ascending sequence (``seq``), which a fold moves to a fresh value, and
+each part of a row keeps the position it was written at (see ``follow_parts``).
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ __all__ = [
     "FOLDABLE",
     "ChangePlan",
     "StoredChange",
+    "follow_parts",
     "pack_provenance",
     "plan_changelog",
+    "stamp_folds",
     "unfold_changes",
     "unpack_provenance",
 ]
@@ -116,6 +121,8 @@ class ChangePlan:
     rows: list[StoredChange] = field(default_factory=list)
     #: Stored row id -> its folded rows (those it had plus the new ones).
     updates: dict[int, list[list[Any]]] = field(default_factory=dict)
+    #: Stored row id -> how many of its folded rows it had before (the rest are new).
+    had: dict[int, int] = field(default_factory=dict)
 
 
 def _fold(change: Change, stamp: str) -> list[Any]:
@@ -168,6 +175,7 @@ def plan_changelog(
                     continue
                 if eid in stored:
                     row_id, folds = stored[eid]
+                    plan.had.setdefault(row_id, len(folds))
                     folds.append(_fold(change, stamp))
                     plan.updates[row_id] = folds
                     continue
@@ -178,11 +186,27 @@ def plan_changelog(
     return plan
 
 
+def stamp_folds(plan: ChangePlan, row_id: int, seq: int) -> list[list[Any]]:
+    """The folded rows of stored row ``row_id`` with the ones this plan adds marked with ``seq``,
+    the row's new position in the change log (a follower that saw the row before sees it again
+    at ``seq`` and takes only the parts written since)."""
+    folds = plan.updates[row_id]
+    for entry in folds[plan.had.get(row_id, 0) :]:
+        if len(entry) == 8:
+            entry.append(seq)
+    return folds
+
+
 def unfold_changes(row: dict[str, Any], folded: Sequence[Sequence[Any]] | None) -> list[dict[str, Any]]:
     """A stored change-log row (values already decoded) and the rows folded in it, newest first
-    (the order ``changelog`` lists rows in). Folded rows share the stored row's id, run and sync."""
+    (the order ``changelog`` lists rows in). Folded rows share the stored row's id, run and sync.
+
+    Each part carries its ``seq``: the position in the change log it was written at (the row's
+    id for the row itself and for rows folded in as it was inserted; the fold's own position for
+    rows folded in later)."""
     out: list[dict[str, Any]] = []
-    for at, name, old, new, app, reason, code, detail in reversed(folded or ()):
+    for entry in reversed(folded or ()):
+        at, name, old, new, app, reason, code, detail = entry[:8]
         out.append(
             {
                 **row,
@@ -194,7 +218,24 @@ def unfold_changes(row: dict[str, Any], folded: Sequence[Sequence[Any]] | None) 
                 "reason": reason,
                 "code": code,
                 "detail": detail,
+                "seq": entry[8] if len(entry) > 8 else row["id"],
             }
         )
-    out.append(row)
+    out.append({**row, "seq": row["id"]})
     return out
+
+
+def follow_parts(rows: Iterable[dict[str, Any]], after: int, upto: int) -> list[dict[str, Any]]:
+    """The parts of decoded stored rows (each with its ``folded`` list) written at positions in
+    ``(after, upto]``, oldest first: what a follower that has seen everything up to ``after``
+    has not seen yet. A row folded into since the follower last looked comes back whole; the
+    parts it showed then have positions up to ``after`` and are left out."""
+    parts: list[tuple[int, int, int, dict[str, Any]]] = []
+    for row in rows:
+        folded = row.pop("folded", None)
+        unfolded = unfold_changes(row, folded)[::-1]  # the row first, then its folds in order
+        for n, part in enumerate(unfolded):
+            if after < part["seq"] <= upto:
+                parts.append((part["seq"], part["id"], n, part))
+    parts.sort(key=lambda p: p[:3])
+    return [p[3] for p in parts]

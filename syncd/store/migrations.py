@@ -212,12 +212,15 @@ def m012_compact_state(db: Database) -> None:
     """A denser state with nothing lost: provenance grouped by the read that gave the values
     (``encoding.pack_provenance``); finished intents without the values and payload nobody reads
     again; link baselines equal to their entity's values stored as a reference to them
-    (``db.LINK_COLUMNS``); change-log rows that tell the rows folded in them (``encoding.plan_changelog``); no
+    (``db.LINK_COLUMNS``); change-log rows that tell the rows folded in them (``encoding.plan_changelog``),
+    with the position a fold moved them to (``seq``, indexed where set: followers read by it); no
     index on change-log times (pruning walks ids); drift counted from an index of the drift rows
     only."""
     db.executescript(
         f"""
         ALTER TABLE changelog ADD COLUMN folded TEXT;
+        ALTER TABLE changelog ADD COLUMN seq INTEGER;
+        CREATE INDEX changelog_seq ON changelog (seq) WHERE seq IS NOT NULL;
         DROP INDEX IF EXISTS changelog_at;
         DROP INDEX IF EXISTS changelog_run;
         CREATE INDEX changelog_drift ON changelog (run_id, app, code) WHERE code IN {DRIFT_CODES};

@@ -75,6 +75,7 @@ from .db import (
     LINK_COLUMNS,
     TABLES,
     _after,
+    _change_item,
     _dumps,
     _fence,
     _loads,
@@ -83,7 +84,15 @@ from .db import (
     now_iso,
     refill,
 )
-from .encoding import FOLDABLE, pack_provenance, plan_changelog, unfold_changes, unpack_provenance
+from .encoding import (
+    FOLDABLE,
+    follow_parts,
+    pack_provenance,
+    plan_changelog,
+    stamp_folds,
+    unfold_changes,
+    unpack_provenance,
+)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -99,6 +108,14 @@ RETRYABLE: tuple[type[Exception], ...] = (
 #: The isolation of units of work (see the module docstring).
 UNIT = "REPEATABLE READ"
 READ_COMMITTED = "READ COMMITTED"
+
+#: Held (shared) by every transaction that takes change-log positions, from before it takes
+#: them until it ends: the followers' horizon waits for its holders (``changelog_position``).
+CHANGELOG_LOCK = 0x73796E636C
+#: The change log's count: ids of new rows and the positions folds move rows to.
+_POSITIONS = "pg_get_serial_sequence('changelog', 'id')"
+#: Most horizon observations kept waiting for their writers (more are merged into the newest).
+_PENDING = 16
 
 
 def _atomic(
@@ -147,6 +164,10 @@ class PgStore:
         self.pool.open(wait=True, timeout=30)
         self._local = threading.local()
         self._salt: str | None = None
+        #: Followers' horizon (``_horizon``): the settled position, and looks still waiting.
+        self._follow_mutex = threading.Lock()
+        self._safe: int | None = None
+        self._pending: list[tuple[int, set[str]]] = []
         self.retries = 0
         with self.pool.connection() as conn:
             pg_migrations.apply(conn, now_iso())
@@ -555,9 +576,18 @@ class PgStore:
 
     @_atomic()
     def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
-        """Append change-log rows, folding as the SQLite store does (``encoding.plan_changelog``)."""
+        """Append change-log rows, folding as the SQLite store does (``encoding.plan_changelog``).
+
+        New rows take their ids from the change log's sequence; a row folded into moves to a fresh
+        value of the same sequence (``seq``). Sequence values are given out at once but committed
+        in any order, so the transaction first takes ``CHANGELOG_LOCK`` (shared: writers never
+        wait for one another) and keeps it to its end; followers read only up to a position whose
+        writers have all ended (``changelog_position``)."""
         stamp = now_iso()
         changes = list(changes)
+        if not changes:
+            return 0
+        self._q("SELECT pg_advisory_xact_lock_shared(%s)", (CHANGELOG_LOCK,))
         foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
         plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
         rows = [
@@ -583,11 +613,83 @@ class PgStore:
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
-        self._many(
-            "UPDATE changelog SET folded = %s WHERE id = %s",
-            [(_dumps(f), i) for i, f in plan.updates.items()],
-        )
+        if plan.updates:
+            fresh = self._q(
+                f"SELECT nextval({_POSITIONS}) AS seq FROM generate_series(1, %s) ORDER BY 1",
+                (len(plan.updates),),
+            )
+            folds = [
+                (_dumps(stamp_folds(plan, row_id, int(r["seq"]))), int(r["seq"]), row_id)
+                for row_id, r in zip(sorted(plan.updates), fresh, strict=True)
+            ]
+            self._many("UPDATE changelog SET folded = %s, seq = %s WHERE id = %s", folds)
         return len(changes)
+
+    def changelog_position(self) -> int:
+        with self.pool.connection() as conn:
+            return self._horizon(conn)
+
+    def _horizon(self, conn: psycopg.Connection[dict[str, Any]]) -> int:
+        """The highest position below which every writer has ended (see ``log_changes``).
+
+        Each look notes the sequence's last value and the transactions then holding
+        ``CHANGELOG_LOCK`` (any that took a position up to that value is among them, or has
+        ended); once none of them holds it any more, everything up to that value is committed
+        or rolled back. A look with no holders settles at once. Until a first value is settled
+        (a daemon that just started), a look waits for its holders, a few seconds at most."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            top = conn.execute(
+                f"SELECT coalesce(pg_sequence_last_value({_POSITIONS}::regclass), 0) AS top"
+            ).fetchone()
+            holders = {
+                str(r["v"])
+                for r in conn.execute(
+                    "SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1 AND pid <> pg_backend_pid()",
+                    (CHANGELOG_LOCK >> 32, CHANGELOG_LOCK & 0xFFFFFFFF),
+                )
+            }
+            value = int(top["top"]) if top is not None else 0
+            with self._follow_mutex:
+                while self._pending and not self._pending[0][1] & holders:
+                    self._safe = max(self._safe or 0, self._pending.pop(0)[0])
+                if not holders:
+                    self._safe = max(self._safe or 0, value)
+                    self._pending.clear()
+                elif len(self._pending) < _PENDING:
+                    self._pending.append((value, holders))
+                else:  # one look that waits for the writers of both
+                    last_value, last_holders = self._pending[-1]
+                    self._pending[-1] = (max(last_value, value), last_holders | holders)
+                if self._safe is not None or time.monotonic() > deadline:
+                    return self._safe or 0
+            time.sleep(0.02)
+
+    def changes_after(self, after: int, limit: int = 200) -> tuple[list[ChangeRow], int]:
+        """As the SQLite store, up to the horizon (``_horizon``), on a connection of its own: each
+        statement reads what was committed when it ran, after the horizon was taken."""
+        with self.pool.connection() as conn:
+            horizon = self._horizon(conn)
+            if horizon <= after:
+                return [], after
+            ids = conn.execute(
+                "SELECT id FROM changelog WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",
+                (after, horizon, limit),
+            ).fetchall()
+            seqs = conn.execute(
+                "SELECT seq FROM changelog WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s",
+                (after, horizon, limit),
+            ).fetchall()
+            marks = sorted({int(r["id"]) for r in ids} | {int(r["seq"]) for r in seqs})
+            upto = marks[limit - 1] if len(marks) >= limit else horizon
+            rows = conn.execute(
+                "SELECT * FROM changelog WHERE id > %s AND id <= %s "
+                "UNION ALL SELECT * FROM changelog WHERE seq > %s AND id <= %s",
+                (after, upto, after, after),
+            ).fetchall()
+        parts = follow_parts((_change_item(r) for r in rows), after, upto)
+        return [cast(ChangeRow, r) for r in parts], upto
 
     def changelog(
         self,
@@ -600,11 +702,9 @@ class PgStore:
         """Change-log rows, newest first; ``limit`` counts stored rows (see the SQLite store)."""
         where, params = _where(("entity_id = %s", entity_id), ("sync = %s", sync), ("id < %s", before))
         out = []
-        for item in self._q(f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT %s", [*params, limit]):
-            folded = _loads(item.pop("folded"))
-            for k in ("old", "new", "detail"):
-                item[k] = _loads(item[k])
-            out += [cast(ChangeRow, r) for r in unfold_changes(item, folded)]
+        for row in self._q(f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT %s", [*params, limit]):
+            item = _change_item(row)
+            out += [cast(ChangeRow, r) for r in unfold_changes(item, item.pop("folded"))]
         return out
 
     @_atomic()

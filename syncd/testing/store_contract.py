@@ -235,6 +235,86 @@ class StoreContract:
         assert store.count_drift(run, "crm") == 1
         assert len(store.changelog(limit=100)) == 8
 
+    def test_a_follower_that_read_a_new_record_sees_what_is_folded_into_it_later(
+        self, store: StateStore
+    ) -> None:
+        a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
+        run = store.begin_run("cycle")
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, {"email": "a"}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD)],
+            run,
+        )
+        seen, after = store.changes_after(0)
+        assert [(r["code"], r["app"]) for r in seen] == [("new_record", "crm")]
+        assert after == store.changelog_position()
+        anchor = seen[0]["id"]
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, "m-1", "mail", "created in mail", code=ReasonCode.CREATED)],
+            run,
+        )
+        assert store.count_rows("changelog") == 1  # folded, not a row of its own
+        news, after2 = store.changes_after(after)
+        assert [(r["code"], r["app"], r["id"]) for r in news] == [("created", "mail", anchor)]
+        assert news[0]["seq"] > after
+        assert after2 > after
+        # The id stays what references hold: history and paging by id read the row whole.
+        assert [r["code"] for r in store.changelog(entity_id=a.id)] == ["created", "new_record"]
+        assert [r["code"] for r in store.changelog(before=anchor + 1)] == ["created", "new_record"]
+        # A new row and a second fold: each comes once, in the order they were written.
+        store.log_changes(
+            "people",
+            [Change(b.id, "email", "x", "b", "crm", "changed in crm", code=ReasonCode.CHANGED)],
+            run,
+        )
+        store.log_changes(
+            "people",
+            [Change(a.id, "phone", None, "+1", "mail", "written to mail", code=ReasonCode.WRITTEN)],
+            run,
+        )
+        news, after3 = store.changes_after(after2)
+        assert [(r["code"], r["entity_id"]) for r in news] == [("changed", b.id), ("written", a.id)]
+        assert store.changes_after(after3) == ([], after3)
+        # One who starts over sees every entry once, oldest first.
+        everything, _ = store.changes_after(0)
+        assert [r["code"] for r in everything] == ["new_record", "created", "changed", "written"]
+
+    def test_following_in_small_pages_misses_no_folded_entry(self, store: StateStore) -> None:
+        run = store.begin_run("cycle")
+        entities = [store.new_entity("people", f"p{n}") for n in range(6)]
+        for e in entities:
+            store.log_changes(
+                "people",
+                [
+                    Change(
+                        e.id, "*", None, {"n": e.id}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD
+                    )
+                ],
+                run,
+            )
+        _, after = store.changes_after(0)
+        for e in entities[::-1]:  # older rows folded into after newer ones
+            store.log_changes(
+                "people",
+                [Change(e.id, "*", None, f"m-{e.id}", "mail", "created in mail", code=ReasonCode.CREATED)],
+                run,
+            )
+            store.log_changes(
+                "people",
+                [Change(e.id, "name", None, "x", "crm", "changed in crm", code=ReasonCode.CHANGED)],
+                run,
+            )
+        got: list[tuple[str, int | None]] = []
+        while True:
+            page, upto = store.changes_after(after, 2)
+            got += [(str(r["code"]), r["entity_id"]) for r in page]
+            if upto == after:
+                break
+            after = upto
+        expected = [(code, e.id) for e in entities[::-1] for code in ("created", "changed")]
+        assert got == expected
+
     def test_one_link_per_remote_record(self, store: StateStore) -> None:
         a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
         store.save_links("people", [Link(None, a.id, "crm", "r-1")])

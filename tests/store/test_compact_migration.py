@@ -13,7 +13,7 @@ import pytest
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from syncd.engine.model import Entity, Link
+from syncd.engine.model import Change, Entity, Link, ReasonCode
 from syncd.store import StateStore, connect, pg_migrations
 from syncd.store import migrations as sqlite_steps
 from syncd.store.postgres import PgStore
@@ -91,6 +91,15 @@ def _reads_back_the_same(store: StateStore) -> None:
     assert (links["right"].baseline, links["mail"].baseline) == (VALUES, {"email": "old"})
     assert store.count_drift(1, "left") == 1
     assert [r["code"] for r in store.changelog(entity_id=1)] == ["new_record", "changed"]
+    # Rows from before m012 are followed at their ids; a fold into one of them comes after them.
+    old_rows, after = store.changes_after(0)
+    assert [r["code"] for r in old_rows] == ["changed", "new_record"]
+    store.log_changes(
+        "people", [Change(1, "*", None, "m-1", "mail", "created in mail", code=ReasonCode.CREATED)], 1
+    )
+    assert store.count_rows("changelog") == 2
+    folded, _ = store.changes_after(after)
+    assert [(r["code"], r["id"]) for r in folded] == [("created", old_rows[1]["id"])]
     assert store.prune_changelog("2026-01-02") == 2
 
 
