@@ -585,11 +585,13 @@ class Store:
         return len(changes)
 
     def changelog_position(self) -> int:
-        """The highest position given so far (one writer at a time: all of them are visible)."""
+        """The highest position given so far (one writer at a time: all of them are visible),
+        pruned rows' included."""
         row = self._q(
-            "SELECT max(id) AS top, (SELECT max(seq) FROM changelog WHERE seq IS NOT NULL) AS folded FROM changelog"
+            "SELECT max(id) AS top, (SELECT max(seq) FROM changelog WHERE seq IS NOT NULL) AS folded, "
+            "(SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'changelog_top') AS pruned FROM changelog"
         )[0]
-        return max(row["top"] or 0, row["folded"] or 0)
+        return max(row["top"] or 0, row["folded"] or 0, row["pruned"] or 0)
 
     def changes_after(self, after: int, limit: int = 200) -> tuple[list[ChangeRow], int]:
         horizon = self.changelog_position()
@@ -631,12 +633,24 @@ class Store:
         Rows are stamped as they are added, so their ids follow their times: the walk in id order
         stops at the first row to keep (no index on the time needed). A row stamped out of order
         (by a daemon whose clock lags) goes in a later prune, once the rows before it have gone.
+        The highest position so far is kept aside (``meta.changelog_top``) when rows go, so
+        positions never go back for followers, even once every row is pruned.
         """
-        first_kept = self._q("SELECT id FROM changelog WHERE at >= ? ORDER BY id LIMIT 1", (older_than,))
-        if not first_kept:
-            return self.conn.execute("DELETE FROM changelog WHERE at < ?", (older_than,)).rowcount
-        sql = "DELETE FROM changelog WHERE id < ? AND at < ?"
-        return self.conn.execute(sql, (first_kept[0]["id"], older_than)).rowcount
+        with self.transaction():
+            top = self.changelog_position()
+            first_kept = self._q("SELECT id FROM changelog WHERE at >= ? ORDER BY id LIMIT 1", (older_than,))
+            if not first_kept:
+                n = self.conn.execute("DELETE FROM changelog WHERE at < ?", (older_than,)).rowcount
+            else:
+                sql = "DELETE FROM changelog WHERE id < ? AND at < ?"
+                n = self.conn.execute(sql, (first_kept[0]["id"], older_than)).rowcount
+            if n:
+                self.conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('changelog_top', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (str(top),),
+                )
+        return n
 
     # -- conflicts -----------------------------------------------------------------------------
 

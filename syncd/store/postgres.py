@@ -1439,9 +1439,11 @@ class PgStore:
             f"INSERT INTO {table} ({names}) VALUES ({marks})", [tuple(r[c] for c in columns) for r in rows]
         )
         if TABLES[table] == ("id",):
+            # The change log's count also gave the positions folds moved rows to (``seq``).
+            top = "greatest(max(id), max(seq))" if table == "changelog" else "max(id)"
             self._q(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+                f"(SELECT coalesce({top}, 0) + 1 FROM {table}), false)"
             )
 
     def count_rows(self, table: str) -> int:

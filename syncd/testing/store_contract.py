@@ -280,6 +280,30 @@ class StoreContract:
         everything, _ = store.changes_after(0)
         assert [r["code"] for r in everything] == ["new_record", "created", "changed", "written"]
 
+    def test_change_log_positions_never_go_back_even_when_every_row_is_pruned(
+        self, store: StateStore
+    ) -> None:
+        a = store.new_entity("people", "a")
+        run = store.begin_run("cycle")
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, {"email": "a"}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD)],
+            run,
+        )
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, "m-1", "mail", "created in mail", code=ReasonCode.CREATED)],
+            run,
+        )
+        _, after = store.changes_after(0)
+        assert store.prune_changelog("9999") == 1
+        assert store.changelog_position() >= after
+        store.log_changes(
+            "people", [Change(a.id, "name", None, "A", "crm", "changed in crm", code=ReasonCode.CHANGED)], run
+        )
+        news, _ = store.changes_after(after)
+        assert [r["code"] for r in news] == ["changed"]
+
     def test_following_in_small_pages_misses_no_folded_entry(self, store: StateStore) -> None:
         run = store.begin_run("cycle")
         entities = [store.new_entity("people", f"p{n}") for n in range(6)]
