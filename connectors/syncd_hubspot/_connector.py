@@ -59,6 +59,8 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
         delete=True,
         conditional_writes=False,
         tombstones=True,
+        # updatedAt / last_changed / updated_at: stamped by the app's servers on every change.
+        stamped_by_app=True,
         archives=True,
         batch_size=BATCH_LIMIT,
         requests_per_second=10.0,

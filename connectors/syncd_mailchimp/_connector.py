@@ -79,6 +79,8 @@ class MailchimpConnector(HttpConnector[MailchimpConfig]):
         delete=True,
         conditional_writes=False,
         tombstones=True,
+        # updatedAt / last_changed / updated_at: stamped by the app's servers on every change.
+        stamped_by_app=True,
         archives=True,
         # Batch subscribe takes 500 members a call.
         batch_size=500,

@@ -1,9 +1,11 @@
-"""Batched writes: one transaction per batch, one savepoint per item.
+"""Batched writes: one transaction per batch, one savepoint per item when an item fails.
 
-An item the database rejects (NOT NULL, UNIQUE, CHECK, foreign key) or that names an unknown
-column is rolled back to its savepoint and reported on its own ``WriteResult``; the other items
-commit. Version checks of conditional writes run in the same transaction as the write, which
-holds the write lock from its first statement, so nothing can slip in between.
+A batch is first written whole, in one transaction. If an item the database rejects (NOT NULL,
+UNIQUE, CHECK, foreign key) or that names an unknown column is met, that attempt is rolled back
+and the batch is written again with one savepoint per item: the bad item is rolled back to its
+savepoint and reported on its own ``WriteResult``; the other items commit. Version checks of
+conditional writes run in the same transaction as the write, which holds the write lock from
+its first statement, so nothing can slip in between.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class BatchWriter:
             "delete": self._delete,
             "erase": self._erase,
         }[kind]
+        if len(items) > 1:
+            done = self._attempt_whole(conn, operation, items)
+            if done is not None:
+                return done
         failed: dict[int, ConnectorError] = {}
         while True:
             try:
@@ -81,6 +87,39 @@ class BatchWriter:
             except _TransactionLost as lost:
                 # Replay the batch without the item that took the transaction down with it.
                 failed[lost.index] = lost.error
+
+    def _attempt_whole(
+        self,
+        conn: DbConnection,
+        operation: Callable[[DbConnection, WriteItem], RemoteRecord],
+        items: Sequence[WriteItem],
+    ) -> list[WriteResult] | None:
+        """The batch in one transaction without a savepoint per item (three statements fewer per
+        row). None, with nothing written, if any item fails on its own data: the batch is then
+        written item by item, each in its savepoint, so only that item fails."""
+        self._styles = dict(self._known)
+        self._learnt.clear()
+        results: list[WriteResult] = []
+        self.dialect.begin_write(conn)
+        try:
+            for item in items:
+                try:
+                    record = operation(conn, item)
+                except Exception as exc:
+                    error = exc if isinstance(exc, PermanentError) else self.dialect.item_error(exc)
+                    if error is None:
+                        raise
+                    if self.dialect.in_transaction(conn):
+                        conn.execute("ROLLBACK")
+                    return None
+                results.append(WriteResult(item.key, record=record))
+            conn.execute("COMMIT")
+            self._known.update(self._learnt)
+        except BaseException:
+            if self.dialect.in_transaction(conn):
+                conn.execute("ROLLBACK")
+            raise
+        return results
 
     def _attempt(
         self,

@@ -67,6 +67,8 @@ class ZendeskConnector(HttpConnector[ZendeskConfig]):
         delete=True,
         conditional_writes=False,
         tombstones=True,
+        # updatedAt / last_changed / updated_at: stamped by the app's servers on every change.
+        stamped_by_app=True,
         batch_size=BULK_LIMIT,
         requests_per_second=None,
     )

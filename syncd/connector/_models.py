@@ -134,6 +134,11 @@ class Capabilities:
     #: engine still looks the key up before a first create unless the cycle listed the app
     #: completely: an upsert would otherwise write over a record made since the last read.
     upsert_by_key: bool = False
+    #: ``updated_at`` is stamped by the app itself on every change and never goes back (a server
+    #: clock, not a field a client sets). A record read with a stamp older than one syncd already
+    #: recorded for it was read before that (a re-read or a page that crossed a write of ours or
+    #: another daemon's): it is not merged, so a value the app no longer holds is never taken.
+    stamped_by_app: bool = False
 
 
 @dataclass(frozen=True, slots=True)

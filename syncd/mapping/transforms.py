@@ -266,10 +266,29 @@ def _e164_probes(arg: Any) -> tuple[Any, ...]:
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 
 
+#: A plain address: ASCII dot-atom local part, ASCII domain of two or more labels. For such text,
+#: full validation can only give the lowercased text back (valid: its normal form is itself;
+#: invalid: the text is kept as written), so it is skipped. IDNA labels (``xn--``) are left to
+#: the validator, which turns them into Unicode.
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[a-z0-9-]+(?:\.[a-z0-9-]+)+"
+)
+
+
 @functools.lru_cache(maxsize=65536)
 def _email(text: str) -> str:
     # Cached: every record of every page goes through here, and the same addresses recur
     # (each read, each echo, each round-trip comparison); validation dominates a sync's CPU.
+    if text.isascii():
+        # NFKC and the invisible characters concern non-ASCII text only.
+        cleaned = text.strip().lower()
+        if _PLAIN_EMAIL.fullmatch(cleaned) and "xn--" not in cleaned:
+            return cleaned
+    return _email_validated(text)
+
+
+def _email_validated(text: str) -> str:
+    """The email transform by full validation (what ``_email`` gives for any text)."""
     cleaned = unicodedata.normalize("NFKC", text).translate(_INVISIBLE).strip().lower()
     try:
         checked = validate_email(cleaned, check_deliverability=False)

@@ -291,11 +291,11 @@ class OutboxDispatch:
     ) -> list[tuple[Intent, str | None]]:
         with store.transaction():
             entities = store.entities(i.entity_id for i in intents)
-            links = store.links_of(entities)
+            linked = store.app_links(entities, app)
             out = []
             for intent in intents:
                 entity = entities.get(intent.entity_id)
-                if entity is None or entity.state != "active" or app in links.get(intent.entity_id, {}):
+                if entity is None or entity.state != "active" or intent.entity_id in linked:
                     _settle(store, intent, "superseded")
                     continue
                 out.append((intent, entity.key))
@@ -347,14 +347,16 @@ class OutboxDispatch:
             changes: list[Change] = []
             conflicts: list[Conflict] = []
             high_run = store.latest_run()
-            held = store.links_of(entities)
+            # Only this app's links matter (a record linked here meanwhile): the others' baselines
+            # need not be decoded.
+            held = store.app_links(entities, app)
             for intent, result in zip(intents, results, strict=True):
                 if result.error is not None or result.record is None:
                     self._failed(store, intent, result.error or PermanentError("create returned no record"))
                     continue
                 entity = entities[intent.entity_id]
                 record = result.record
-                existing = held.get(entity.id, {}).get(app)
+                existing = held.get(entity.id)
                 if existing is not None and existing.remote_id != record.id:
                     # A read linked a record of this app with the key while our create was in
                     # flight (someone made it meanwhile): two records share the key now. Halt the

@@ -226,7 +226,7 @@ class Ingester:
     ) -> None:
         """Ingest a page, first asking the app about linked records the page clashes with by key:
         gone ones are replaced by the page's records, existing ones are read as they are now."""
-        clashes = await self.ctx.store.call(self._identity_clashes, mapping, app, records)
+        clashes, canonical = await self.ctx.store.call(self._identity_clashes, mapping, app, records)
         gone: list[str] = []
         rechecked: list[RemoteRecord] = []
         if clashes:
@@ -240,7 +240,9 @@ class Ingester:
             else:
                 found = {r.id for r in rechecked} | {old for r in rechecked for old in r.replaces}
                 gone = [rid for rid in clashes if rid not in found]
-        await self.ctx.store.call(self._ingest_page, mapping, app, records, cursor, run, gone, rechecked)
+        await self.ctx.store.call(
+            self._ingest_page, mapping, app, records, cursor, run, gone, rechecked, canonical
+        )
 
     async def _recheck_identity(self, mapping: SyncMapping, app: str) -> None:
         """Ask the app about the records open identity conflicts name: a record that went without
@@ -300,12 +302,14 @@ class Ingester:
         run: int | None = None,
         gone: Sequence[str] = (),
         rechecked: Sequence[RemoteRecord] = (),
+        canonical: Sequence[dict[str, Any] | str | None] | None = None,
     ) -> None:
         """Merge one page in one transaction (with its cursor).
 
         ``gone`` are records of ``app`` that the page's records would have clashed with by key and
         that the app no longer has (checked just before); ``rechecked`` are such records the app
-        still has, as they are now. Both are applied before the page itself.
+        still has, as they are now. Both are applied before the page itself. ``canonical``, when
+        given, holds each page record's canonical values as the clash check computed them.
         """
         with store.transaction():
             if gone:
@@ -313,25 +317,37 @@ class Ingester:
             if rechecked:
                 self._ingest(store, mapping, app, rechecked, run)
                 self.ctx.stats.apps[app].read -= len(rechecked)  # a look, not part of the listing
-            self._ingest(store, mapping, app, records, run)
+            self._ingest(store, mapping, app, records, run, canonical)
             if cursor is not None:
                 store.set_cursor(mapping.name, app, cursor)
 
     def _readable(
-        self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
+        self,
+        store: StateStore,
+        mapping: SyncMapping,
+        app: str,
+        records: Sequence[RemoteRecord],
+        canonical: Sequence[dict[str, Any] | str | None] | None = None,
     ) -> tuple[dict[str, dict[str, Any]], list[RemoteRecord]]:
         """Map each record to canonical values; a record that cannot be read, mapped or stored is
         quarantined (a dead letter naming the app, the id and why, never the values) and the rest
-        of the page goes on. Returns the observed values and the records that go on."""
+        of the page goes on. Returns the observed values and the records that go on.
+
+        ``canonical`` (aligned with ``records``) are values already computed for them."""
         observed: dict[str, dict[str, Any]] = {}
         keep: list[RemoteRecord] = []
         bad: list[tuple[str, str]] = []
-        for record in records:
+        for index, record in enumerate(records):
             if record.error is not None:
                 bad.append((record.id, record.error))
                 continue
             if not record.deleted:
-                values = canonical_values(mapping, app, record.id, record.fields, record.version)
+                known = canonical[index] if canonical is not None else None
+                values = (
+                    known
+                    if known is not None
+                    else canonical_values(mapping, app, record.id, record.fields, record.version)
+                )
                 if isinstance(values, str):
                     bad.append((record.id, values))
                     continue
@@ -383,32 +399,41 @@ class Ingester:
 
     def _identity_clashes(
         self, store: StateStore, mapping: SyncMapping, app: str, records: Sequence[RemoteRecord]
-    ) -> list[str]:
-        """Linked records of ``app`` that unlinked ``records`` share a natural key with.
+    ) -> tuple[list[str], list[dict[str, Any] | str | None]]:
+        """Linked records of ``app`` that unlinked ``records`` share a natural key with, and the
+        canonical values of each record (aligned with ``records``: ``None`` for tombstones and
+        unreadable records, why for values that cannot be mapped), computed once for the page.
 
         Before two records with one key are called an identity conflict, the runner asks the app
         whether the linked one still exists: a record deleted and re-created with the same key
         (a new id) must be relinked, not halted.
         """
         sync = mapping.name
-        fresh = [r for r in records if not r.deleted]
+        canonical: list[dict[str, Any] | str | None] = [
+            None
+            if r.deleted or r.error is not None
+            else canonical_values(mapping, app, r.id, r.fields, r.version)
+            for r in records
+        ]
+        fresh = [(r, v) for r, v in zip(records, canonical, strict=True) if isinstance(v, dict)]
         if not fresh:
-            return []
-        links = store.links_by_remote(sync, app, [r.id for r in fresh])
+            return [], canonical
+        links = store.links_by_remote(sync, app, [r.id for r, _ in fresh])
         keys: dict[str, str] = {}
-        for record in fresh:
+        for record, values in fresh:
             if record.id in links:
                 continue
-            key = mapping.key_of(mapping.to_canonical(app, record.fields))
+            key = mapping.key_of(values)
             if key:
                 keys[record.id] = key
         if not keys:
-            return []
+            return [], canonical
         by_key = store.entities_by_key(sync, set(keys.values()))
         if not by_key:
-            return []
+            return [], canonical
         held = store.app_links([e.id for e in by_key.values()], app)
-        return clashing_records(keys, by_key, held, {old for r in fresh for old in r.replaces})
+        replaced = {old for r in records if not r.deleted for old in r.replaces}
+        return clashing_records(keys, by_key, held, replaced), canonical
 
     def _drop_replaced(self, store: StateStore, mapping: SyncMapping, app: str, gone: Sequence[str]) -> None:
         """Links to records the app no longer has, whose key a new record of the app now carries:
@@ -541,12 +566,15 @@ class Ingester:
         app: str,
         records: Sequence[RemoteRecord],
         run: int | None = None,
+        canonical: Sequence[dict[str, Any] | str | None] | None = None,
     ) -> None:
-        """Merge a batch of remote records from ``app`` (already in a transaction)."""
+        """Merge a batch of remote records from ``app`` (already in a transaction); ``canonical``
+        are their values if already computed (aligned with ``records``)."""
         sync = mapping.name
         stats = self.ctx.stats.apps[app]
+        stamped = self.ctx.connectors[app].capabilities.stamped_by_app
         stats.read += len(records)
-        observed, records = self._readable(store, mapping, app, records)
+        observed, records = self._readable(store, mapping, app, records, canonical)
         self._follow_replacements(store, mapping, app, records)
         links = store.links_by_remote(sync, app, [r.id for r in records])
         keys = {rid: mapping.key_of(obs) for rid, obs in observed.items() if rid not in links}
@@ -605,6 +633,14 @@ class Ingester:
                 seen.append(record.id)
                 entity = entities[link.entity_id]
                 held = parked.get(entity.id, set())
+                if stamped and _read_before_known(record, at, link):
+                    # Read before a state syncd already recorded for this record (its own write,
+                    # or a read of another daemon's): the app holds something newer, which a later
+                    # read brings. Merging it would take back values the app no longer has.
+                    stats.stale += 1
+                    if entity.id not in dirty and needs_write(mapping, entity, link, held):
+                        dirty.add(entity.id)
+                    continue
                 outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                 link.version, link.remote_updated_at = record.version, at
                 link.alias = record.alias or link.alias
@@ -1061,9 +1097,10 @@ class Ingester:
         with store.transaction():
             run = store.latest_run()
             for mapping, app, records in pages:
-                if self._identity_clashes(store, mapping, app, records):
+                clashes, canonical = self._identity_clashes(store, mapping, app, records)
+                if clashes:
                     raise ClashByKey(app)
-                self._ingest_page(store, mapping, app, records, None, run)
+                self._ingest_page(store, mapping, app, records, None, run, canonical=canonical)
 
     async def relink_pending(self, mapping: SyncMapping, app: str) -> None:
         """Read again the records an ended identity conflict left standing (after ``ingest_in``)."""
@@ -1072,6 +1109,26 @@ class Ingester:
 
 class ClashByKey(Exception):
     """``Ingester.ingest_in`` met records sharing a key with linked ones (see there)."""
+
+
+def _read_before_known(record: RemoteRecord, at: str | None, link: Link) -> bool:
+    """Whether ``record`` (stamped ``at``) is older than what ``link`` last recorded of it.
+
+    Only a read of the same record counts: one that took over other ids (a merge) is a newer
+    state whatever its stamp, and one composed from webhook events (no version) is the
+    connector's to vouch for. Equal stamps are not older (an app stamping in whole seconds gives
+    a write of ours and a person's edit in the same second one stamp).
+    """
+    known = link.remote_updated_at
+    return (
+        at is not None
+        and known is not None
+        and record.version is not None
+        and at < known
+        and record.version != link.version
+        and record.id == link.remote_id
+        and not record.replaces
+    )
 
 
 def _holds_baseline(mapping: SyncMapping, app: str, record: RemoteRecord, link: Link) -> bool:

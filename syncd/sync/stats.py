@@ -22,6 +22,8 @@ class AppStats:
     refused: int = 0
     #: Records that could not be read or mapped (quarantined as dead letters).
     quarantined: int = 0
+    #: Records read with an older stamp than syncd already knew (read before a recorded write).
+    stale: int = 0
 
 
 @dataclass

@@ -587,6 +587,30 @@ class StoreContract:
         store.settle(claimed.id, "done")
         assert store.sent_creates("crm", [sent.id]) == {}
 
+    def test_enqueue_in_one_call_supersedes_in_order_and_keeps_every_distinct_write(
+        self, store: StateStore
+    ) -> None:
+        a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
+        assert store.enqueue([_intent("old-a", a.id), _intent("old-b", b.id)]) == 2
+        # One call: a new plan for a and b, a second write for a later in the same call, a
+        # create for a (another op) and a repeated key (kept once).
+        n = store.enqueue(
+            [
+                _intent("a1", a.id),
+                _intent("b1", b.id),
+                _intent("a2", a.id),
+                _intent("ca", a.id, op="create", remote_id=""),
+                _intent("b1", b.id),
+            ]
+        )
+        assert n == 4, "a1 was queued, then superseded by a2"
+        pending = sorted(i.key for i in store.claim("crm", None, 10))
+        assert pending == ["a2", "b1", "ca"]
+        many = [store.new_entity("people", f"m{i}") for i in range(50)]
+        assert store.enqueue([_intent(f"m{i}", e.id) for i, e in enumerate(many)]) == 50
+        assert store.enqueue([_intent(f"m{i}", e.id) for i, e in enumerate(many)]) == 0
+        assert store.outbox_depth() == 3 + 50
+
     def test_enqueue_is_idempotent_by_key_and_supersedes_pending(self, store: StateStore) -> None:
         e = store.new_entity("people", "a")
         assert store.enqueue([_intent("k1", e.id)]) == 1

@@ -359,12 +359,14 @@ async def test_cursor_is_not_saved_when_the_page_commit_fails(tmp_path: Path) ->
         original = runner.ingester._ingest
         pages = {"n": 0}
 
-        def ingest(store: Any, mapping: Any, app: str, records: Any, run: Any = None) -> None:
+        def ingest(
+            store: Any, mapping: Any, app: str, records: Any, run: Any = None, canonical: Any = None
+        ) -> None:
             if app == "a":
                 pages["n"] += 1
                 if pages["n"] == 2:
                     raise Crash("died while committing page 2")
-            original(store, mapping, app, records, run)
+            original(store, mapping, app, records, run, canonical)
 
         runner.ingester._ingest = ingest  # type: ignore[method-assign]
 

@@ -7,11 +7,13 @@ two-way field, or an open conflict says why not; and a further cycle writes noth
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from syncd.runner import Runner
+import pytest
+
+from syncd.runner import Runner, RunStats
 from syncd.store import AsyncStore
 
 from .world import OBJ, World, mapping_text, person
@@ -231,3 +233,68 @@ async def test_recreate_after_a_propagated_delete_starts_from_the_new_record(tmp
         ada = w.by_email(app)["ada@example.com"]
         assert ada.get("phone") in (None, ""), app
         assert not ada.get("tags"), app
+
+
+async def _ingest_late(w: World, app: str, records: list[Any], *, stamped: bool) -> RunStats:
+    """Merge records read earlier (a re-read or page that crossed a write), then plan and dispatch."""
+    store = await AsyncStore(w.db).open()
+    connectors = w.connectors()
+    conn = connectors[app]
+    conn.__dict__["capabilities"] = dataclasses.replace(conn.capabilities, stamped_by_app=stamped)
+    try:
+        runner = Runner(store, [w.mapping], connectors, retry_base=0.0, batch_size=50)
+        await runner.ingester.ingest(w.mapping, app, records)
+        await runner.plan()
+        await runner.drain()
+        return runner.ctx.stats
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("policy", ["priority", "newest"])
+async def test_a_read_older_than_a_recorded_write_does_not_take_back_its_values(
+    tmp_path: Path, policy: str
+) -> None:
+    """An app that stamps its records: a copy read before syncd's last write to it, merged after
+    that write was recorded (another daemon's page, a re-read that crossed the write), holds the
+    values the write replaced. Taken as an edit it would write them back over the person's edit
+    in the other app."""
+    w = World(tmp_path, policy=policy, apps=TWO)
+    w.apps["a"].seed(OBJ, person("ada@example.com", "Ada"))
+    await w.settle()
+    cid = _id(w, "c", "ada@example.com")
+    before_write = w.apps["c"].record(OBJ, cid)  # read now, merged only after the write below
+    assert before_write.updated_at is not None
+    # The person's edit in a is stamped before syncd created c's record (it was read later):
+    # under "newest" the stale copy then looks newer than the edit.
+    w.apps["a"].clock = before_write.updated_at - timedelta(seconds=1)
+    w.apps["a"].edit(OBJ, _id(w, "a", "ada@example.com"), {"name": "Ada Lovelace"})
+    await w.settle()
+    assert w.by_email("c")["ada@example.com"]["name"] == "Ada Lovelace"
+
+    stats = await _ingest_late(w, "c", [before_write], stamped=True)
+
+    assert w.by_email("a")["ada@example.com"]["name"] == "Ada Lovelace"
+    assert stats.total("writes") == 0
+    assert stats.apps["c"].stale == 1
+    assert not [c for c in w.changelog() if c["app"] == "c" and c["new"] == "Ada"][1:], "only c's first value"
+    assert (await w.cycle(full=True)).total("writes") == 0
+
+
+async def test_a_late_read_is_merged_as_before_where_the_app_does_not_stamp_its_records(
+    tmp_path: Path,
+) -> None:
+    """Without ``stamped_by_app`` (a stamp a client may set, as an SQL column) an older stamp is
+    no proof of an older read: the record is merged as read."""
+    w = World(tmp_path, apps=TWO)
+    w.apps["a"].seed(OBJ, person("ada@example.com", "Ada"))
+    await w.settle()
+    before_write = w.apps["c"].record(OBJ, _id(w, "c", "ada@example.com"))
+    w.apps["a"].edit(OBJ, _id(w, "a", "ada@example.com"), {"name": "Ada Lovelace"})
+    await w.settle()
+
+    stats = await _ingest_late(w, "c", [before_write], stamped=False)
+
+    assert stats.apps["c"].stale == 0
+    taken = [c for c in w.changelog() if c["app"] == "c" and c["reason"] == "changed in c"]
+    assert [(c["old"], c["new"]) for c in taken] == [("Ada Lovelace", "Ada")]

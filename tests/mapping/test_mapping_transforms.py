@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.mapping.compiled import canonical_form
 from syncd.mapping.transforms import (
@@ -13,6 +15,8 @@ from syncd.mapping.transforms import (
     TRANSFORMS,
     Step,
     TransformArgumentError,
+    _email,
+    _email_validated,
     compile_step,
     yields_bool,
 )
@@ -128,6 +132,36 @@ def test_email_composes_unicode_so_decomposed_and_composed_forms_match() -> None
 )
 def test_email_keeps_invalid_addresses_as_cleaned_text(value: str, expected: str) -> None:
     assert t("email")(value) == expected
+
+
+_ATOM = st.text(alphabet="aZ09.-_+!#$%&'*/=?^`{|}~ @\t", min_size=1, max_size=12)
+_LABEL = st.sampled_from(["example", "Ex-Ample", "xn--bcher-kva", "-bad", "a", "test", "com", "c0m", ""])
+
+
+@settings(max_examples=400, deadline=None)
+@given(local=_ATOM, labels=st.lists(_LABEL, min_size=0, max_size=4), pad=st.sampled_from(["", " ", "\t"]))
+def test_email_shortcut_for_plain_ascii_gives_what_full_validation_gives(
+    local: str, labels: list[str], pad: str
+) -> None:
+    # The cached transform skips the validator for plain ASCII addresses: it must not change
+    # any address's canonical form (valid, invalid, IDNA or reserved domains alike).
+    text = f"{pad}{local}@{'.'.join(labels)}{pad}"
+    assert _email(text) == _email_validated(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "P1@Example.com",
+        " a.b+c@sub.ex-ample.org ",
+        "a@xn--bcher-kva.example",
+        "a@b.test",
+        "a..b@x.com",
+        "a@1.2.3.4",
+    ],
+)
+def test_email_shortcut_matches_full_validation_on_known_shapes(text: str) -> None:
+    assert _email(text) == _email_validated(text)
 
 
 # --- dates -------------------------------------------------------------------------------------

@@ -299,6 +299,8 @@ class MailchimpFake(FakeApp):
         self.confirmations: list[str] = []
         #: Each member a batch subscribe created or updated, in order: (email, "created" or "updated").
         self.batch_members: list[tuple[str, str]] = []
+        #: Every change of a member, in order: (its new ``last_changed``, email, source, merge fields).
+        self.history: list[tuple[datetime, str, str, dict[str, Any]]] = []
         #: Requests refused because ``max_in_flight`` requests were already running.
         self.throttled = 0
         #: How injected 429s look, used in turn: JSON problem, empty 429, empty 403.
@@ -831,6 +833,7 @@ class MailchimpFake(FakeApp):
         if not (email_changed or profile_changed or new_status != old_status):
             return
         member.last_changed = self._now()
+        self.history.append((member.last_changed, member.email.lower(), source, dict(merged)))
         if new_status == "subscribed" and old_status != "subscribed":
             member.timestamp_opt = member.last_changed
         if email_changed and subscriber_hash(old_email) != member.id:

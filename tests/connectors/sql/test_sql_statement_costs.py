@@ -46,3 +46,26 @@ async def test_a_style_guessed_for_an_empty_column_gives_way_to_the_apps_own_fir
     [created] = await connector.create("users", [WriteItem(key="b", fields={"email": "b@example.com"})])
     assert created.record is not None
     assert len(created.record.fields["updated_at"]) == len(stamp(0)), created.record.fields["updated_at"]
+
+
+async def test_a_clean_batch_is_written_without_a_savepoint_per_row_and_a_bad_row_still_fails_alone(
+    connect: ConnectorFactory, app_db: AppDb
+) -> None:
+    connector = connect(updated_at="updated_at", batch_size=10)
+    await connector.check()
+    _, statements = await _traced(connector)
+    clean = [WriteItem(key=f"k{i}", fields={"email": f"new{i}@example.com"}) for i in range(4)]
+    assert all(result.ok for result in await connector.create("users", clean))
+    assert not [sql for sql in statements if "SAVEPOINT" in sql]
+    statements.clear()
+    mixed = [
+        WriteItem(key="a", fields={"email": "a@example.com"}),
+        WriteItem(key="b", fields={"name": "No Email"}),  # breaks NOT NULL
+        WriteItem(key="c", fields={"email": "c@example.com"}),
+    ]
+    results = await connector.create("users", mixed)
+    assert [result.ok for result in results] == [True, False, True]
+    # The whole-batch attempt was rolled back and the batch written again item by item.
+    assert any(sql.startswith("ROLLBACK TO") for sql in statements)
+    emails = sorted(row["email"] for row in app_db.query("SELECT email FROM users"))
+    assert emails == ["a@example.com", "c@example.com", *sorted(f"new{i}@example.com" for i in range(4))]
