@@ -86,6 +86,11 @@ RIGHT_DDL = (
     "CREATE TABLE people (contact_id INTEGER PRIMARY KEY, email_address TEXT, given_name TEXT, "
     "family_name TEXT, mobile TEXT, modified TEXT)"
 )
+#: Each table's last-modified column is indexed, as the SQL connector's README asks of a table
+#: synced incrementally: without it every incremental page is a scan and sort of the whole table
+#: (0.7 s a page at 1.2M rows), and the floor's copies carry the same index.
+LEFT_INDEX = "CREATE INDEX contacts_updated_at ON contacts (updated_at)"
+RIGHT_INDEX = "CREATE INDEX people_modified ON people (modified)"
 LEFT_COLUMNS = ("email", "first_name", "last_name", "phone", "updated_at")
 RIGHT_COLUMNS = ("email_address", "given_name", "family_name", "mobile", "modified")
 STAMP = "2026-01-01T00:00:00.000000Z"
@@ -106,6 +111,7 @@ def make_dbs(root: Path, size: int) -> None:
     left_rows, right_rows, shared = shape(size)
     left = sqlite3.connect(root / "left.db")
     left.execute(LEFT_DDL)
+    left.execute(LEFT_INDEX)
     left.executemany(
         f"INSERT INTO contacts ({', '.join(LEFT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
         (
@@ -117,6 +123,7 @@ def make_dbs(root: Path, size: int) -> None:
     left.close()
     right = sqlite3.connect(root / "right.db")
     right.execute(RIGHT_DDL)
+    right.execute(RIGHT_INDEX)
     first = left_rows - shared
     right.executemany(
         f"INSERT INTO people ({', '.join(RIGHT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
@@ -137,6 +144,7 @@ def floor(root: Path) -> dict[str, Any]:
     right.close()
     to_right = sqlite3.connect(root / "floor_right.db")
     to_right.execute(RIGHT_DDL)
+    to_right.execute(RIGHT_INDEX)
     to_right.executemany(
         f"INSERT INTO people ({', '.join(RIGHT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
         (row[1:] for row in left_rows),
@@ -145,6 +153,7 @@ def floor(root: Path) -> dict[str, Any]:
     to_right.close()
     to_left = sqlite3.connect(root / "floor_left.db")
     to_left.execute(LEFT_DDL)
+    to_left.execute(LEFT_INDEX)
     to_left.executemany(
         f"INSERT INTO contacts ({', '.join(LEFT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
         (row[1:] for row in right_rows),

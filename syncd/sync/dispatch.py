@@ -640,10 +640,12 @@ class OutboxDispatch:
             return out
 
     async def _send_reads(self, mapping: SyncMapping, app: str, intents: list[Intent]) -> None:
-        """A replayed quarantined read: read the records again (quarantined again if still bad)."""
+        """Read records again: a replayed quarantined read (quarantined again if still bad), or a
+        record of which a stale copy was read (merged as read this time)."""
         ids = sorted({i.remote_id for i in intents if i.remote_id})
         await self.ctx.store.call(self._settle_all, intents, "done", None)
         if ids and not self.ctx.dry_run:
+            self.ingester.trust(app, ids)
             await self.ingester.refetch(mapping, app, ids)
 
     @staticmethod

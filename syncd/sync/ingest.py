@@ -54,6 +54,9 @@ class Ingester:
         #: Records to read again so they get linked: (sync, app) -> remote ids (an identity
         #: conflict ended because the other record disappeared).
         self._relink: dict[tuple[str, str], set[str]] = {}
+        #: Records read again by id because a copy of them was stale (app, remote id): merged as
+        #: read whatever their stamp, so an app whose clock went back loses no edit.
+        self._trusted: set[tuple[str, str]] = set()
 
     async def read_app(
         self, mapping: SyncMapping, app: str, *, full: bool = False, run: int | None = None
@@ -606,6 +609,7 @@ class Ingester:
         conflicts: list[Conflict] = []
         seen: list[str] = []
         unlinked_gone: list[str] = []
+        stale: list[tuple[RemoteRecord, Link]] = []
 
         for record in records:
             at = iso(record.updated_at)
@@ -633,14 +637,18 @@ class Ingester:
                 seen.append(record.id)
                 entity = entities[link.entity_id]
                 held = parked.get(entity.id, set())
-                if stamped and _read_before_known(record, at, link):
+                if stamped and _read_before_known(record, at, link) and (app, record.id) not in self._trusted:
                     # Read before a state syncd already recorded for this record (its own write,
-                    # or a read of another daemon's): the app holds something newer, which a later
-                    # read brings. Merging it would take back values the app no longer has.
+                    # or a read of another daemon's): the app holds something newer. Merging it
+                    # would take back values the app no longer has; the record is read again by
+                    # id instead (and that read merged as it is, should the app's clock have
+                    # gone back rather than this copy being old).
                     stats.stale += 1
+                    stale.append((record, link))
                     if entity.id not in dirty and needs_write(mapping, entity, link, held):
                         dirty.add(entity.id)
                     continue
+                self._trusted.discard((app, record.id))
                 outcome = merge_record(mapping, entity, link, obs, at, parked=held, run=run)
                 link.version, link.remote_updated_at = record.version, at
                 link.alias = record.alias or link.alias
@@ -818,6 +826,23 @@ class Ingester:
             touched[entity.id] = entity
             dirty.add(entity.id)
 
+        if stale:
+            obj = mapping.object_of(app)
+            store.enqueue(
+                (
+                    f"{sync}:{app}:reread:{r.id}:{r.version}:{lk.version}",
+                    sync,
+                    app,
+                    obj,
+                    "read",
+                    lk.entity_id,
+                    r.id,
+                    {},
+                    {},
+                    None,
+                )
+                for r, lk in stale
+            )
         store.drop_links(link.id for link in drop if link.id is not None)
         # Entities before links: a baseline equal to its entity's new values is stored as a reference.
         store.save_entities(touched.values())
@@ -1101,6 +1126,10 @@ class Ingester:
                 if clashes:
                     raise ClashByKey(app)
                 self._ingest_page(store, mapping, app, records, None, run, canonical=canonical)
+
+    def trust(self, app: str, ids: Sequence[str]) -> None:
+        """The next read of these records is merged as read, whatever its stamp (see ``_trusted``)."""
+        self._trusted.update((app, rid) for rid in ids)
 
     async def relink_pending(self, mapping: SyncMapping, app: str) -> None:
         """Read again the records an ended identity conflict left standing (after ``ingest_in``)."""

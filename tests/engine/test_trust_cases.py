@@ -298,3 +298,35 @@ async def test_a_late_read_is_merged_as_before_where_the_app_does_not_stamp_its_
     assert stats.apps["c"].stale == 0
     taken = [c for c in w.changelog() if c["app"] == "c" and c["reason"] == "changed in c"]
     assert [(c["old"], c["new"]) for c in taken] == [("Ada Lovelace", "Ada")]
+
+
+async def test_an_edit_stamped_before_a_write_of_ours_is_read_again_and_kept(tmp_path: Path) -> None:
+    """The guard above trusts the app's stamps; an app whose clock went back (an edit stamped
+    before syncd's last write) must still lose nothing: the copy looks stale, so the record is
+    read again by id, and that read is merged as it is."""
+    w = World(tmp_path, apps=TWO)
+    w.apps["a"].seed(OBJ, person("ada@example.com", "Ada"))
+    await w.settle()
+    w.apps["a"].edit(OBJ, _id(w, "a", "ada@example.com"), {"name": "Ada Lovelace"})
+    await w.settle()
+    cid = _id(w, "c", "ada@example.com")
+    written = w.apps["c"].record(OBJ, cid).updated_at
+    assert written is not None
+    w.apps["c"].clock = written - timedelta(seconds=5)
+    w.apps["c"].edit(OBJ, cid, {"name": "Ada King"})
+
+    store = await AsyncStore(w.db).open()
+    connectors = w.connectors()
+    c = connectors["c"]
+    c.__dict__["capabilities"] = dataclasses.replace(c.capabilities, stamped_by_app=True)
+    try:
+        runner = Runner(store, [w.mapping], connectors, retry_base=0.0, batch_size=50)
+        await runner.read_app(w.mapping, "c", full=True)
+        assert runner.ctx.stats.apps["c"].stale == 1
+        await runner.plan()
+        await runner.drain()
+    finally:
+        await store.close()
+
+    assert w.by_email("a")["ada@example.com"]["name"] == "Ada King"
+    assert w.by_email("c")["ada@example.com"]["name"] == "Ada King"
