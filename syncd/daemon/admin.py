@@ -323,14 +323,29 @@ class AdminApi:
     async def changelog(self, request: web.Request) -> web.Response:
         limit = _int_param(request, "limit", 100, 1, MAX_LIMIT) or 100
         before = _int_param(request, "before", None, 1, 2**62)
+        after = _int_param(request, "after", None, 0, 2**62)
         entity = _int_param(request, "entity", None, 1, 2**62)
         sync = request.query.get("sync") or None
+        if after is not None:
+            # Following: entries written after a position, oldest first (``changes_after``); a
+            # row folded into since comes with only its new entries, under the id it always had.
+            def follow(store: StateStore) -> tuple[list[ChangeRow], int]:
+                return store.changes_after(after, limit)
+
+            found, upto = await self.backend.store.call(follow)
+            entries = [
+                e
+                for e in found
+                if (entity is None or e["entity_id"] == entity) and (sync is None or e["sync"] == sync)
+            ]
+            return _json({"entries": entries, "next_before": None, "next_after": upto})
 
         def query(store: StateStore) -> list[ChangeRow]:
             return store.changelog(entity_id=entity, sync=sync, limit=limit, before=before)
 
         entries = await self.backend.store.call(query)
-        more = len(entries) == limit and entries[-1]["id"] > 1
+        # ``limit`` counts stored rows; entries folded into one share its id.
+        more = len({e["id"] for e in entries}) == limit and entries[-1]["id"] > 1
         return _json({"entries": entries, "next_before": entries[-1]["id"] if more else None})
 
     async def openapi(self, request: web.Request) -> web.Response:

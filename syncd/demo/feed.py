@@ -42,24 +42,28 @@ def format_change(entry: ChangeRow, key: str | None) -> str:
 
 
 def latest_id(store: StateStore) -> int:
-    rows = store.changelog(limit=1)
-    return int(rows[0]["id"]) if rows else 0
+    """Where a follower that skips what happened so far starts: the change log's position now
+    (``StateStore.changelog_position``; not an id: a row folded into later moves past it)."""
+    return store.changelog_position()
 
 
-def entries_after(store: StateStore, after: int, page: int = 200) -> list[tuple[ChangeRow, str | None]]:
-    """Change-log entries newer than ``after``, oldest first, each with its entity's key."""
+def entries_after(
+    store: StateStore, after: int, page: int = 200
+) -> tuple[list[tuple[ChangeRow, str | None]], int]:
+    """Change-log entries written after position ``after``, oldest first, each with its entity's
+    key, and the position to follow from next. An entry folded into a row the follower already
+    saw (``created in …`` after ``new record in …``) comes now; what it saw then does not come
+    again."""
     rows: list[ChangeRow] = []
-    before: int | None = None
     while True:
-        batch = store.changelog(limit=page, before=before)
-        newer = [r for r in batch if int(r["id"]) > after]
-        rows += newer
-        if len(newer) < page:
+        batch, upto = store.changes_after(after, page)
+        rows += batch
+        done = upto == after or len(batch) < page  # a page cut short holds at least ``page`` entries
+        after = upto
+        if done:
             break
-        before = int(batch[-1]["id"])
-    rows.reverse()
     entities = store.entities({r["entity_id"] for r in rows if r["entity_id"] is not None})
-    return [(r, entities[r["entity_id"]].key if r["entity_id"] in entities else None) for r in rows]
+    return [(r, entities[r["entity_id"]].key if r["entity_id"] in entities else None) for r in rows], after
 
 
 class ChangeFeed:
@@ -77,10 +81,9 @@ class ChangeFeed:
 
     async def once(self) -> Sequence[str]:
         """Print the entries committed since the last look."""
-        found = await self.store.call(entries_after, self.after)
+        found, self.after = await self.store.call(entries_after, self.after)
         lines = []
         for entry, key in found:
-            self.after = max(self.after, int(entry["id"]))
             line = format_change(entry, key)
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
             lines.append(line)

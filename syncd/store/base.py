@@ -85,6 +85,9 @@ class ChangeRow(TypedDict):
     reason: str
     code: str | None
     detail: Any
+    #: Where this entry stands in the order the change log is followed in (``changes_after``):
+    #: the row's id, or the later position at which it was folded into an older row.
+    seq: int
 
 
 class ConflictRow(TypedDict):
@@ -259,6 +262,18 @@ class ChangeLog(Protocol):
         limit: int = 100,
         before: int | None = None,
     ) -> list[ChangeRow]: ...
+    def changelog_position(self) -> int:
+        """How far the change log can be followed now: every entry at or below this position
+        that will ever be visible is visible (``changes_after`` reads up to it)."""
+        ...
+
+    def changes_after(self, after: int, limit: int = 200) -> tuple[list[ChangeRow], int]:
+        """Entries written after position ``after``, oldest first, and the position to ask from
+        next time. Ids stay stable for references (``before=`` paging); a row folded into after it
+        was written comes back with only its new parts (``encoding.follow_parts``). At most about
+        ``limit`` entries; call again from the returned position for more."""
+        ...
+
     def prune_changelog(self, older_than: str) -> int: ...
     def count_drift(self, run_id: int, app: str) -> int: ...
 

@@ -44,6 +44,15 @@ from .base import (
     RunRow,
     StateStore,
 )
+from .encoding import (
+    FOLDABLE,
+    follow_parts,
+    pack_provenance,
+    plan_changelog,
+    stamp_folds,
+    unfold_changes,
+    unpack_provenance,
+)
 from .location import is_postgres_url
 from .migrations import migrations
 
@@ -89,8 +98,15 @@ def _loads(text: str | None) -> Any:
     return orjson.loads(text)
 
 
+#: What settling an intent as done (or superseding it) also clears: the values and payload it
+#: carried. Nothing reads them once it is over (crash recovery reads pending and in-flight
+#: intents, ``syncd deadletters`` dead ones; the change log holds what was written); the key
+#: stays, so enqueueing the same intent again is still a no-op.
+_FORGET = {False: "", True: ", \"values\" = '{}', payload = '{}'"}
+
+#: Supersede an app's pending intents of one op for an entity (a newer intent replaces them).
 _SUPERSEDE = (
-    "UPDATE outbox SET status = 'superseded', updated_at = ? "
+    f"UPDATE outbox SET status = 'superseded', updated_at = ?{_FORGET[True]} "
     "WHERE entity_id = ? AND app = ? AND op = ? AND status = 'pending' AND key != ?"
 )
 _ENQUEUE = (
@@ -153,6 +169,37 @@ def _after(now_text: str, seconds: float) -> str:
     """The ISO timestamp ``seconds`` after ``now_text`` (same format as ``now_iso``)."""
     at = datetime.fromisoformat(now_text.replace("Z", "+00:00")) + timedelta(seconds=seconds)
     return at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+#: A link's baseline as read: stored in full, or ``''`` when it was the same JSON text as its
+#: entity's values (the usual case once a record is in sync), then read from the entity. The
+#: SQLite store writes ``''`` only in one statement that compares with the entity's values, and
+#: puts the text back in full before it changes those values (``save_entities``).
+LINK_COLUMNS = (
+    "links.*, CASE WHEN links.baseline = '' THEN (SELECT e.\"values\" FROM entities e WHERE e.id = links.entity_id) "
+    "ELSE links.baseline END AS known_baseline"
+)
+
+#: Before an entity's values change: each of its links whose baseline is stored as ``''`` gets
+#: the values it stands for (the entity's values before the change), in full. (Plain ``!=``:
+#: neither side is ever NULL, and ``IS DISTINCT FROM`` needs SQLite 3.39.)
+KEEP_BASELINES = (
+    'UPDATE links SET baseline = (SELECT e."values" FROM entities e WHERE e.id = links.entity_id) '
+    "WHERE entity_id = {m} AND baseline = '' AND (SELECT e.\"values\" FROM entities e WHERE e.id = links.entity_id) "
+    "!= {m}"
+)
+
+#: A baseline to store: ``''`` when it is the JSON text of the entity's values (parameters: the
+#: baseline's text, the entity id, the text again).
+_SAME_AS_ENTITY = "CASE WHEN ? = (SELECT e.\"values\" FROM entities e WHERE e.id = ?) THEN '' ELSE ? END"
+
+
+def _change_item(row: Any) -> dict[str, Any]:
+    """A stored change-log row with its JSON columns decoded (``folded`` included)."""
+    item = dict(row)
+    for k in ("old", "new", "detail", "folded"):
+        item[k] = _loads(item[k])
+    return item
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -258,8 +305,8 @@ class Store:
             id=row["id"],
             sync=row["sync"],
             key=row["key"],
-            values=_loads(row["values"]),
-            provenance=_loads(row["provenance"]),
+            values=(values := _loads(row["values"])),
+            provenance=unpack_provenance(values, _loads(row["provenance"])),
             state=row["state"],
             excluded=_loads(row["excluded"]),
         )
@@ -292,16 +339,26 @@ class Store:
     def save_entities(self, entities: Iterable[Entity], *, dirty: bool | None = None) -> None:
         stamp = now_iso()
         rows = [
-            (e.key, _dumps(e.values), _dumps(e.provenance), e.state, _dumps(e.excluded), stamp, e.id)
+            (
+                e.key,
+                _dumps(e.values),
+                _dumps(pack_provenance(e.values, e.provenance)),
+                e.state,
+                _dumps(e.excluded),
+                stamp,
+                e.id,
+            )
             for e in entities
         ]
-        self.conn.executemany(
-            'UPDATE entities SET key = ?, "values" = ?, provenance = ?, state = ?, excluded = ?, updated_at = ? '
-            "WHERE id = ?",
-            rows,
-        )
-        if dirty is not None:
-            self.mark_dirty([r[-1] for r in rows], dirty)
+        with self.transaction():
+            self.conn.executemany(KEEP_BASELINES.format(m="?"), [(r[-1], r[1]) for r in rows])
+            self.conn.executemany(
+                'UPDATE entities SET key = ?, "values" = ?, provenance = ?, state = ?, excluded = ?, updated_at = ? '
+                "WHERE id = ?",
+                rows,
+            )
+            if dirty is not None:
+                self.mark_dirty([r[-1] for r in rows], dirty)
 
     def mark_dirty(self, ids: Iterable[int], dirty: bool = True) -> None:
         """Flag entities for planning (each flagging bumps the dirty generation), or clear the flag."""
@@ -385,7 +442,7 @@ class Store:
             entity_id=row["entity_id"],
             app=row["app"],
             remote_id=row["remote_id"],
-            baseline=_loads(row["baseline"]),
+            baseline=_loads(row["known_baseline"]),
             version=row["version"],
             remote_updated_at=row["remote_updated_at"],
             coerced=_loads(row["coerced"]),
@@ -396,7 +453,7 @@ class Store:
         out: dict[str, Link] = {}
         for chunk in _chunks(sorted(set(aliases))):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM links WHERE sync = ? AND app = ? AND alias IN ({marks})"
+            sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = ? AND app = ? AND alias IN ({marks})"
             for row in self._q(sql, [sync, app, *chunk]):
                 out[row["alias"]] = self._link(row)
         return out
@@ -405,7 +462,7 @@ class Store:
         out: dict[str, Link] = {}
         for chunk in _chunks(sorted(set(remote_ids))):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM links WHERE sync = ? AND app = ? AND remote_id IN ({marks})"
+            sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = ? AND app = ? AND remote_id IN ({marks})"
             for row in self._q(sql, [sync, app, *chunk]):
                 out[row["remote_id"]] = self._link(row)
         return out
@@ -414,7 +471,7 @@ class Store:
         out: dict[int, dict[str, Link]] = {}
         for chunk in _chunks(sorted(set(entity_ids))):
             marks = ",".join("?" * len(chunk))
-            for row in self._q(f"SELECT * FROM links WHERE entity_id IN ({marks})", chunk):
+            for row in self._q(f"SELECT {LINK_COLUMNS} FROM links WHERE entity_id IN ({marks})", chunk):
                 out.setdefault(row["entity_id"], {})[row["app"]] = self._link(row)
         return out
 
@@ -424,7 +481,7 @@ class Store:
         for chunk in _chunks(sorted(set(entity_ids))):
             marks = ",".join("?" * len(chunk))
             for row in self._q(
-                f"SELECT * FROM links WHERE app = ? AND entity_id IN ({marks})", [app, *chunk]
+                f"SELECT {LINK_COLUMNS} FROM links WHERE app = ? AND entity_id IN ({marks})", [app, *chunk]
             ):
                 out[row["entity_id"]] = self._link(row)
         return out
@@ -432,8 +489,11 @@ class Store:
     def save_links(self, sync: str, links: Iterable[Link], run_id: int | None = None) -> None:
         """Insert or update links (by ``(sync, app, remote_id)``); sets ``link.id`` on new ones."""
         for link in links:
+            baseline = _dumps(link.baseline)
             params = (
-                _dumps(link.baseline),
+                baseline,
+                link.entity_id,
+                baseline,
                 link.version,
                 link.remote_updated_at,
                 _dumps(link.coerced),
@@ -443,14 +503,15 @@ class Store:
             if link.id is None:
                 cur = self.conn.execute(
                     "INSERT INTO links (baseline, version, remote_updated_at, coerced, alias, seen_run, sync, "
-                    "app, remote_id, entity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"app, remote_id, entity_id) VALUES ({_SAME_AS_ENTITY}, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*params, sync, link.app, link.remote_id, link.entity_id),
                 )
                 link.id = int(cur.lastrowid or 0)
             else:
                 self.conn.execute(
-                    "UPDATE links SET baseline = ?, version = ?, remote_updated_at = ?, coerced = ?, alias = ?, "
-                    "seen_run = max(coalesce(seen_run, 0), coalesce(?, 0)), remote_id = ?, entity_id = ? WHERE id = ?",
+                    f"UPDATE links SET baseline = {_SAME_AS_ENTITY}, version = ?, remote_updated_at = ?, coerced = ?, "
+                    "alias = ?, seen_run = max(coalesce(seen_run, 0), coalesce(?, 0)), remote_id = ?, entity_id = ? "
+                    "WHERE id = ?",
                     (*params, link.remote_id, link.entity_id, link.id),
                 )
 
@@ -468,7 +529,8 @@ class Store:
 
     def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]:
         rows = self._q(
-            "SELECT * FROM links WHERE sync = ? AND app = ? AND (seen_run IS NULL OR seen_run < ?) ORDER BY id LIMIT ?",
+            f"SELECT {LINK_COLUMNS} FROM links WHERE sync = ? AND app = ? AND (seen_run IS NULL OR seen_run < ?) "
+            "ORDER BY id LIMIT ?",
             (sync, app, run_id, limit),
         )
         return [self._link(r) for r in rows]
@@ -479,30 +541,93 @@ class Store:
 
     # -- change log ----------------------------------------------------------------------------
 
-    def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
-        stamp = now_iso()
-        rows = [
-            (
-                stamp,
-                run_id,
-                sync,
-                c.entity_id,
-                c.field,
-                _dumps(c.old),
-                _dumps(c.new),
-                c.app,
-                c.reason,
-                str(c.code),
-                _dumps(c.detail) if c.detail is not None else None,
+    def _fold_anchors(
+        self, sync: str, run_id: int | None, entity_ids: Iterable[int]
+    ) -> dict[int, tuple[int, list[list[Any]]]]:
+        """Entities whose latest change-log row is their ``new_record`` row of ``run_id``."""
+        out: dict[int, tuple[int, list[list[Any]]]] = {}
+        if run_id is None:
+            return out
+        for chunk in _chunks(sorted(set(entity_ids))):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT id, entity_id, folded FROM changelog WHERE id IN (SELECT max(id) FROM changelog "
+                f"WHERE entity_id IN ({marks}) GROUP BY entity_id) AND code = 'new_record' AND run_id = ? AND sync = ?"
             )
-            for c in changes
-        ]
-        self.conn.executemany(
-            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            for row in self._q(sql, [*chunk, run_id, sync]):
+                out[row["entity_id"]] = (row["id"], _loads(row["folded"]) or [])
+        return out
+
+    def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
+        """Append change-log rows (rows that go with a new entity's first read are stored in
+        that read's row: ``encoding.plan_changelog``). Returns how many changes were logged.
+
+        Positions: a new row's is its id; a row folded into moves to a fresh position (``seq``)
+        drawn from the same count, so a follower sees it again (``changes_after``). Ids are
+        given here, above every position so far, in the write transaction: SQLite has one writer
+        at a time, so positions are committed in the order they are given."""
+        stamp = now_iso()
+        changes = list(changes)
+        with self.transaction():
+            foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
+            plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
+            top = self.changelog_position()
+            rows = [
+                (
+                    top + n,
+                    stamp,
+                    run_id,
+                    sync,
+                    c.entity_id,
+                    c.field,
+                    _dumps(c.old),
+                    _dumps(c.new),
+                    c.app,
+                    c.reason,
+                    str(c.code),
+                    _dumps(c.detail) if c.detail is not None else None,
+                    _dumps(r.folded) if r.folded else None,
+                )
+                for n, r in enumerate(plan.rows, start=1)
+                for c in (r.change,)
+            ]
+            self.conn.executemany(
+                "INSERT INTO changelog (id, at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, "
+                "folded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            top += len(rows)
+            folds = [
+                (_dumps(stamp_folds(plan, row_id, seq)), seq, row_id)
+                for seq, row_id in enumerate(sorted(plan.updates), start=top + 1)
+            ]
+            self.conn.executemany("UPDATE changelog SET folded = ?, seq = ? WHERE id = ?", folds)
+        return len(changes)
+
+    def changelog_position(self) -> int:
+        """The highest position given so far (one writer at a time: all of them are visible),
+        pruned rows' included."""
+        row = self._q(
+            "SELECT max(id) AS top, (SELECT max(seq) FROM changelog WHERE seq IS NOT NULL) AS folded, "
+            "(SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'changelog_top') AS pruned FROM changelog"
+        )[0]
+        return max(row["top"] or 0, row["folded"] or 0, row["pruned"] or 0)
+
+    def changes_after(self, after: int, limit: int = 200) -> tuple[list[ChangeRow], int]:
+        horizon = self.changelog_position()
+        if horizon <= after:
+            return [], after
+        ids = self._q("SELECT id FROM changelog WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        seqs = self._q("SELECT seq FROM changelog WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+        marks = sorted({r[0] for r in ids} | {r[0] for r in seqs})
+        upto = marks[limit - 1] if len(marks) >= limit else horizon
+        # Every part written in (after, upto] is in a row with an id up to ``upto`` and a position
+        # above ``after``: a row added since (by id), or an older row folded into since (by seq).
+        rows = self._q(
+            "SELECT * FROM changelog WHERE id > ? AND id <= ? UNION ALL SELECT * FROM changelog WHERE seq > ? AND id <= ?",
+            (after, upto, after, after),
         )
-        return len(rows)
+        return [cast(ChangeRow, r) for r in follow_parts((_change_item(r) for r in rows), after, upto)], upto
 
     def changelog(
         self,
@@ -512,18 +637,40 @@ class Store:
         limit: int = 100,
         before: int | None = None,
     ) -> list[ChangeRow]:
+        """Change-log rows, newest first. ``limit`` counts stored rows: a row that tells others
+        (``encoding.plan_changelog``) comes with all of them, so paging by id loses none."""
         where, params = _where(("entity_id = ?", entity_id), ("sync = ?", sync), ("id < ?", before))
         sql = f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT ?"
         out = []
         for row in self._q(sql, [*params, limit]):
-            item = dict(row)
-            for k in ("old", "new", "detail"):
-                item[k] = _loads(item[k])
-            out.append(cast(ChangeRow, item))
+            item = _change_item(row)
+            out += [cast(ChangeRow, r) for r in unfold_changes(item, item.pop("folded"))]
         return out
 
     def prune_changelog(self, older_than: str) -> int:
-        return self.conn.execute("DELETE FROM changelog WHERE at < ?", (older_than,)).rowcount
+        """Drop change-log rows stamped before ``older_than``, oldest first.
+
+        Rows are stamped as they are added, so their ids follow their times: the walk in id order
+        stops at the first row to keep (no index on the time needed). A row stamped out of order
+        (by a daemon whose clock lags) goes in a later prune, once the rows before it have gone.
+        The highest position so far is kept aside (``meta.changelog_top``) when rows go, so
+        positions never go back for followers, even once every row is pruned.
+        """
+        with self.transaction():
+            top = self.changelog_position()
+            first_kept = self._q("SELECT id FROM changelog WHERE at >= ? ORDER BY id LIMIT 1", (older_than,))
+            if not first_kept:
+                n = self.conn.execute("DELETE FROM changelog WHERE at < ?", (older_than,)).rowcount
+            else:
+                sql = "DELETE FROM changelog WHERE id < ? AND at < ?"
+                n = self.conn.execute(sql, (first_kept[0]["id"], older_than)).rowcount
+            if n:
+                self.conn.execute(
+                    "INSERT INTO meta (name, value) VALUES ('changelog_top', ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (str(top),),
+                )
+        return n
 
     # -- conflicts -----------------------------------------------------------------------------
 
@@ -819,7 +966,8 @@ class Store:
         still theirs: False, and nothing changed, once another daemon took it over."""
         fence, fparams = _fence(owner, epoch)
         cur = self.conn.execute(
-            f"UPDATE outbox SET status = ?, last_error = ?, error_kind = ?, updated_at = ? WHERE id = ?{fence}",
+            f"UPDATE outbox SET status = ?, last_error = ?, error_kind = ?, updated_at = ?{_FORGET[status == 'done']} "
+            f"WHERE id = ?{fence}",
             (status, error, kind, now_iso(), intent_id, *fparams),
         )
         return cur.rowcount == 1

@@ -70,8 +70,12 @@ from .base import (
     StateStore,
 )
 from .db import (
+    _FORGET,
+    KEEP_BASELINES,
+    LINK_COLUMNS,
     TABLES,
     _after,
+    _change_item,
     _dumps,
     _fence,
     _loads,
@@ -79,6 +83,15 @@ from .db import (
     hash_with_salt,
     now_iso,
     refill,
+)
+from .encoding import (
+    FOLDABLE,
+    follow_parts,
+    pack_provenance,
+    plan_changelog,
+    stamp_folds,
+    unfold_changes,
+    unpack_provenance,
 )
 
 P = ParamSpec("P")
@@ -95,6 +108,14 @@ RETRYABLE: tuple[type[Exception], ...] = (
 #: The isolation of units of work (see the module docstring).
 UNIT = "REPEATABLE READ"
 READ_COMMITTED = "READ COMMITTED"
+
+#: Held (shared) by every transaction that takes change-log positions, from before it takes
+#: them until it ends: the followers' horizon waits for its holders (``changelog_position``).
+CHANGELOG_LOCK = 0x73796E636C
+#: The change log's count: ids of new rows and the positions folds move rows to.
+_POSITIONS = "pg_get_serial_sequence('changelog', 'id')"
+#: Most horizon observations kept waiting for their writers (more are merged into the newest).
+_PENDING = 16
 
 
 def _atomic(
@@ -143,6 +164,10 @@ class PgStore:
         self.pool.open(wait=True, timeout=30)
         self._local = threading.local()
         self._salt: str | None = None
+        #: Followers' horizon (``_horizon``): the settled position, and looks still waiting.
+        self._follow_mutex = threading.Lock()
+        self._safe: int | None = None
+        self._pending: list[tuple[int, set[str]]] = []
         self.retries = 0
         with self.pool.connection() as conn:
             pg_migrations.apply(conn, now_iso())
@@ -293,8 +318,8 @@ class PgStore:
             id=row["id"],
             sync=row["sync"],
             key=row["key"],
-            values=_loads(row["values"]),
-            provenance=_loads(row["provenance"]),
+            values=(values := _loads(row["values"])),
+            provenance=unpack_provenance(values, _loads(row["provenance"])),
             state=row["state"],
             excluded=_loads(row["excluded"]),
         )
@@ -326,9 +351,21 @@ class PgStore:
     def save_entities(self, entities: Iterable[Entity], *, dirty: bool | None = None) -> None:
         stamp = now_iso()
         rows = [
-            (e.key, _dumps(e.values), _dumps(e.provenance), e.state, _dumps(e.excluded), stamp, e.id)
+            (
+                e.key,
+                _dumps(e.values),
+                _dumps(pack_provenance(e.values, e.provenance)),
+                e.state,
+                _dumps(e.excluded),
+                stamp,
+                e.id,
+            )
             for e in entities
         ]
+        # Links whose baseline a copied SQLite state stored as '' (this store writes baselines in
+        # full: under REPEATABLE READ, a baseline that points at another row could pair with
+        # values another daemon changes at the same time).
+        self._many(KEEP_BASELINES.format(m="%s"), [(r[-1], r[1]) for r in rows])
         self._many(
             'UPDATE entities SET key = %s, "values" = %s, provenance = %s, state = %s, excluded = %s, '
             "updated_at = %s WHERE id = %s",
@@ -423,7 +460,7 @@ class PgStore:
             entity_id=row["entity_id"],
             app=row["app"],
             remote_id=row["remote_id"],
-            baseline=_loads(row["baseline"]),
+            baseline=_loads(row["known_baseline"]),
             version=row["version"],
             remote_updated_at=row["remote_updated_at"],
             coerced=_loads(row["coerced"]),
@@ -434,14 +471,14 @@ class PgStore:
         wanted = sorted(set(aliases))
         if not wanted:
             return {}
-        sql = "SELECT * FROM links WHERE sync = %s AND app = %s AND alias = ANY(%s::text[]) ORDER BY id"
+        sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = %s AND app = %s AND alias = ANY(%s::text[]) ORDER BY id"
         return {r["alias"]: self._link(r) for r in self._q(sql, (sync, app, wanted))}
 
     def links_by_remote(self, sync: str, app: str, remote_ids: Iterable[str]) -> dict[str, Link]:
         wanted = sorted(set(remote_ids))
         if not wanted:
             return {}
-        sql = "SELECT * FROM links WHERE sync = %s AND app = %s AND remote_id = ANY(%s::text[]) ORDER BY id"
+        sql = f"SELECT {LINK_COLUMNS} FROM links WHERE sync = %s AND app = %s AND remote_id = ANY(%s::text[]) ORDER BY id"
         return {r["remote_id"]: self._link(r) for r in self._q(sql, (sync, app, wanted))}
 
     def links_of(self, entity_ids: Iterable[int]) -> dict[int, dict[str, Link]]:
@@ -449,7 +486,9 @@ class PgStore:
         out: dict[int, dict[str, Link]] = {}
         if not wanted:
             return out
-        for row in self._q("SELECT * FROM links WHERE entity_id = ANY(%s::bigint[]) ORDER BY id", (wanted,)):
+        for row in self._q(
+            f"SELECT {LINK_COLUMNS} FROM links WHERE entity_id = ANY(%s::bigint[]) ORDER BY id", (wanted,)
+        ):
             out.setdefault(row["entity_id"], {})[row["app"]] = self._link(row)
         return out
 
@@ -457,7 +496,7 @@ class PgStore:
         wanted = sorted(set(entity_ids))
         if not wanted:
             return {}
-        sql = "SELECT * FROM links WHERE app = %s AND entity_id = ANY(%s::bigint[]) ORDER BY id"
+        sql = f"SELECT {LINK_COLUMNS} FROM links WHERE app = %s AND entity_id = ANY(%s::bigint[]) ORDER BY id"
         return {r["entity_id"]: self._link(r) for r in self._q(sql, (app, wanted))}
 
     @_atomic()
@@ -506,7 +545,7 @@ class PgStore:
 
     def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]:
         rows = self._q(
-            "SELECT * FROM links WHERE sync = %s AND app = %s AND (seen_run IS NULL OR seen_run < %s) "
+            f"SELECT {LINK_COLUMNS} FROM links WHERE sync = %s AND app = %s AND (seen_run IS NULL OR seen_run < %s) "
             "ORDER BY id LIMIT %s",
             (sync, app, run_id, limit),
         )
@@ -518,8 +557,39 @@ class PgStore:
 
     # -- change log ----------------------------------------------------------------------------
 
+    def _fold_anchors(
+        self, sync: str, run_id: int | None, entity_ids: Iterable[int]
+    ) -> dict[int, tuple[int, list[list[Any]]]]:
+        """Entities whose latest change-log row is their ``new_record`` row of ``run_id``."""
+        out: dict[int, tuple[int, list[list[Any]]]] = {}
+        if run_id is None:
+            return out
+        ids = sorted(set(entity_ids))
+        for start in range(0, len(ids), 500):
+            sql = (
+                "SELECT id, entity_id, folded FROM changelog WHERE id IN (SELECT max(id) FROM changelog "
+                "WHERE entity_id = ANY(%s) GROUP BY entity_id) AND code = 'new_record' AND run_id = %s AND sync = %s"
+            )
+            for row in self._q(sql, (ids[start : start + 500], run_id, sync)):
+                out[row["entity_id"]] = (row["id"], _loads(row["folded"]) or [])
+        return out
+
+    @_atomic()
     def log_changes(self, sync: str, changes: Iterable[Change], run_id: int | None) -> int:
+        """Append change-log rows, folding as the SQLite store does (``encoding.plan_changelog``).
+
+        New rows take their ids from the change log's sequence; a row folded into moves to a fresh
+        value of the same sequence (``seq``). Sequence values are given out at once but committed
+        in any order, so the transaction first takes ``CHANGELOG_LOCK`` (shared: writers never
+        wait for one another) and keeps it to its end; followers read only up to a position whose
+        writers have all ended (``changelog_position``)."""
         stamp = now_iso()
+        changes = list(changes)
+        if not changes:
+            return 0
+        self._q("SELECT pg_advisory_xact_lock_shared(%s)", (CHANGELOG_LOCK,))
+        foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
+        plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
         rows = [
             (
                 stamp,
@@ -533,15 +603,93 @@ class PgStore:
                 c.reason,
                 str(c.code),
                 _dumps(c.detail) if c.detail is not None else None,
+                _dumps(r.folded) if r.folded else None,
             )
-            for c in changes
+            for r in plan.rows
+            for c in (r.change,)
         ]
         self._many(
-            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, folded) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
-        return len(rows)
+        if plan.updates:
+            fresh = self._q(
+                f"SELECT nextval({_POSITIONS}) AS seq FROM generate_series(1, %s) ORDER BY 1",
+                (len(plan.updates),),
+            )
+            folds = [
+                (_dumps(stamp_folds(plan, row_id, int(r["seq"]))), int(r["seq"]), row_id)
+                for row_id, r in zip(sorted(plan.updates), fresh, strict=True)
+            ]
+            self._many("UPDATE changelog SET folded = %s, seq = %s WHERE id = %s", folds)
+        return len(changes)
+
+    def changelog_position(self) -> int:
+        with self.pool.connection() as conn:
+            return self._horizon(conn)
+
+    def _horizon(self, conn: psycopg.Connection[dict[str, Any]]) -> int:
+        """The highest position below which every writer has ended (see ``log_changes``).
+
+        Each look notes the sequence's last value and the transactions then holding
+        ``CHANGELOG_LOCK`` (any that took a position up to that value is among them, or has
+        ended); once none of them holds it any more, everything up to that value is committed
+        or rolled back. A look with no holders settles at once. Until a first value is settled
+        (a daemon that just started), a look waits for its holders, a few seconds at most."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            top = conn.execute(
+                f"SELECT coalesce(pg_sequence_last_value({_POSITIONS}::regclass), 0) AS top"
+            ).fetchone()
+            holders = {
+                str(r["v"])
+                for r in conn.execute(
+                    "SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1 AND pid <> pg_backend_pid()",
+                    (CHANGELOG_LOCK >> 32, CHANGELOG_LOCK & 0xFFFFFFFF),
+                )
+            }
+            value = int(top["top"]) if top is not None else 0
+            with self._follow_mutex:
+                while self._pending and not self._pending[0][1] & holders:
+                    self._safe = max(self._safe or 0, self._pending.pop(0)[0])
+                if not holders:
+                    self._safe = max(self._safe or 0, value)
+                    self._pending.clear()
+                elif len(self._pending) < _PENDING:
+                    self._pending.append((value, holders))
+                else:  # one look that waits for the writers of both
+                    last_value, last_holders = self._pending[-1]
+                    self._pending[-1] = (max(last_value, value), last_holders | holders)
+                if self._safe is not None or time.monotonic() > deadline:
+                    return self._safe or 0
+            time.sleep(0.02)
+
+    def changes_after(self, after: int, limit: int = 200) -> tuple[list[ChangeRow], int]:
+        """As the SQLite store, up to the horizon (``_horizon``), on a connection of its own: each
+        statement reads what was committed when it ran, after the horizon was taken."""
+        with self.pool.connection() as conn:
+            horizon = self._horizon(conn)
+            if horizon <= after:
+                return [], after
+            ids = conn.execute(
+                "SELECT id FROM changelog WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",
+                (after, horizon, limit),
+            ).fetchall()
+            seqs = conn.execute(
+                "SELECT seq FROM changelog WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s",
+                (after, horizon, limit),
+            ).fetchall()
+            marks = sorted({int(r["id"]) for r in ids} | {int(r["seq"]) for r in seqs})
+            upto = marks[limit - 1] if len(marks) >= limit else horizon
+            rows = conn.execute(
+                "SELECT * FROM changelog WHERE id > %s AND id <= %s "
+                "UNION ALL SELECT * FROM changelog WHERE seq > %s AND id <= %s",
+                (after, upto, after, after),
+            ).fetchall()
+        parts = follow_parts((_change_item(r) for r in rows), after, upto)
+        return [cast(ChangeRow, r) for r in parts], upto
 
     def changelog(
         self,
@@ -551,16 +699,23 @@ class PgStore:
         limit: int = 100,
         before: int | None = None,
     ) -> list[ChangeRow]:
+        """Change-log rows, newest first; ``limit`` counts stored rows (see the SQLite store)."""
         where, params = _where(("entity_id = %s", entity_id), ("sync = %s", sync), ("id < %s", before))
         out = []
-        for item in self._q(f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT %s", [*params, limit]):
-            for k in ("old", "new", "detail"):
-                item[k] = _loads(item[k])
-            out.append(cast(ChangeRow, item))
+        for row in self._q(f"SELECT * FROM changelog{where} ORDER BY id DESC LIMIT %s", [*params, limit]):
+            item = _change_item(row)
+            out += [cast(ChangeRow, r) for r in unfold_changes(item, item.pop("folded"))]
         return out
 
+    @_atomic()
     def prune_changelog(self, older_than: str) -> int:
-        return self._x("DELETE FROM changelog WHERE at < %s", (older_than,))
+        """Drop change-log rows stamped before ``older_than`` (see the SQLite store: a walk in id
+        order that stops at the first row to keep)."""
+        first_kept = self._q("SELECT id FROM changelog WHERE at >= %s ORDER BY id LIMIT 1", (older_than,))
+        if not first_kept:
+            return self._x("DELETE FROM changelog WHERE at < %s", (older_than,))
+        sql = "DELETE FROM changelog WHERE id < %s AND at < %s"
+        return self._x(sql, (first_kept[0]["id"], older_than))
 
     def count_drift(self, run_id: int, app: str) -> int:
         sql = (
@@ -700,7 +855,7 @@ class PgStore:
         n = 0
         for key, sync, app, obj, op, entity_id, remote_id, values, payload, expected in intents:
             self._x(
-                "UPDATE outbox SET status = 'superseded', updated_at = %s "
+                f"UPDATE outbox SET status = 'superseded', updated_at = %s{_FORGET[True]} "
                 "WHERE entity_id = %s AND app = %s AND op = %s AND status = 'pending' AND key != %s",
                 (stamp, entity_id, app, op, key),
             )
@@ -840,8 +995,8 @@ class PgStore:
         fence, fparams = _fence(owner, epoch, "%s")
         return bool(
             self._x(
-                "UPDATE outbox SET status = %s, last_error = %s, error_kind = %s, updated_at = %s "
-                f"WHERE id = %s{fence}",
+                f"UPDATE outbox SET status = %s, last_error = %s, error_kind = %s, updated_at = %s"
+                f"{_FORGET[status == 'done']} WHERE id = %s{fence}",
                 (status, error, kind, now_iso(), intent_id, *fparams),
             )
         )
@@ -1284,9 +1439,11 @@ class PgStore:
             f"INSERT INTO {table} ({names}) VALUES ({marks})", [tuple(r[c] for c in columns) for r in rows]
         )
         if TABLES[table] == ("id",):
+            # The change log's count also gave the positions folds moved rows to (``seq``).
+            top = "greatest(max(id), max(seq))" if table == "changelog" else "max(id)"
             self._q(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"(SELECT coalesce(max(id), 0) + 1 FROM {table}), false)"
+                f"(SELECT coalesce({top}, 0) + 1 FROM {table}), false)"
             )
 
     def count_rows(self, table: str) -> int:

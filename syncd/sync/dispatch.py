@@ -419,8 +419,9 @@ class OutboxDispatch:
                 _settle(store, intent, "done")
                 self.ctx.stats.apps[app].created += 1
                 self.ctx.stats.apps[app].writes += 1
-            store.save_links(mapping.name, new_links, high_run)
+            # Entities before links: a baseline equal to its entity's new values is stored as a reference.
             store.save_entities(entities.values())
+            store.save_links(mapping.name, new_links, high_run)
             store.add_conflicts(mapping.name, conflicts)
             self.ctx.stats.conflicts += len(conflicts)
             self.ctx.stats.changes += store.log_changes(mapping.name, changes, self.ctx.run_id)
@@ -585,8 +586,8 @@ class OutboxDispatch:
                 if outcome.changed:
                     dirty.append(entity.id)
                 links.append(link)
-            store.save_links(mapping.name, links)
             store.save_entities(entities[eid] for eid in dirty)
+            store.save_links(mapping.name, links)
             store.mark_dirty(dirty)
             store.add_conflicts(mapping.name, conflicts)
             self.ctx.stats.conflicts += len(conflicts)

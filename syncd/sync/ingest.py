@@ -844,10 +844,11 @@ class Ingester:
                 for r, lk in stale
             )
         store.drop_links(link.id for link in drop if link.id is not None)
+        # Entities before links: a baseline equal to its entity's new values is stored as a reference.
+        store.save_entities(touched.values())
         store.save_links(sync, save_links.values(), run)
         if run is not None:
             store.mark_seen(sync, app, seen, run)
-        store.save_entities(touched.values())
         store.mark_dirty(dirty)
         store.add_conflicts(sync, conflicts)
         self.ctx.stats.conflicts += len(conflicts)

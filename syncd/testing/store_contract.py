@@ -72,6 +72,29 @@ class StoreContract:
         assert store.find_entity("people", "nobody") is None
         assert store.count_entities("people") == {"deleted": 1}
 
+    def test_provenance_round_trips_whether_one_read_or_many_gave_the_values(self, store: StateStore) -> None:
+        one_read = {"app": "crm", "at": "2026-01-01T00:00:00Z", "run": 3}
+        shapes: list[dict[str, dict[str, Any]]] = [
+            {},
+            {"a": dict(one_read), "b": dict(one_read)},
+            {
+                "a": dict(one_read),
+                "b": {**one_read, "app": "mail"},
+                "c": {"app": "admin", "at": "t", "run": None},
+            },
+            {"a": {**one_read, "prev": NESTED["nested"], "flips": 2}, "b": dict(one_read)},
+            {"a": dict(one_read), "gone": dict(one_read)},  # a field no longer among the values
+            {"a": {"app": "crm"}},
+        ]
+        for provenance in shapes:
+            e = store.new_entity("people", None)
+            e.values = {"a": 1, "b": None, "c": [2]}
+            e.provenance = provenance
+            store.save_entities([e])
+            got = store.entities([e.id])[e.id]
+            assert got.provenance == provenance
+            assert got == e
+
     def test_natural_key_is_unique_per_sync(self, store: StateStore) -> None:
         store.new_entity("people", "a@x")
         store.new_entity("other", "a@x")
@@ -111,6 +134,210 @@ class StoreContract:
         assert store.links_by_remote("people", "crm", ["r-2"])["r-2"].baseline == {"name": "changed"}
         store.drop_links([link.id])
         assert store.links_of([e.id]) == {}
+
+    def test_a_baseline_equal_to_the_entitys_values_keeps_its_own_value_when_they_change(
+        self, store: StateStore
+    ) -> None:
+        e, other = store.new_entity("people", "a@x"), store.new_entity("people", "b@x")
+        e.values = {"email": "a@x", "name": NESTED["name"], "big": 2**70}
+        other.values = {"email": "b@x"}
+        store.save_entities([e, other])
+        in_sync = Link(None, e.id, "crm", "r-1", baseline=dict(e.values), version="1")
+        behind = Link(None, e.id, "mail", "m-1", baseline={"email": "a@x"}, version="1")
+        store.save_links("people", [in_sync, behind])
+        assert store.links_of([e.id]) == {e.id: {"crm": in_sync, "mail": behind}}
+        before = dict(e.values)
+        e.values["name"] = "Changed"
+        store.save_entities([e])  # the record in crm still holds what it held
+        assert store.links_by_remote("people", "crm", ["r-1"])["r-1"].baseline == before
+        assert store.app_links([e.id], "mail")[e.id].baseline == {"email": "a@x"}
+        in_sync.baseline = dict(e.values)
+        store.save_links("people", [in_sync])
+        e.values = {}
+        store.save_entities([e])
+        assert store.links_of([e.id])[e.id]["crm"].baseline == {**before, "name": "Changed"}
+        in_sync.entity_id = other.id  # the record now belongs to another entity
+        in_sync.baseline = {"email": "b@x"}
+        store.save_links("people", [in_sync])
+        other.values = {"email": "b@x", "name": "B"}
+        store.save_entities([other])
+        assert store.links_of([other.id])[other.id]["crm"].baseline == {"email": "b@x"}
+        assert store.unseen_links("people", "crm", 10**6, 10)[0].baseline == {"email": "b@x"}
+
+    def test_rows_of_a_new_entitys_first_run_are_one_stored_row_and_read_back_in_order(
+        self, store: StateStore
+    ) -> None:
+        a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
+        run = store.begin_run("cycle")
+        values = {"email": "a", "tags": [2**70]}
+        store.log_changes(
+            "people",
+            [
+                Change(a.id, "*", None, values, "crm", "new record in crm", code=ReasonCode.NEW_RECORD),
+                Change(
+                    b.id, "*", None, {"email": "b"}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD
+                ),
+                Change(
+                    a.id,
+                    "*",
+                    None,
+                    "m-1",
+                    "mail",
+                    "linked existing mail record by key",
+                    code=ReasonCode.LINKED,
+                ),
+            ],
+            run,
+        )
+        store.log_changes(
+            "people",
+            [
+                Change(a.id, "phone", None, "+1", "mail", "written to mail", code=ReasonCode.WRITTEN),
+                Change(
+                    b.id,
+                    "*",
+                    None,
+                    "m-2",
+                    "mail",
+                    "created in mail",
+                    detail={"n": 1},
+                    code=ReasonCode.CREATED,
+                ),
+                Change(b.id, "email", "b", "c", "crm", "changed in crm", code=ReasonCode.CHANGED),
+                Change(b.id, "*", None, "s-2", "shop", "created in shop", code=ReasonCode.CREATED),
+            ],
+            run,
+        )
+        # A later run's create is a row of its own.
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, "s-1", "shop", "created in shop", code=ReasonCode.CREATED)],
+            store.begin_run("cycle"),
+        )
+        assert store.count_rows("changelog") == 5
+        history = [
+            (r["code"], r["app"], r["field"], r["new"], r["detail"]) for r in store.changelog(entity_id=a.id)
+        ]
+        assert history == [
+            ("created", "shop", "*", "s-1", None),
+            ("written", "mail", "phone", "+1", None),
+            ("linked", "mail", "*", "m-1", None),
+            ("new_record", "crm", "*", values, None),
+        ]
+        rows = store.changelog(entity_id=b.id)
+        assert [(r["code"], r["app"], r["detail"]) for r in rows] == [
+            ("created", "shop", None),
+            ("changed", "crm", None),
+            ("created", "mail", {"n": 1}),
+            ("new_record", "crm", None),
+        ]
+        assert all(r["run_id"] == run and r["sync"] == "people" for r in rows[1:])
+        assert store.count_drift(run, "crm") == 1
+        assert len(store.changelog(limit=100)) == 8
+
+    def test_a_follower_that_read_a_new_record_sees_what_is_folded_into_it_later(
+        self, store: StateStore
+    ) -> None:
+        a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
+        run = store.begin_run("cycle")
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, {"email": "a"}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD)],
+            run,
+        )
+        seen, after = store.changes_after(0)
+        assert [(r["code"], r["app"]) for r in seen] == [("new_record", "crm")]
+        assert after == store.changelog_position()
+        anchor = seen[0]["id"]
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, "m-1", "mail", "created in mail", code=ReasonCode.CREATED)],
+            run,
+        )
+        assert store.count_rows("changelog") == 1  # folded, not a row of its own
+        news, after2 = store.changes_after(after)
+        assert [(r["code"], r["app"], r["id"]) for r in news] == [("created", "mail", anchor)]
+        assert news[0]["seq"] > after
+        assert after2 > after
+        # The id stays what references hold: history and paging by id read the row whole.
+        assert [r["code"] for r in store.changelog(entity_id=a.id)] == ["created", "new_record"]
+        assert [r["code"] for r in store.changelog(before=anchor + 1)] == ["created", "new_record"]
+        # A new row and a second fold: each comes once, in the order they were written.
+        store.log_changes(
+            "people",
+            [Change(b.id, "email", "x", "b", "crm", "changed in crm", code=ReasonCode.CHANGED)],
+            run,
+        )
+        store.log_changes(
+            "people",
+            [Change(a.id, "phone", None, "+1", "mail", "written to mail", code=ReasonCode.WRITTEN)],
+            run,
+        )
+        news, after3 = store.changes_after(after2)
+        assert [(r["code"], r["entity_id"]) for r in news] == [("changed", b.id), ("written", a.id)]
+        assert store.changes_after(after3) == ([], after3)
+        # One who starts over sees every entry once, oldest first.
+        everything, _ = store.changes_after(0)
+        assert [r["code"] for r in everything] == ["new_record", "created", "changed", "written"]
+
+    def test_change_log_positions_never_go_back_even_when_every_row_is_pruned(
+        self, store: StateStore
+    ) -> None:
+        a = store.new_entity("people", "a")
+        run = store.begin_run("cycle")
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, {"email": "a"}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD)],
+            run,
+        )
+        store.log_changes(
+            "people",
+            [Change(a.id, "*", None, "m-1", "mail", "created in mail", code=ReasonCode.CREATED)],
+            run,
+        )
+        _, after = store.changes_after(0)
+        assert store.prune_changelog("9999") == 1
+        assert store.changelog_position() >= after
+        store.log_changes(
+            "people", [Change(a.id, "name", None, "A", "crm", "changed in crm", code=ReasonCode.CHANGED)], run
+        )
+        news, _ = store.changes_after(after)
+        assert [r["code"] for r in news] == ["changed"]
+
+    def test_following_in_small_pages_misses_no_folded_entry(self, store: StateStore) -> None:
+        run = store.begin_run("cycle")
+        entities = [store.new_entity("people", f"p{n}") for n in range(6)]
+        for e in entities:
+            store.log_changes(
+                "people",
+                [
+                    Change(
+                        e.id, "*", None, {"n": e.id}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD
+                    )
+                ],
+                run,
+            )
+        _, after = store.changes_after(0)
+        for e in entities[::-1]:  # older rows folded into after newer ones
+            store.log_changes(
+                "people",
+                [Change(e.id, "*", None, f"m-{e.id}", "mail", "created in mail", code=ReasonCode.CREATED)],
+                run,
+            )
+            store.log_changes(
+                "people",
+                [Change(e.id, "name", None, "x", "crm", "changed in crm", code=ReasonCode.CHANGED)],
+                run,
+            )
+        got: list[tuple[str, int | None]] = []
+        while True:
+            page, upto = store.changes_after(after, 2)
+            got += [(str(r["code"]), r["entity_id"]) for r in page]
+            if upto == after:
+                break
+            after = upto
+        expected = [(code, e.id) for e in entities[::-1] for code in ("created", "changed")]
+        assert got == expected
 
     def test_one_link_per_remote_record(self, store: StateStore) -> None:
         a, b = store.new_entity("people", "a"), store.new_entity("people", "b")
@@ -226,6 +453,23 @@ class StoreContract:
         assert store.count_drift(run, "mail") == 1
         assert store.prune_changelog("0000") == 0
         assert store.prune_changelog("9999") == 5
+
+    def test_pruning_the_change_log_keeps_rows_from_the_cutoff_on(self, store: StateStore) -> None:
+        a = store.new_entity("people", "a")
+        for n in range(3):
+            store.log_changes(
+                "people",
+                [Change(a.id, f"f{n}", None, n, "crm", "changed in crm", code=ReasonCode.CHANGED)],
+                None,
+            )
+        rows = store.changelog(limit=10)[::-1]
+        cutoff = rows[2]["at"]
+        older = [r["field"] for r in rows if r["at"] < cutoff]  # stamps may tie within a microsecond
+        assert store.prune_changelog(cutoff) == len(older)
+        assert [r["field"] for r in store.changelog(limit=10)][::-1] == [
+            r["field"] for r in rows if r["field"] not in older
+        ]
+        assert store.prune_changelog(cutoff) == 0
 
     # -- conflicts -----------------------------------------------------------------------------
 
@@ -423,6 +667,13 @@ class StoreContract:
         assert store.settle(9999, "done") is False
         [dead] = store.dead_letters()
         assert dead.key == "k1"
+        assert dead.values == {"email": "k1"}  # what it would have written stays for a replay
+        assert dead.payload == {"p": [1]}
+        done = store.intent(two.id)
+        assert done is not None
+        assert done.status == "done"
+        assert (done.values, done.payload, done.key) == ({}, {}, "k2")  # over: only its key stays
+        assert store.enqueue([_intent("k2", e.id, app="mail")]) == 0  # still idempotent by key
         assert dead.last_error == "400 bad email"
         assert dead.error_kind == "permanent"
         assert store.count_dead_letters() == 1

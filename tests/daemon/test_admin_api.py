@@ -244,3 +244,59 @@ async def test_status_carries_the_health_report_keys_and_what_needs_a_person(
         [item] = parked["attention"]
         assert set(item) == {"what", "why", "command"}
         assert item["command"].startswith("syncd conflicts resolve")
+
+
+async def test_following_the_changelog_by_position_gives_each_entry_once(
+    daemon: Daemon, client: Client
+) -> None:
+    async with client(daemon) as http:
+        history = (await http.get("/api/changelog", params={"limit": 1000})).json()["entries"]
+        followed: list[dict[str, object]] = []
+        after = 0
+        while True:
+            page = (await http.get("/api/changelog", params={"after": after, "limit": 2})).json()
+            followed += page["entries"]
+            if page["next_after"] == after:
+                break
+            after = page["next_after"]
+        key = ("id", "seq", "code", "app", "field")
+        assert sorted(tuple(str(e[k]) for k in key) for e in followed) == sorted(
+            tuple(str(e[k]) for k in key) for e in history
+        )
+        assert [e["seq"] for e in followed] == sorted(e["seq"] for e in followed)  # type: ignore[type-var]
+        again = (await http.get("/api/changelog", params={"after": after})).json()
+        assert again["entries"] == []
+        assert again["next_after"] == after
+        assert (await http.get("/api/changelog", params={"after": -1})).status_code == 400
+
+
+async def test_changelog_pages_backwards_past_rows_holding_folded_entries(
+    daemon: Daemon, client: Client
+) -> None:
+    from syncd.engine.model import Change, ReasonCode
+
+    def fold(store: StateStore) -> None:
+        run = store.begin_run("admin-test")
+        for n in range(3):
+            entity = store.new_entity("people", f"folded-{n}@example.com")
+            new = Change(
+                entity.id, "*", None, {"n": n}, "alpha", "new record in alpha", code=ReasonCode.NEW_RECORD
+            )
+            store.log_changes("people", [new], run)
+            made = Change(entity.id, "*", None, f"b-{n}", "beta", "created in beta", code=ReasonCode.CREATED)
+            store.log_changes("people", [made], run)
+
+    await daemon.store.call(fold)
+    async with client(daemon) as http:
+        everything = (await http.get("/api/changelog", params={"limit": 1000})).json()["entries"]
+        ids = [e["id"] for e in everything]
+        assert len(set(ids)) < len(ids)  # folded entries share their row's id
+        seen: list[int] = []
+        params: dict[str, int] = {"limit": 2}
+        while True:
+            page = (await http.get("/api/changelog", params=params)).json()
+            seen += [e["id"] for e in page["entries"]]
+            if page["next_before"] is None:
+                break
+            params = {"limit": 2, "before": page["next_before"]}
+        assert seen == ids

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from rich.console import Console
 
 from syncd.daemon.web import (
     ADMIN,
@@ -309,5 +311,58 @@ async def test_the_activity_log_logs_each_change_once_sums_up_a_burst_and_stays_
         assert all(e["log_level"] == "info" for e in events)
         (burst,) = [e for e in events if e["event"] == "changes not logged one by one"]
         assert (burst["first_id"], burst["last_id"]) == (6, 8)
+    finally:
+        await store.close()
+
+
+async def test_the_activity_log_logs_a_create_folded_into_a_new_record_it_already_logged(
+    tmp_path: Path,
+) -> None:
+    import structlog
+
+    from syncd.daemon.web import ActivityLog
+    from syncd.demo.feed import ChangeFeed
+    from syncd.engine import Change
+    from syncd.engine.model import ReasonCode
+    from syncd.store import AsyncStore
+
+    store = await AsyncStore(tmp_path / "state.db").open()
+    try:
+        entity_id, run = await store.call(
+            lambda s: (s.new_entity("people", "ann@example.com").id, s.begin_run("x"))
+        )
+
+        async def log(change: Change) -> None:
+            await store.call(lambda s: s.log_changes("people", [change], run))
+
+        activity = ActivityLog(store)
+        await activity.start_here()
+        feed = ChangeFeed(store, Console(file=io.StringIO(), width=200))
+        await feed.start_here()
+        with structlog.testing.capture_logs() as events:
+            await log(
+                Change(
+                    entity_id,
+                    "*",
+                    None,
+                    {"email": "ann@example.com"},
+                    "crm",
+                    "new record in crm",
+                    code=ReasonCode.NEW_RECORD,
+                )
+            )
+            assert await activity.once() == 1
+            assert len(await feed.once()) == 1
+            # syncd then creates the record in mail: the change log folds it into the row above.
+            await log(Change(entity_id, "*", None, "m-1", "mail", "created in mail", code=ReasonCode.CREATED))
+            assert await store.call(lambda s: s.count_rows("changelog")) == 1
+            assert await activity.once() == 1
+            assert await activity.once() == 0
+            (printed,) = await feed.once()
+        assert "ann@example.com  created in mail" in printed
+        lines = [e["line"] for e in events if e["event"] == "change"]
+        assert len(lines) == 2
+        assert "new record in crm" in lines[0]
+        assert "ann@example.com  created in mail" in lines[1]
     finally:
         await store.close()

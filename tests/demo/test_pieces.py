@@ -103,10 +103,11 @@ def test_the_feed_prints_each_new_change_once_oldest_first_with_the_customer_key
             ],
             2,
         )
-    found = entries_after(store, seen, page=100)
+    found, upto = entries_after(store, seen, page=100)
     assert [e["new"] for e, _ in found] == [f"Lee-{n}" for n in range(250)]
     assert {key for _, key in found} == {"ann@acme.io"}
-    assert entries_after(store, latest_id(store)) == []
+    assert upto == latest_id(store)
+    assert entries_after(store, latest_id(store)) == ([], upto)
     line = format_change(found[0][0], found[0][1])
     assert line.endswith('ann@acme.io  last_name: "Lee" → "Lee-0"  (changed in crm)')
     store.close()

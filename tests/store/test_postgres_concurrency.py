@@ -173,3 +173,48 @@ def test_a_unit_is_replayed_a_bounded_number_of_times_and_other_errors_not_at_al
     with pytest.raises(ValueError, match="a bug"):
         pg.run(broken)
     assert calls.count("broken") == 1
+
+
+@pytest.mark.parametrize("slow", ["new row", "fold"])
+def test_a_follower_waits_for_a_change_log_position_taken_by_a_transaction_still_open(
+    pg: PgStore, slow: str
+) -> None:
+    """PostgreSQL gives out sequence values at once but commits them in any order: a follower
+    that read a later position first must not step past one still to be committed."""
+    import threading
+
+    from syncd.engine.model import Change, ReasonCode
+
+    a, b = pg.new_entity("people", "a"), pg.new_entity("people", "b")
+    run = pg.begin_run("cycle")
+    new_a = Change(a.id, "*", None, {"email": "a"}, "crm", "new record in crm", code=ReasonCode.NEW_RECORD)
+    pg.log_changes("people", [new_a], run)
+    _, after = pg.changes_after(0)
+    slow_change = (
+        Change(a.id, "*", None, "m-1", "mail", "created in mail", code=ReasonCode.CREATED)
+        if slow == "fold"
+        else Change(a.id, "name", None, "A", "crm", "changed in crm", code=ReasonCode.CHANGED)
+    )
+    logged, release = threading.Event(), threading.Event()
+
+    def open_writer(store: StateStore) -> None:
+        store.log_changes("people", [slow_change], run)
+        logged.set()
+        assert release.wait(30)
+
+    writer = threading.Thread(target=pg.run, args=(open_writer,))
+    writer.start()
+    try:
+        assert logged.wait(30)
+        pg.log_changes(
+            "people", [Change(b.id, "name", None, "B", "crm", "changed in crm", code=ReasonCode.CHANGED)], run
+        )
+        early, upto = pg.changes_after(after)
+        assert early == []  # the later, committed entry waits for the earlier, open one
+        assert upto == after
+    finally:
+        release.set()
+        writer.join()
+    got, upto = pg.changes_after(after)
+    assert [(r["code"], r["entity_id"]) for r in got] == [(str(slow_change.code), a.id), ("changed", b.id)]
+    assert pg.changes_after(upto) == ([], upto)

@@ -49,3 +49,22 @@ def test_postgres_claim_walks_the_apps_intents_in_id_order_without_sorting(postg
     plan = " | ".join(str(row[0]) for row in rows)
     assert "outbox_claim" in plan, plan
     assert "Sort" not in plan, f"the claim sorts the intents: {plan}"
+
+
+def test_sqlite_following_the_change_log_reads_through_its_indexes(tmp_path: Path) -> None:
+    store = connect(tmp_path / "state.db")
+    try:
+        assert isinstance(store, Store)
+        captured: list[str] = []
+        store.conn.set_trace_callback(captured.append)
+        store.changelog_position()
+        store.changes_after(-1, 10)
+        store.conn.set_trace_callback(None)
+        statements = [sql for sql in captured if "FROM changelog" in sql]
+        assert len(statements) == 5  # the position (twice), ids, folded rows, the rows
+        for sql in statements:
+            plan = " | ".join(str(row[3]) for row in store.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "SCAN changelog" not in plan.replace("SCAN changelog USING", ""), f"a full scan: {plan}"
+            assert "TEMP B-TREE" not in plan, f"the follower sorts the change log: {plan}"
+    finally:
+        store.close()

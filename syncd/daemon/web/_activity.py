@@ -28,9 +28,10 @@ MAX_ENTRIES = 500
 
 def recent_entries(
     store: StateStore, after: int | None, limit: int = 200
-) -> list[tuple[ChangeRow, str | None]]:
-    """Entries newer than ``after`` (oldest first, at most ``MAX_ENTRIES`` of the newest), or the
-    latest ``limit`` when ``after`` is None; each with its customer's key."""
+) -> tuple[list[tuple[ChangeRow, str | None]], int]:
+    """Entries written after position ``after`` (oldest first, at most about ``MAX_ENTRIES`` of
+    the newest), or the latest ``limit`` when ``after`` is None; each with its customer's key;
+    and the position to ask from next (``entries_after``)."""
     latest = latest_id(store)
     if after is None or latest - after > MAX_ENTRIES:
         after = max(latest - (limit if after is None else MAX_ENTRIES), 0)
@@ -66,7 +67,8 @@ class ActivityLog:
 
     One look logs at most ``MAX_ENTRIES`` lines: a bigger burst (a first sync of many records)
     logs its newest entries and one line saying how many ids it skipped, so the log stays
-    readable and a look stays cheap. ``leads`` (on a state shared by several daemons) says
+    readable and a look stays cheap. It follows the change log by position, not id: an entry
+    folded into a row it logged before (``created in …``) is logged when it is written. ``leads`` (on a state shared by several daemons) says
     whether this daemon is the one that logs; the others only keep up, so a takeover does not
     replay what the previous one logged.
     """
@@ -96,15 +98,14 @@ class ActivityLog:
         if latest - self.after > MAX_ENTRIES:
             log.info(
                 "changes not logged one by one",
-                first_id=self.after + 1,
+                first_id=self.after + 1,  # positions: ids, and the values folds moved rows to
                 last_id=latest - MAX_ENTRIES,
                 see="the review page's activity, or /api/changelog",
             )
             self.after = latest - MAX_ENTRIES
-        found = await self.store.call(entries_after, self.after)
+        found, self.after = await self.store.call(entries_after, self.after)
         for entry, key in found:
             log.info("change", line=format_change(entry, key), sync=entry["sync"], code=entry["code"])
-            self.after = max(self.after, int(entry["id"]))
         return len(found)
 
     async def run(self) -> None:

@@ -797,12 +797,10 @@ class ReviewPage:
         after = _int(request.query.get("after"))
         app, field_name = request.query.get("app") or None, request.query.get("field") or None
         text = (request.query.get("q") or "").strip().lower()
-        found = await self._call(recent_entries, after)
+        found, last = await self._call(recent_entries, after)
         masked = self._masked(session)
         entries = []
-        last = after or 0
         for entry, key in found:
-            last = max(last, int(entry["id"]))
             if (app and entry["app"] != app) or (field_name and entry["field"] != field_name):
                 continue
             view = entry_view(entry, key, masked=masked)
