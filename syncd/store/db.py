@@ -573,23 +573,8 @@ class Store:
             plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
             top = self.changelog_position()
             rows = [
-                (
-                    top + n,
-                    stamp,
-                    run_id,
-                    sync,
-                    c.entity_id,
-                    c.field,
-                    _dumps(c.old),
-                    _dumps(c.new),
-                    c.app,
-                    c.reason,
-                    str(c.code),
-                    _dumps(c.detail) if c.detail is not None else None,
-                    _dumps(r.folded) if r.folded else None,
-                )
-                for n, r in enumerate(plan.rows, start=1)
-                for c in (r.change,)
+                (top + n, *row)
+                for n, row in enumerate(plan.insert_rows(stamp, run_id, sync, _dumps), start=1)
             ]
             self.conn.executemany(
                 "INSERT INTO changelog (id, at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, "

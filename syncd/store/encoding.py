@@ -24,7 +24,7 @@ each part of a row keeps the position it was written at (see ``follow_parts``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,29 @@ class ChangePlan:
     updates: dict[int, list[list[Any]]] = field(default_factory=dict)
     #: Stored row id -> how many of its folded rows it had before (the rest are new).
     had: dict[int, int] = field(default_factory=dict)
+
+    def insert_rows(
+        self, stamp: str, run_id: int | None, sync: str, dumps: Callable[[Any], str]
+    ) -> list[tuple[Any, ...]]:
+        """The new rows as both backends insert them: (at, run_id, sync, entity_id, field, old,
+        new, app, reason, code, detail, folded), JSON columns as ``dumps`` writes them."""
+        return [
+            (
+                stamp,
+                run_id,
+                sync,
+                r.change.entity_id,
+                r.change.field,
+                dumps(r.change.old),
+                dumps(r.change.new),
+                r.change.app,
+                r.change.reason,
+                str(r.change.code),
+                dumps(r.change.detail) if r.change.detail is not None else None,
+                dumps(r.folded) if r.folded else None,
+            )
+            for r in self.rows
+        ]
 
 
 def _fold(change: Change, stamp: str) -> list[Any]:

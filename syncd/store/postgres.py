@@ -590,24 +590,7 @@ class PgStore:
         self._q("SELECT pg_advisory_xact_lock_shared(%s)", (CHANGELOG_LOCK,))
         foldable = [c.entity_id for c in changes if c.code in FOLDABLE and c.entity_id is not None]
         plan = plan_changelog(changes, run_id, stamp, self._fold_anchors(sync, run_id, foldable))
-        rows = [
-            (
-                stamp,
-                run_id,
-                sync,
-                c.entity_id,
-                c.field,
-                _dumps(c.old),
-                _dumps(c.new),
-                c.app,
-                c.reason,
-                str(c.code),
-                _dumps(c.detail) if c.detail is not None else None,
-                _dumps(r.folded) if r.folded else None,
-            )
-            for r in plan.rows
-            for c in (r.change,)
-        ]
+        rows = plan.insert_rows(stamp, run_id, sync, _dumps)
         self._many(
             "INSERT INTO changelog (at, run_id, sync, entity_id, field, old, new, app, reason, code, detail, folded) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
