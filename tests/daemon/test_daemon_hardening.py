@@ -239,10 +239,15 @@ async def test_healthz_answers_while_more_slow_connections_are_held_than_there_a
     try:
         await daemon.start()
         for _ in range(220):  # more than the daemon's 160 descriptors
-            _, writer = await asyncio.open_connection(*_address(daemon))
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            # Past its cap the daemon closes what it accepts, so a held connection may be
+            # reset under the client (at connect, write or drain): that is the cap at work.
+            try:
+                _, writer = await asyncio.open_connection(*_address(daemon))
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                await writer.drain()
+            except (ConnectionResetError, BrokenPipeError):
+                continue
             held.append(writer)
-        await asyncio.gather(*(w.drain() for w in held))
         async with httpx.AsyncClient(base_url=daemon.url, timeout=PATIENCE) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
             async with daemon.client() as admin:
