@@ -103,10 +103,16 @@ class HubSpotConfig(ConnectorConfig):
     archive_mode: Literal["archive", "gdpr"] = "archive"
     #: Incremental reads re-read this much before the watermark, to cover HubSpot's search index lag.
     search_overlap_seconds: float = Field(default=60.0, ge=0)
+    #: Records per listing request (HubSpot's list endpoints return at most 100).
     page_size: int = Field(default=100, ge=1, le=100)
+    #: Records per search request (incremental reads; HubSpot returns at most 200). Searches have
+    #: their own small rate limit, so the fewer the better.
+    search_page_size: int = Field(default=200, ge=1, le=200)
     #: The public URL HubSpot posts webhooks to (the signed URI), when syncd sits behind a proxy.
     webhook_url: str | None = None
     webhook_tolerance_seconds: float = Field(default=300.0, gt=0)
+    #: The account's budget per second: HubSpot counts it per 10 s (10.0 here means 100 requests
+    #: in any 10 s, the limit of Free and Starter private apps).
     requests_per_second: float = Field(default=10.0, gt=0)
     #: HubSpot allows about 5 searches per second per account; stay below.
     search_requests_per_second: float = Field(default=4.0, gt=0)

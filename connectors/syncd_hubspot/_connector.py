@@ -45,6 +45,15 @@ from ._writing import Writer, chunks
 __version__ = "1.0.0"
 
 
+def ten_second_budget(requests_per_second: float, **seams: Any) -> RateLimiter:
+    """A limiter that keeps within HubSpot's budget of ``10 * requests_per_second`` requests in
+    any 10 s: a token bucket grants at most ``burst + rate * 10`` there, so the rate leaves
+    room for its one-request burst (a bucket at the full rate with a second's burst went over
+    the budget by that burst at the start of a long run, and met 429s)."""
+    rate = max(requests_per_second - 0.1, requests_per_second / 2)
+    return RateLimiter(rate, burst=1, **seams)
+
+
 class HubSpotConnector(HttpConnector[HubSpotConfig]):
     """HubSpot CRM v3 (``contacts``, ``companies``) over a private-app or OAuth access token."""
 
@@ -92,7 +101,7 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
             http = self.http_client(
                 base_url=self.config.base_url,
                 headers={"Authorization": f"Bearer {self.config.token.get_secret_value()}"},
-                rate_limiter=RateLimiter(self.config.requests_per_second),
+                rate_limiter=ten_second_budget(self.config.requests_per_second),
                 timeout=self.config.timeout_seconds,
                 classify=classify,
             )
@@ -205,7 +214,13 @@ class HubSpotConnector(HttpConnector[HubSpotConfig]):
         else:
             overlap_ms = round(self.config.search_overlap_seconds * 1000)
             pages = _reading.incremental(
-                self.api, crm, properties, min(self.config.page_size, SEARCH_PAGE_LIMIT), cursor, overlap_ms
+                self.api,
+                crm,
+                properties,
+                self.config.page_size,
+                cursor,
+                overlap_ms,
+                search_page_size=self.config.search_page_size,
             )
         async for page in pages:
             self._known.keep(obj, page.records)

@@ -108,13 +108,16 @@ async def incremental(
     page_size: int,
     cursor: Cursor,
     overlap_ms: int,
+    *,
+    search_page_size: int = SEARCH_PAGE_LIMIT,
 ) -> AsyncIterator[Page]:
-    """Records modified since ``cursor["since"] - overlap``, oldest first, then recent archives."""
+    """Records modified since ``cursor["since"] - overlap``, oldest first (``search_page_size`` a
+    search), then recent archives (``page_size`` a listing request)."""
     since = _since(cursor)
     archived_since = _archived_since(cursor, since)
     boundary = max(0, since - overlap_ms)
     skip = 0  # records at exactly ``boundary`` already delivered by this read
-    limit = min(page_size, SEARCH_PAGE_LIMIT)
+    limit = min(search_page_size, SEARCH_PAGE_LIMIT)
     wanted = read_names([*properties, crm.last_modified])
     delivered = 0
     while True:

@@ -43,7 +43,11 @@ class HubSpotHarness(Harness):
         self.clock = clock
         self.transport = transport
         self.connector = make_connector(
-            fake, transport=transport, page_size=self.page_size, webhook_url=PUBLIC_URL
+            fake,
+            transport=transport,
+            page_size=self.page_size,
+            search_page_size=self.page_size,
+            webhook_url=PUBLIC_URL,
         )
 
     async def seed(self, fields: Mapping[str, Any]) -> str:

@@ -90,7 +90,7 @@ async def test_archives_before_the_watermark_and_its_overlap_are_not_tombstones(
 async def test_archive_watermark_moves_only_after_the_whole_archived_listing_was_read(
     fake: HubSpotFake, clock: FakeClock
 ) -> None:
-    connector = make_connector(fake, page_size=2, search_overlap_seconds=0)
+    connector = make_connector(fake, page_size=2, search_page_size=2, search_overlap_seconds=0)
     try:
         seeded = [fake.seed({"email": f"p{i}@example.com"}) for i in range(5)]
         start = {"since": fake.clock.now_ms(), "archived_since": fake.clock.now_ms()}

@@ -123,7 +123,7 @@ async def test_the_contract_check_catches_a_response_that_breaks_the_document(ch
 
 
 async def test_connector_requests_match_the_openapi_documents(fake: HubSpotFake, clock: FakeClock) -> None:
-    connector = make_connector(fake, page_size=2, objects=["contacts", "companies"])
+    connector = make_connector(fake, page_size=2, search_page_size=2, objects=["contacts", "companies"])
     try:
         await connector.check()
         seeded = [fake.seed({"email": f"p{i}@example.com"}) for i in range(3)]

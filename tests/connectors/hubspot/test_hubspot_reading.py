@@ -30,7 +30,7 @@ def search_bodies(fake: HubSpotFake) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def small_pages(fake: HubSpotFake) -> AsyncIterator[HubSpotConnector]:
-    conn = make_connector(fake, page_size=2)
+    conn = make_connector(fake, page_size=2, search_page_size=2)
     yield conn
     await conn.aclose()
 
@@ -178,6 +178,22 @@ async def test_incremental_queries_are_ascending_keyset_pages_that_never_approac
     assert stamps == sorted(stamps), "oldest first (ISO-8601 Z strings sort chronologically)"
     sinces = [p.cursor["since"] for p in pages if p.cursor is not None]
     assert sinces == sorted(sinces)
+
+
+async def test_incremental_reads_ask_for_two_hundred_per_search_while_listings_take_one_hundred(
+    fake: HubSpotFake, clock: FakeClock, connector: HubSpotConnector
+) -> None:
+    # Searches have a limit of their own (about 5 a second per account): a read of the
+    # changes since the cursor takes HubSpot's largest search page, twice a listing's.
+    for i in range(450):
+        fake.seed({"email": f"p{i}@example.com"})
+        clock.advance(0.01)
+    pages = await read_all(connector, {"since": 0})
+    assert len(set(ids(pages))) == 450
+    assert [b["limit"] for b in search_bodies(fake)] == [200, 200, 200]
+    assert [len(p.records) for p in pages if p.records] == [200, 200, 50]
+    listing = await read_all(connector, None)
+    assert [len(p.records) for p in listing] == [100, 100, 100, 100, 50]
 
 
 async def test_cursor_never_moves_backwards_and_a_quiet_read_yields_one_empty_page(

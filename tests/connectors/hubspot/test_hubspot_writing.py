@@ -22,6 +22,8 @@ from syncd.testing.fakes import FakeClock
 from syncd.testing.fakes.hubspot import HubSpotFake
 from syncd_hubspot import HubSpotConfig, HubSpotConnector
 from syncd_hubspot._client import classify
+from syncd_hubspot._connector import ten_second_budget
+from tests.connector.fake_clock import FakeClock as MonotonicClock
 
 from .conftest import make_connector
 
@@ -386,3 +388,19 @@ async def test_gdpr_mode_deletes_permanently(fake: HubSpotFake) -> None:
         assert [c.json() for c in fake.captured if c.path.endswith("/gdpr-delete")] == [{"objectId": rid}]
     finally:
         await connector.aclose()
+
+
+@pytest.mark.parametrize("per_second", [19.0, 10.0, 1.0])
+async def test_the_request_pace_never_spends_more_than_the_ten_second_budget(per_second: float) -> None:
+    # HubSpot counts its budget per rolling 10 s (190 for 19 requests a second): a run that
+    # starts at full speed must not overdraw it in its first 10 s by a burst.
+    clock = MonotonicClock()
+    limiter = ten_second_budget(per_second, clock=clock, sleep=clock.sleep)
+    granted: list[float] = []
+    for _ in range(int(per_second * 40)):
+        await limiter.acquire()
+        granted.append(clock())
+    budget = round(per_second * 10)
+    busiest = max(sum(1 for t in granted if start <= t < start + 10.0) for start in granted)
+    assert busiest <= budget
+    assert busiest >= budget - 1, "and the pace stays within one request of the budget"
