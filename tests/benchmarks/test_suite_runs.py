@@ -78,6 +78,7 @@ def test_quick_app_scenarios_write_their_counts_from_the_fakes(tmp_path: Path) -
     for phase in ("creates", "updates"):
         assert budget[phase]["records"] == budget["rows"]
         assert budget[phase]["hubspot_429s"] == 0
+        assert budget[phase]["while_writing"]["calls"] >= budget["rows"] // 100
     latency = results["webhook_latency"]["rates"]
     assert [r["rate_per_second"] for r in latency] == [10, 100, 300]
     assert all(r["edits"] > 0 and r["p50_ms"] > 0 and r["hubspot_429s"] == 0 for r in latency)

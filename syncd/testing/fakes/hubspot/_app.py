@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +70,8 @@ class CapturedRequest:
     query: tuple[tuple[str, str], ...]
     headers: dict[str, str]
     body: bytes
+    #: When it arrived (``time.monotonic()``, the real clock whatever the fake's clock says).
+    at: float = field(default_factory=time.monotonic, compare=False)
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
