@@ -54,11 +54,18 @@ def pack_provenance(
     Provenance whose entries are not mappings (never written by syncd) is kept in full."""
     if not all(isinstance(p, Mapping) for p in provenance.values()):
         return dict(provenance)
-    groups: dict[str, tuple[Mapping[str, Any], list[str]]] = {}
+    groups: dict[Any, tuple[Mapping[str, Any], list[str]]] = {}
     for name in sorted(provenance):
         prov = provenance[name]
-        # Group by content: a canonical text of the entry (key order does not matter).
-        ident = repr(sorted(prov.items(), key=lambda kv: kv[0]))
+        # Group by content (key order does not matter): the usual entry is the triple of app,
+        # time and run; any other entry by a canonical text of its items.
+        ident: Any
+        if len(prov) == 3 and all(k in prov for k in _TRIPLE):
+            ident = (prov["app"], prov["at"], prov["run"])
+            if not all(type(part) is str or type(part) is int for part in ident):
+                ident = repr(sorted(prov.items(), key=lambda kv: kv[0]))
+        else:
+            ident = repr(sorted(prov.items(), key=lambda kv: kv[0]))
         groups.setdefault(ident, (prov, []))[1].append(name)
     ordered = sorted(groups.values(), key=lambda g: g[1][0])
     star: int | None = None
