@@ -241,7 +241,9 @@ class SqlConnector(Connector[SqlSettings]):
             elif chunk.more:
                 cursor = listing_cursor(watermark, after)
             else:
-                cursor = changes_cursor(watermark, None)
+                # The watermark of a listing begun now holds as of now; one carried over from
+                # an earlier read counts its window back from the watermark.
+                cursor = changes_cursor(watermark, None, started if from_start else None)
             yield Page(chunk.records, cursor, complete=not chunk.more and from_start)
             if not chunk.more:
                 return
@@ -252,7 +254,9 @@ class SqlConnector(Connector[SqlSettings]):
         assert spec.updated_at is not None
         stamp, key_name = spec.updated_at.name, spec.primary_key.name
         low, low_key = resume.lower_bound(timedelta(seconds=self.config.overlap_seconds))
-        cursor = changes_cursor(resume.watermark, resume.key)
+        cursor: Cursor = {"updated_at": resume.watermark, "pk": resume.key}
+        if resume.read_at is not None:
+            cursor["read_at"] = resume.read_at
         while True:
             chunk = await self._run(partial(self._changes_chunk, low, low_key))
             if chunk.last is not None:
@@ -260,7 +264,7 @@ class SqlConnector(Connector[SqlSettings]):
                 # A stamp in the future (a skewed clock) must not carry the cursor past rows that
                 # are stamped correctly later on: cap it at the read's start and re-read from there.
                 watermark = capped(low, started)
-                cursor = changes_cursor(watermark, low_key if watermark == low else None)
+                cursor = changes_cursor(watermark, low_key if watermark == low else None, started)
             yield Page(chunk.records, cursor)
             if not chunk.more:
                 return

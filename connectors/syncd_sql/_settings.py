@@ -51,8 +51,10 @@ class SqlSettings(ConnectorConfig):
         default=2.0,
         ge=0,
         le=86_400,
-        description="Incremental reads re-read rows stamped this long before the cursor, to catch "
-        "rows committed late with an older updated_at. Raise it if your writers hold long transactions.",
+        description="The longest a writer takes between stamping updated_at and committing: incremental "
+        "reads re-read rows stamped this long before the previous read began, to catch rows committed "
+        "late with an older stamp. Raise it if your writers hold long transactions (or stamp rows with "
+        "a clock behind this machine's).",
     )
     busy_timeout_seconds: float = Field(
         default=5.0,

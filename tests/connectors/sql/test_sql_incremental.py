@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sql_helpers import AppDb, ConnectorFactory, read_pages, record_ids, stamp
 
-from syncd.connector import Page
+from syncd.connector import Cursor, Page
 from syncd_sql import SqlConnector
 
 
@@ -15,12 +15,24 @@ def live_ids(app_db: AppDb) -> set[str]:
     return {str(row["id"]) for row in app_db.query("SELECT id FROM users")}
 
 
-async def test_full_listing_cursor_holds_the_newest_stamp_seen_at_the_start(
+def without_read_time(cursor: Cursor | None) -> dict[str, object]:
+    assert cursor is not None
+    return {k: v for k, v in cursor.items() if k != "read_at"}
+
+
+async def test_full_listing_cursor_holds_the_newest_stamp_seen_and_when_the_listing_began(
     tracked: SqlConnector, app_db: AppDb
 ) -> None:
     app_db.add_users(5)
+    before = datetime.now(UTC).replace(microsecond=0)
     pages = await read_pages(tracked, None)
-    assert pages[-1].cursor == {"updated_at": stamp(5), "pk": None}
+    after = datetime.now(UTC)
+    cursor = pages[-1].cursor
+    assert without_read_time(cursor) == {"updated_at": stamp(5), "pk": None}
+    assert cursor is not None
+    # In the column's own style (here SQLite's CURRENT_TIMESTAMP: seconds, naive UTC).
+    read_at = datetime.fromisoformat(str(cursor["read_at"])).replace(tzinfo=UTC)
+    assert before <= read_at <= after
 
 
 async def test_incremental_read_returns_rows_changed_after_the_cursor_and_not_old_ones(
@@ -30,10 +42,34 @@ async def test_incremental_read_returns_rows_changed_after_the_cursor_and_not_ol
     cursor = (await read_pages(tracked, None))[-1].cursor
     app_db.execute("UPDATE users SET name = 'Changed', updated_at = ? WHERE id = 3", [stamp(30, minute=5)])
     pages = await read_pages(tracked, cursor)
-    # rows 38-40 are within the 2 s overlap before the watermark (10:00:40): repeats, not skips
-    assert record_ids(pages) == ["38", "39", "40", "3"]
-    assert pages[-1].cursor == {"updated_at": stamp(30, minute=5), "pk": 3}
+    # The listing began long after the watermark (10:00:40): no writer can still commit a row
+    # stamped before it, so only the rows stamped exactly then are read again (a listing's
+    # cursor does not know their keys), not the 2 s of overlap before it.
+    assert record_ids(pages) == ["40", "3"]
+    assert without_read_time(pages[-1].cursor) == {"updated_at": stamp(30, minute=5), "pk": 3}
     assert not any(page.complete for page in pages)
+
+
+async def test_a_read_begun_within_the_overlap_of_its_watermark_repeats_the_rows_stamped_in_it(
+    tracked: SqlConnector, app_db: AppDb
+) -> None:
+    app_db.add_users(40)
+    app_db.execute("UPDATE users SET name = 'Changed', updated_at = ? WHERE id = 3", [stamp(30, minute=5)])
+    # The read that saw 10:00:40 began at 10:00:41: a writer may still commit a row stamped
+    # from 10:00:39 on (2 s of overlap), so rows 39 and 40 are read again, not skipped.
+    cursor = {"updated_at": stamp(40), "pk": 40, "read_at": stamp(41)}
+    assert record_ids(await read_pages(tracked, cursor)) == ["39", "40", "3"]
+    # Begun 2 s or more after it: the watermark holds, strictly after (10:00:40, 40).
+    settled = {"updated_at": stamp(40), "pk": 40, "read_at": stamp(42)}
+    assert record_ids(await read_pages(tracked, settled)) == ["3"]
+    # Without the read's start (a cursor saved by an older version), the window counts back
+    # from the watermark, as it always did.
+    assert record_ids(await read_pages(tracked, {"updated_at": stamp(40), "pk": 40})) == [
+        "38",
+        "39",
+        "40",
+        "3",
+    ]
 
 
 async def test_incremental_read_with_nothing_new_keeps_the_watermark(
@@ -115,9 +151,9 @@ async def test_late_row_with_an_older_timestamp_inside_the_overlap_is_returned(
 ) -> None:
     app_db.add_users(10)
     app_db.execute("UPDATE users SET updated_at = ? WHERE id = 10", [stamp(0, minute=1)])
-    cursor = (await read_pages(tracked, None))[-1].cursor
-    assert cursor == {"updated_at": stamp(0, minute=1), "pk": None}
-    # A slower writer commits a row stamped 1.5 s before the watermark, after our read.
+    # The read that saw 10:01:00 began then.
+    cursor = {"updated_at": stamp(0, minute=1), "pk": None, "read_at": stamp(0, minute=1)}
+    # A slower writer commits a row stamped 1.5 s before the read began, after it.
     app_db.execute(
         "INSERT INTO users (id, email, updated_at) VALUES (500, 'slow@example.com', ?)",
         ["2024-01-01 10:00:58.5"],
@@ -132,7 +168,9 @@ async def test_wider_overlap_catches_writers_that_commit_later(
     app_db.execute("UPDATE users SET updated_at = ? WHERE id = 10", [stamp(0, minute=2)])
     narrow = connect(updated_at="updated_at")
     wide = connect(updated_at="updated_at", overlap_seconds=90)
-    cursor = (await read_pages(narrow, None))[-1].cursor
+    # The table was quiet for 20 s when the read began (10:02:20); a writer whose transaction
+    # stamped its row at 10:01:30 commits after that read.
+    cursor = {"updated_at": stamp(0, minute=2), "pk": 10, "read_at": stamp(20, minute=2)}
     app_db.execute(
         "INSERT INTO users (id, email, updated_at) VALUES (500, 'slow@example.com', ?)", [stamp(30, 1)]
     )
@@ -192,8 +230,13 @@ async def test_epoch_integer_column_reads_incrementally_with_the_overlap_in_seco
         "INSERT INTO events (what, changed) VALUES (?, ?)", [("a", 1_700_000_000), ("b", 1_700_000_010)]
     )
     connector = connect(table="events", updated_at="changed")
-    cursor = (await read_pages(connector, None, obj="events"))[-1].cursor
-    assert cursor == {"updated_at": 1_700_000_010, "pk": None}
+    listed = (await read_pages(connector, None, obj="events"))[-1].cursor
+    assert without_read_time(listed) == {"updated_at": 1_700_000_010, "pk": None}
+    assert listed is not None
+    assert isinstance(listed["read_at"], int), "the read's start in the column's style: epoch seconds"
+    assert abs(listed["read_at"] - datetime.now(UTC).timestamp()) < 600
+    # As if that listing had begun at the watermark: 2 s of overlap before it.
+    cursor = {**listed, "read_at": 1_700_000_010}
     app_db.execute("INSERT INTO events (what, changed) VALUES ('late', 1700000009)")
     app_db.execute("INSERT INTO events (what, changed) VALUES ('old', 1700000005)")
     pages = await read_pages(connector, cursor, obj="events")
@@ -254,7 +297,7 @@ async def test_unreadable_cursor_falls_back_to_a_full_relisting(
     assert record_ids(pages) == ["1", "2", "3", "4", "5"]
     assert pages[-1].complete
     assert not any(page.complete for page in pages[:-1])
-    assert pages[-1].cursor == {"updated_at": stamp(5), "pk": None}
+    assert without_read_time(pages[-1].cursor) == {"updated_at": stamp(5), "pk": None}
 
 
 async def test_cursor_round_trips_through_json(tracked: SqlConnector, app_db: AppDb) -> None:
