@@ -2,8 +2,12 @@
 
     python -m benchmarks._cycles CONFIG [--cycles N] [--until-quiet]
 
-Runs in its own process so the parent can read this process's peak memory (``os.wait4``) without
-counting its own. ``--until-quiet`` stops after the first cycle that writes nothing.
+Runs in its own process so that its peak memory is syncd's alone: it prints
+``{"cycles": [...], "peak_rss_kib": N}``, N being this process image's high-water mark
+(``VmHWM``). The parent's ``ru_maxrss`` of the child would not do: Linux carries that figure
+across ``exec``, so it counts the parent's memory at the fork (a 1M-row benchmark parent that
+had just read both tables for its floor reported 736 MiB for a sync that never passed 110).
+``--until-quiet`` stops after the first cycle that writes nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +52,18 @@ async def cycles(config: Path, count: int, until_quiet: bool) -> list[dict[str, 
     return out
 
 
+def peak_rss_kib() -> int | None:
+    """This process image's resident high-water mark in KiB (Linux), or None where unknown."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("config", type=Path)
@@ -55,7 +71,7 @@ def main() -> int:
     parser.add_argument("--until-quiet", action="store_true")
     args = parser.parse_args()
     result = asyncio.run(cycles(args.config, args.cycles, args.until_quiet))
-    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.write(json.dumps({"cycles": result, "peak_rss_kib": peak_rss_kib()}) + "\n")
     return 0
 
 

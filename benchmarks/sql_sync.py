@@ -183,7 +183,8 @@ def run_cycles(config: Path, *, cycles: int = 1, until_quiet: bool = False) -> d
         assert child.stdout is not None
         out = child.stdout.read()
         child.stdout.close()
-        # wait4 (not wait) returns this child's own rusage: ru_maxrss is its high-water mark, KiB.
+        # wait4 (not wait) returns this child's own rusage; its ru_maxrss counts what the
+        # parent held at the fork too, so the child's own high-water mark is used where known.
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
@@ -191,10 +192,12 @@ def run_cycles(config: Path, *, cycles: int = 1, until_quiet: bool = False) -> d
             errors.seek(0)
             text = errors.read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"sync child exited with {child.returncode}: {text}")
+    report = json.loads(out)
+    peak_kib = report["peak_rss_kib"] if report["peak_rss_kib"] is not None else usage.ru_maxrss
     return {
         "seconds": round(seconds, 3),
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-        "cycles": json.loads(out),
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "cycles": report["cycles"],
     }
 
 
