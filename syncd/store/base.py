@@ -16,7 +16,7 @@ receipts) are typed dictionaries, so they serialise to JSON as they are; the eng
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Concatenate, NotRequired, ParamSpec, Protocol, TypedDict, TypeVar
@@ -248,6 +248,10 @@ class Links(Protocol):
     def drop_links(self, ids: Iterable[int]) -> None: ...
     def mark_seen(self, sync: str, app: str, remote_ids: Sequence[str], run_id: int) -> None: ...
     def count_links(self, sync: str, app: str) -> int: ...
+    def count_links_listed(self, sync: str, app: str, remote_ids: Collection[str]) -> int:
+        """How many of the app's links have one of ``remote_ids`` (distinct ids)."""
+        ...
+
     def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]: ...
     def count_unseen(self, sync: str, app: str, run_id: int) -> int: ...
 

@@ -17,7 +17,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -526,6 +526,13 @@ class Store:
 
     def count_links(self, sync: str, app: str) -> int:
         return int(self._q("SELECT count(*) n FROM links WHERE sync = ? AND app = ?", (sync, app))[0]["n"])
+
+    def count_links_listed(self, sync: str, app: str, remote_ids: Collection[str]) -> int:
+        # One pass over the app's remote ids (served by the unique index), checked in memory:
+        # no statement per id, and nothing written.
+        listed = remote_ids if isinstance(remote_ids, set | frozenset) else set(remote_ids)
+        rows = self.conn.execute("SELECT remote_id FROM links WHERE sync = ? AND app = ?", (sync, app))
+        return sum(1 for (remote_id,) in rows if remote_id in listed)
 
     def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]:
         rows = self._q(

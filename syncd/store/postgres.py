@@ -42,7 +42,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
@@ -542,6 +542,13 @@ class PgStore:
         return int(
             self._q("SELECT count(*) AS n FROM links WHERE sync = %s AND app = %s", (sync, app))[0]["n"]
         )
+
+    def count_links_listed(self, sync: str, app: str, remote_ids: Collection[str]) -> int:
+        # Each id a probe of the unique index (as mark_seen does), nothing written.
+        if not remote_ids:
+            return 0
+        sql = "SELECT count(*) AS n FROM links WHERE sync = %s AND app = %s AND remote_id = ANY(%s::text[])"
+        return int(self._q(sql, (sync, app, list(remote_ids)))[0]["n"])
 
     def unseen_links(self, sync: str, app: str, run_id: int, limit: int) -> list[Link]:
         rows = self._q(

@@ -357,6 +357,16 @@ class StoreContract:
         assert store.count_unseen("people", "crm", 4) == 3
         assert [x.remote_id for x in store.unseen_links("people", "crm", 4, 2)] == ["r0", "r1"]
 
+    def test_links_listed_are_counted_by_remote_id_within_one_app(self, store: StateStore) -> None:
+        ids = [store.new_entity("people", f"k{i}").id for i in range(4)]
+        store.save_links("people", [Link(None, i, "crm", f"r{n}") for n, i in enumerate(ids[:3])])
+        store.save_links("people", [Link(None, ids[3], "mail", "r0")])
+        assert store.count_links_listed("people", "crm", {"r0", "r2", "r9"}) == 2
+        assert store.count_links_listed("people", "crm", ["r0", "r1", "r2"]) == 3
+        assert store.count_links_listed("people", "crm", set()) == 0
+        assert store.count_links_listed("people", "mail", {"r0", "r1"}) == 1
+        assert store.count_links_listed("others", "crm", {"r0"}) == 0
+
     # -- runs and cursors ----------------------------------------------------------------------
 
     def test_runs_cursors_and_pruning(self, store: StateStore) -> None:
