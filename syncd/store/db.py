@@ -77,6 +77,25 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _outbox_row(intent: NewIntent, stamp: str) -> tuple[Any, ...]:
+    """The ``outbox`` row of a new intent, as ``_ENQUEUE`` (and the PostgreSQL backend) insert it."""
+    key, sync, app, obj, op, entity_id, remote_id, values, payload, expected = intent
+    return (
+        key,
+        sync,
+        app,
+        obj,
+        op,
+        entity_id,
+        remote_id,
+        _dumps(values),
+        _dumps(payload),
+        expected,
+        stamp,
+        stamp,
+    )
+
+
 #: A run of 19+ digits: maybe an integer past 64 bits, which orjson would read back as a float.
 #: Found by mapping every ASCII digit to "0" and everything else to " " (bytes.translate, in C):
 #: a regex search over every stored JSON text cost more than parsing it.
@@ -800,23 +819,7 @@ class Store:
         stamp = now_iso()
         items = list(intents)
         supersede = [(stamp, entity_id, app, op, key) for key, _, app, _, op, entity_id, *_ in items]
-        rows = [
-            (
-                key,
-                sync,
-                app,
-                obj,
-                op,
-                entity_id,
-                remote_id,
-                _dumps(values),
-                _dumps(payload),
-                expected,
-                stamp,
-                stamp,
-            )
-            for key, sync, app, obj, op, entity_id, remote_id, values, payload, expected in items
-        ]
+        rows = [_outbox_row(intent, stamp) for intent in items]
         if len({(entity_id, app, op) for _, entity_id, app, op, _ in supersede}) == len(items):
             # Each intent is for another entity, app and op (a plan's batch): no intent of the
             # call supersedes another, so all supersedes then all inserts is the same as the

@@ -79,6 +79,7 @@ from .db import (
     _dumps,
     _fence,
     _loads,
+    _outbox_row,
     _where,
     hash_with_salt,
     now_iso,
@@ -843,7 +844,8 @@ class PgStore:
     def enqueue(self, intents: Iterable[NewIntent]) -> int:
         stamp = now_iso()
         n = 0
-        for key, sync, app, obj, op, entity_id, remote_id, values, payload, expected in intents:
+        for intent in intents:
+            key, _, app, _, op, entity_id, *_ = intent
             self._x(
                 f"UPDATE outbox SET status = 'superseded', updated_at = %s{_FORGET[True]} "
                 "WHERE entity_id = %s AND app = %s AND op = %s AND status = 'pending' AND key != %s",
@@ -853,20 +855,7 @@ class PgStore:
                 'INSERT INTO outbox (key, sync, app, object, op, entity_id, remote_id, "values", payload, '
                 "expected_version, status, created_at, updated_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s) ON CONFLICT (key) DO NOTHING",
-                (
-                    key,
-                    sync,
-                    app,
-                    obj,
-                    op,
-                    entity_id,
-                    remote_id,
-                    _dumps(values),
-                    _dumps(payload),
-                    expected,
-                    stamp,
-                    stamp,
-                ),
+                _outbox_row(intent, stamp),
             )
         return n
 
