@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,6 +36,10 @@ from ._values import db_value
 WriteKind = Literal["create", "update", "delete", "erase"]
 
 _SAVEPOINT = "syncd_item"
+
+
+class _ItemRefused(Exception):
+    """An item failed on its own data while the batch was written whole."""
 
 
 class _TransactionLost(Exception):
@@ -88,6 +93,26 @@ class BatchWriter:
                 # Replay the batch without the item that took the transaction down with it.
                 failed[lost.index] = lost.error
 
+    @contextmanager
+    def _transaction(self, conn: DbConnection) -> Iterator[None]:
+        """One attempt at the batch: committed (and the timestamp styles it learnt kept) if the
+        block ends normally, rolled back if anything escapes it."""
+        self._styles = dict(self._known)
+        self._learnt.clear()
+        self.dialect.begin_write(conn)
+        try:
+            yield
+            conn.execute("COMMIT")
+            self._known.update(self._learnt)
+        except BaseException:
+            if self.dialect.in_transaction(conn):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _item_error(self, exc: Exception) -> ConnectorError | None:
+        """The error to report for an item that failed on its own data; None for anything else."""
+        return exc if isinstance(exc, PermanentError) else self.dialect.item_error(exc)
+
     def _attempt_whole(
         self,
         conn: DbConnection,
@@ -97,28 +122,19 @@ class BatchWriter:
         """The batch in one transaction without a savepoint per item (three statements fewer per
         row). None, with nothing written, if any item fails on its own data: the batch is then
         written item by item, each in its savepoint, so only that item fails."""
-        self._styles = dict(self._known)
-        self._learnt.clear()
         results: list[WriteResult] = []
-        self.dialect.begin_write(conn)
         try:
-            for item in items:
-                try:
-                    record = operation(conn, item)
-                except Exception as exc:
-                    error = exc if isinstance(exc, PermanentError) else self.dialect.item_error(exc)
-                    if error is None:
-                        raise
-                    if self.dialect.in_transaction(conn):
-                        conn.execute("ROLLBACK")
-                    return None
-                results.append(WriteResult(item.key, record=record))
-            conn.execute("COMMIT")
-            self._known.update(self._learnt)
-        except BaseException:
-            if self.dialect.in_transaction(conn):
-                conn.execute("ROLLBACK")
-            raise
+            with self._transaction(conn):
+                for item in items:
+                    try:
+                        record = operation(conn, item)
+                    except Exception as exc:
+                        if self._item_error(exc) is None:
+                            raise
+                        raise _ItemRefused from exc
+                    results.append(WriteResult(item.key, record=record))
+        except _ItemRefused:
+            return None
         return results
 
     def _attempt(
@@ -128,11 +144,8 @@ class BatchWriter:
         items: Sequence[WriteItem],
         failed: Mapping[int, ConnectorError],
     ) -> list[WriteResult]:
-        self._styles = dict(self._known)
-        self._learnt.clear()
         results: list[WriteResult] = []
-        self.dialect.begin_write(conn)
-        try:
+        with self._transaction(conn):
             for index, item in enumerate(items):
                 if index in failed:
                     results.append(WriteResult(item.key, error=failed[index]))
@@ -141,7 +154,7 @@ class BatchWriter:
                 try:
                     record = operation(conn, item)
                 except Exception as exc:
-                    error = exc if isinstance(exc, PermanentError) else self.dialect.item_error(exc)
+                    error = self._item_error(exc)
                     if error is None:
                         raise
                     if not self.dialect.in_transaction(conn):
@@ -152,12 +165,6 @@ class BatchWriter:
                 else:
                     conn.execute(f"RELEASE {_SAVEPOINT}")
                     results.append(WriteResult(item.key, record=record))
-            conn.execute("COMMIT")
-            self._known.update(self._learnt)
-        except BaseException:
-            if self.dialect.in_transaction(conn):
-                conn.execute("ROLLBACK")
-            raise
         return results
 
     # -- operations ----------------------------------------------------------------------------
