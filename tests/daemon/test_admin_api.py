@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import structlog
 from openapi_spec_validator import validate
 
@@ -29,6 +30,18 @@ def _served_routes(daemon: Daemon, *, pages: bool = False) -> set[tuple[str, str
         if is_page(path) == pages:
             out.add((route.method.lower(), path))
     return out
+
+
+async def _ids_paged_back(http: httpx.AsyncClient, *, limit: int) -> list[int]:
+    """Every change-log entry id, read ``limit`` at a time through ``before=`` paging."""
+    seen: list[int] = []
+    params: dict[str, int] = {"limit": limit}
+    while True:
+        page = (await http.get("/api/changelog", params=params)).json()
+        seen += [e["id"] for e in page["entries"]]
+        if page["next_before"] is None:
+            return seen
+        params = {"limit": limit, "before": page["next_before"]}
 
 
 async def test_openapi_document_is_valid_and_lists_every_served_route(daemon: Daemon, client: Client) -> None:
@@ -138,15 +151,7 @@ async def test_changelog_pages_backwards_without_gaps_or_repeats(daemon: Daemon,
         assert ids == sorted(ids, reverse=True)
         assert len(ids) >= 5
 
-        seen: list[int] = []
-        params: dict[str, int] = {"limit": 2}
-        while True:
-            page = (await http.get("/api/changelog", params=params)).json()
-            seen += [e["id"] for e in page["entries"]]
-            if page["next_before"] is None:
-                break
-            params = {"limit": 2, "before": page["next_before"]}
-        assert seen == ids
+        assert await _ids_paged_back(http, limit=2) == ids
         assert (await http.get("/api/changelog", params={"limit": 0})).status_code == 400
         assert (await http.get("/api/changelog", params={"before": "abc"})).status_code == 400
 
@@ -291,12 +296,4 @@ async def test_changelog_pages_backwards_past_rows_holding_folded_entries(
         everything = (await http.get("/api/changelog", params={"limit": 1000})).json()["entries"]
         ids = [e["id"] for e in everything]
         assert len(set(ids)) < len(ids)  # folded entries share their row's id
-        seen: list[int] = []
-        params: dict[str, int] = {"limit": 2}
-        while True:
-            page = (await http.get("/api/changelog", params=params)).json()
-            seen += [e["id"] for e in page["entries"]]
-            if page["next_before"] is None:
-                break
-            params = {"limit": 2, "before": page["next_before"]}
-        assert seen == ids
+        assert await _ids_paged_back(http, limit=2) == ids
