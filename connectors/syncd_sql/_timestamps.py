@@ -113,11 +113,6 @@ class TimestampStyle:
             text += "." + f"{local.microsecond:06d}".ljust(self.digits, "0")[: self.digits]
         return text + self.zone
 
-    def shifted(self, value: Stamp, delta: timedelta) -> Stamp | None:
-        """``value`` moved by ``delta``, in this style; None if ``value`` does not parse."""
-        moment = parse_timestamp(value)
-        return None if moment is None else self.format(moment + delta)
-
     def after(self, previous: object, now: datetime) -> Stamp:
         """``now`` in this style, or the next instant after ``previous`` if that is not later.
 

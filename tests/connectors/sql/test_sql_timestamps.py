@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncd_sql._cursor import Resume
 from syncd_sql._timestamps import TimestampStyle, capped, parse_timestamp
 
 MOMENT = datetime(2024, 5, 1, 10, 0, 7, 123456, tzinfo=UTC)
@@ -69,10 +70,13 @@ def test_stamp_after_a_future_value_steps_past_it_instead_of_going_back() -> Non
     assert TimestampStyle("epoch_millis").after(4_102_444_800_000, MOMENT) == 4_102_444_800_001
 
 
-def test_shifting_truncates_towards_the_past_so_an_overlap_never_shrinks() -> None:
-    style = TimestampStyle("iso", "T", 3, "Z")
-    assert style.shifted("2024-05-01T10:00:07.999Z", -timedelta(seconds=2)) == "2024-05-01T10:00:05.999Z"
-    assert TimestampStyle("epoch_seconds").shifted(1_714_557_607, -timedelta(seconds=2.5)) == 1_714_557_604
+def test_an_overlap_bound_truncates_towards_the_past_so_the_window_never_shrinks() -> None:
+    overlap = timedelta(seconds=2.5)
+    iso = Resume("2024-05-01T10:00:07.999Z", 9, read_at="2024-05-01T10:00:08.000Z")
+    assert iso.lower_bound(overlap) == ("2024-05-01T10:00:05.500Z", None)
+    assert Resume(1_714_557_607, 9).lower_bound(overlap) == (1_714_557_604, None)
+    # Read 2 s after the watermark at one-second precision: still inside a 2.5 s window.
+    assert Resume(1_714_557_607, 9, read_at=1_714_557_609).lower_bound(overlap) == (1_714_557_606, None)
 
 
 def test_cap_brings_a_future_value_back_to_the_limit_in_its_own_style() -> None:
